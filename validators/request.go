@@ -1,0 +1,125 @@
+// Package validators holds the webhook conditions of caddy-valohai as pure Go:
+// each condition is a function of a Request that returns nil or a
+// *Rejection. Nothing here imports Caddy, so every condition is tested alone.
+package validators
+
+import (
+	"encoding/json"
+	"mime"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// Request is what every condition sees of one webhook: the raw body read
+// once (signatures are always computed over these bytes), the headers and
+// query, and lazily decoded views of the body that are computed at most once
+// and shared by every condition and the launch.
+type Request struct {
+	Method     string
+	Host       string
+	Path       string
+	URL        string // full request URL as the sender addressed it (scheme://host/path?query)
+	Header     http.Header
+	Query      url.Values
+	Body       []byte
+	RemoteAddr string
+	// Now is the clock used by time-based conditions; nil means time.Now.
+	Now func() time.Time
+
+	// JWTClaims holds the verified claims of a webhook_jwt condition, or nil.
+	JWTClaims map[string]any
+
+	jsonOnce  sync.Once
+	jsonValue any
+	jsonOK    bool
+
+	formOnce sync.Once
+	form     url.Values
+}
+
+// Clock returns the current time from Now, or time.Now when Now is nil.
+func (r *Request) Clock() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// MediaType is the body's media type without parameters ("" when absent or
+// malformed).
+func (r *Request) MediaType() string {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return ""
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return ""
+	}
+	return mt
+}
+
+// IsForm reports whether the body is an URL-encoded form (Slack slash
+// commands, some labeling tools).
+func (r *Request) IsForm() bool {
+	return r.MediaType() == "application/x-www-form-urlencoded"
+}
+
+// JSON returns the body decoded as a JSON value (map[string]any, []any,
+// string, float64, bool or nil) and whether it was valid JSON. Decoded once.
+func (r *Request) JSON() (any, bool) {
+	r.jsonOnce.Do(func() {
+		if len(r.Body) == 0 || !gjson.ValidBytes(r.Body) {
+			return
+		}
+		var v any
+		if err := json.Unmarshal(r.Body, &v); err == nil {
+			r.jsonValue, r.jsonOK = v, true
+		}
+	})
+	return r.jsonValue, r.jsonOK
+}
+
+// JSONPath looks a gjson path up in the raw body, without decoding it whole.
+func (r *Request) JSONPath(path string) gjson.Result {
+	return gjson.GetBytes(r.Body, path)
+}
+
+// Form returns the body parsed as an URL-encoded form, or an empty set when
+// the body is not a form. Parsed once.
+func (r *Request) Form() url.Values {
+	r.formOnce.Do(func() {
+		r.form = url.Values{}
+		if !r.IsForm() {
+			return
+		}
+		if v, err := url.ParseQuery(string(r.Body)); err == nil {
+			r.form = v
+		}
+	})
+	return r.form
+}
+
+// Field returns a top-level field of the body: a JSON object's member (its
+// string value, or its JSON text for other types) or a form field.
+func (r *Request) Field(name string) (string, bool) {
+	if r.IsForm() {
+		vals, ok := r.Form()[name]
+		if !ok || len(vals) == 0 {
+			return "", false
+		}
+		return vals[0], true
+	}
+	res := gjson.GetBytes(r.Body, gjson.Escape(name))
+	if !res.Exists() {
+		return "", false
+	}
+	if res.Type == gjson.String {
+		return res.Str, true
+	}
+	return res.Raw, true
+}
