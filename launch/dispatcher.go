@@ -1,0 +1,333 @@
+package launch
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Performer sends one action to Valohai. *Client is the real one.
+type Performer interface {
+	Perform(ctx context.Context, a *Action) (*ActionResult, error)
+}
+
+// RetryPolicy bounds how a run's failing action is retried.
+type RetryPolicy struct {
+	Attempts int           // total tries of one action, first included
+	First    time.Duration // backoff before the second try
+	Max      time.Duration // cap of the backoff
+}
+
+// DefaultRetry is SPEC.md's `retry 12 1s 10m`.
+var DefaultRetry = RetryPolicy{Attempts: 12, First: time.Second, Max: 10 * time.Minute}
+
+// Backoff is the wait before try number attempt+1 (attempt >= 1): exponential
+// from First, capped at Max, with jitter in [d/2, d] so that runs failing
+// together do not retry in lockstep. A Retry-After from Valohai wins when
+// it is longer.
+func (p RetryPolicy) Backoff(attempt int, retryAfter time.Duration) time.Duration {
+	d := p.First
+	for i := 1; i < attempt && d < p.Max; i++ {
+		d *= 2
+	}
+	if d > p.Max {
+		d = p.Max
+	}
+	if d > 0 {
+		d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	}
+	if retryAfter > d {
+		d = retryAfter
+	}
+	return d
+}
+
+// Dispatcher runs the actions of stored runs against Valohai. A submitted run
+// is stored (durably, with its payload) and queued before Submit returns, and
+// then started at once in this process; the queue lease keeps other workers
+// (here or on another instance sharing the store) away from it until the
+// lease runs out, which is what hands a dead instance's runs to a live one.
+type Dispatcher struct {
+	Store     Store
+	Performer Performer
+	Logger    *zap.Logger
+	Retry     RetryPolicy
+	// Workers is how many goroutines poll the queue for due runs (retries,
+	// runs of dead instances).
+	Workers int
+	// Lease is how long a claimed run stays invisible to other workers. It
+	// must exceed the time one pass over a run's actions may take.
+	Lease time.Duration
+	// Poll is how often idle workers look at the queue.
+	Poll time.Duration
+	// OnFinal is called once when a run reaches a final status.
+	OnFinal func(run *Run)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{}
+	wake    chan struct{}
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	ctx     context.Context
+}
+
+func (d *Dispatcher) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+// Start launches the queue workers. Stop ends them.
+func (d *Dispatcher) Start() {
+	if d.Logger == nil {
+		d.Logger = zap.NewNop()
+	}
+	if d.Lease <= 0 {
+		d.Lease = 2 * time.Minute
+	}
+	if d.Poll <= 0 {
+		d.Poll = time.Second
+	}
+	if d.Retry.Attempts <= 0 {
+		d.Retry = DefaultRetry
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.wake = make(chan struct{}, 1)
+	d.mu.Lock()
+	if d.waiters == nil {
+		d.waiters = map[string][]chan struct{}{}
+	}
+	d.mu.Unlock()
+	for i := 0; i < max(d.Workers, 1); i++ {
+		d.wg.Add(1)
+		go d.worker()
+	}
+}
+
+// Stop ends the workers and waits for runs in progress to reach a stored
+// state; queued runs stay in the store for the next start.
+func (d *Dispatcher) Stop() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
+}
+
+// Submit stores run (with payload) durably and queues it, then starts it in
+// the background. When Submit returns nil the run can no longer be lost.
+func (d *Dispatcher) Submit(ctx context.Context, run *Run, payload *Payload) error {
+	now := d.now()
+	run.CreatedAt, run.UpdatedAt = now, now
+	run.Status = StatusPending
+	for i := range run.Actions {
+		if run.Actions[i].State == "" {
+			run.Actions[i].State = ActionPending
+		}
+	}
+	// Leased to this instance from birth: started right here, picked up by
+	// any worker only if this instance dies before finishing it.
+	run.NextAttemptAt = now.Add(d.Lease)
+	if err := d.Store.CreateRun(ctx, run, payload); err != nil {
+		return err
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.process(run.ID)
+	}()
+	return nil
+}
+
+// Wait blocks until the run is final, timeout passes or ctx ends, and returns
+// the run as stored then.
+func (d *Dispatcher) Wait(ctx context.Context, runID string, timeout time.Duration) (*Run, error) {
+	ch := make(chan struct{})
+	d.mu.Lock()
+	d.waiters[runID] = append(d.waiters[runID], ch)
+	d.mu.Unlock()
+	defer d.dropWaiter(runID, ch)
+
+	run, err := d.Store.GetRun(ctx, runID)
+	if err != nil || run.Status.Final() || timeout <= 0 {
+		return run, err
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return d.Store.GetRun(context.WithoutCancel(ctx), runID)
+}
+
+func (d *Dispatcher) dropWaiter(runID string, ch chan struct{}) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	list := d.waiters[runID]
+	for i, c := range list {
+		if c == ch {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(d.waiters, runID)
+	} else {
+		d.waiters[runID] = list
+	}
+}
+
+func (d *Dispatcher) notify(runID string) {
+	d.mu.Lock()
+	list := d.waiters[runID]
+	delete(d.waiters, runID)
+	d.mu.Unlock()
+	for _, c := range list {
+		close(c)
+	}
+}
+
+// Retry makes a final run with failed actions pending again (failed actions
+// get a fresh set of attempts) and starts it.
+func (d *Dispatcher) RetryRun(ctx context.Context, runID string) (*Run, error) {
+	run, err := d.Store.GetRun(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	if !run.Status.Final() {
+		return run, errors.New("run is still pending")
+	}
+	for i := range run.Actions {
+		if run.Actions[i].State == ActionFailed {
+			run.Actions[i].State = ActionPending
+			run.Actions[i].Attempts = 0
+		}
+	}
+	run.Refresh()
+	run.Notified = false
+	run.UpdatedAt = d.now()
+	run.NextAttemptAt = d.now()
+	if err := d.Store.UpdateRun(ctx, run); err != nil {
+		return nil, err
+	}
+	if err := d.Store.RequeueRun(ctx, runID, d.now()); err != nil {
+		return nil, err
+	}
+	d.kick()
+	return run, nil
+}
+
+func (d *Dispatcher) kick() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Dispatcher) worker() {
+	defer d.wg.Done()
+	t := time.NewTicker(d.Poll)
+	defer t.Stop()
+	for {
+		for {
+			if d.ctx.Err() != nil {
+				return
+			}
+			id, ok, err := d.Store.ClaimRun(d.ctx, d.now(), d.Lease)
+			if err != nil {
+				if d.ctx.Err() == nil {
+					d.Logger.Warn("claiming a queued run failed", zap.Error(err))
+				}
+				break
+			}
+			if !ok {
+				break
+			}
+			d.process(id)
+		}
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-t.C:
+		case <-d.wake:
+		}
+	}
+}
+
+// process sends the run's pending actions in order. Progress is stored after
+// every action, so an action Valohai accepted is never sent again.
+func (d *Dispatcher) process(runID string) {
+	ctx := context.WithoutCancel(d.ctx)
+	run, err := d.Store.GetRun(ctx, runID)
+	if err != nil {
+		d.Logger.Error("loading a queued run failed", zap.String("run_id", runID), zap.Error(err))
+		return
+	}
+	for i := range run.Actions {
+		a := &run.Actions[i]
+		if a.State != ActionPending {
+			continue
+		}
+		if d.ctx.Err() != nil {
+			// Shutting down: leave the rest to the next start.
+			_ = d.Store.RequeueRun(ctx, runID, d.now())
+			return
+		}
+		a.Attempts++
+		// Not d.ctx: a call in flight when Caddy stops or reloads is let
+		// finish (bounded by the client's timeout), so its outcome is stored
+		// and the action is not sent twice.
+		res, err := d.Performer.Perform(ctx, a)
+		switch {
+		case err == nil:
+			a.State, a.Result, a.LastError = ActionDone, res, ""
+		case Retryable(err) && a.Attempts < d.Retry.Attempts:
+			a.LastError = err.Error()
+			var ra time.Duration
+			var apiErr *APIError
+			if errors.As(err, &apiErr) {
+				ra = apiErr.RetryAfter
+			}
+			run.UpdatedAt = d.now()
+			run.NextAttemptAt = run.UpdatedAt.Add(d.Retry.Backoff(a.Attempts, ra))
+			d.Logger.Info("valohai call failed, will retry",
+				zap.String("run_id", runID), zap.String("action", string(a.Kind)),
+				zap.Int("attempt", a.Attempts), zap.Time("next_attempt", run.NextAttemptAt), zap.Error(err))
+			if err := d.Store.UpdateRun(ctx, run); err != nil {
+				d.Logger.Error("storing run progress failed", zap.String("run_id", runID), zap.Error(err))
+			}
+			if err := d.Store.RequeueRun(ctx, runID, run.NextAttemptAt); err != nil {
+				d.Logger.Error("requeueing run failed", zap.String("run_id", runID), zap.Error(err))
+			}
+			return
+		default:
+			a.State, a.LastError = ActionFailed, err.Error()
+			d.Logger.Warn("valohai action failed for good",
+				zap.String("run_id", runID), zap.String("action", string(a.Kind)), zap.Error(err))
+		}
+		run.UpdatedAt = d.now()
+		if err := d.Store.UpdateRun(ctx, run); err != nil {
+			d.Logger.Error("storing run progress failed", zap.String("run_id", runID), zap.Error(err))
+		}
+	}
+	run.Refresh()
+	run.UpdatedAt = d.now()
+	if err := d.Store.UpdateRun(ctx, run); err != nil {
+		d.Logger.Error("storing run failed", zap.String("run_id", runID), zap.Error(err))
+	}
+	if err := d.Store.CompleteRun(ctx, runID); err != nil {
+		d.Logger.Error("removing run from queue failed", zap.String("run_id", runID), zap.Error(err))
+	}
+	if d.OnFinal != nil {
+		d.OnFinal(run)
+	}
+	d.notify(runID)
+}
