@@ -1,0 +1,25 @@
+package store
+
+import bolt "go.etcd.io/bbolt"
+
+// BucketLen counts the keys of one of the store's buckets, for tests that
+// check housekeeping (caps and pruning) rather than behaviour.
+func (b *Bolt) BucketLen(name string) int {
+	var n int
+	b.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket([]byte(name)).Stats().KeyN
+		return nil
+	})
+	return n
+}
+
+// LastTxID is the id of the last committed write transaction: the number
+// of commits, hence fsyncs, so far.
+func (b *Bolt) LastTxID() int {
+	var id int
+	b.db.View(func(tx *bolt.Tx) error {
+		id = tx.ID()
+		return nil
+	})
+	return id
+}
