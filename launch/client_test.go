@@ -1,0 +1,406 @@
+package launch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const testToken = "s3cr3t-valohai-token"
+
+// recorded is what the test server saw of a request.
+type recorded struct {
+	method, path string
+	header       http.Header
+	body         []byte
+}
+
+// newTestServer answers every request with handler and records requests.
+func newTestServer(t *testing.T, handler http.HandlerFunc) (*httptest.Server, func() []recorded) {
+	t.Helper()
+	var mu sync.Mutex
+	var seen []recorded
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, recorded{r.Method, r.URL.Path, r.Header.Clone(), body})
+		mu.Unlock()
+		handler(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() []recorded {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]recorded(nil), seen...)
+	}
+}
+
+func answer(status int, body string, headers ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i+1 < len(headers); i += 2 {
+			w.Header().Set(headers[i], headers[i+1])
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}
+}
+
+const executionDetail = `{"id":"0190b7e2-7f1a-7c5e-9d3a-0a1b2c3d4e5f","counter":34,"status":"queued","step":"train",
+ "url":"https://app.valohai.com/api/v0/executions/0190b7e2-7f1a-7c5e-9d3a-0a1b2c3d4e5f/",
+ "urls":{"display":"https://app.valohai.com/p/acme/proj/execution/34/","stop":"x","copy":"y"},
+ "project":{"id":"p"},"commit":{"identifier":"abc","ref":"main"},"parameters":{"epochs":10},"outputs":[]}`
+
+func TestCreateExecutionSuccess(t *testing.T) {
+	srv, seen := newTestServer(t, answer(http.StatusCreated, executionDetail))
+	c := &Client{BaseURL: srv.URL + "/", Token: testToken}
+	body := json.RawMessage(`{"project":"p", "commit":"main","step":"train","inputs":{},"parameters":{"epochs":10}}`)
+
+	res, err := c.CreateExecution(context.Background(), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ActionResult{
+		ID:         "0190b7e2-7f1a-7c5e-9d3a-0a1b2c3d4e5f",
+		Counter:    34,
+		URL:        "https://app.valohai.com/api/v0/executions/0190b7e2-7f1a-7c5e-9d3a-0a1b2c3d4e5f/",
+		DisplayURL: "https://app.valohai.com/p/acme/proj/execution/34/",
+		Status:     "queued",
+	}
+	if got := *res; got.ID != want.ID || got.Counter != want.Counter || got.URL != want.URL ||
+		got.DisplayURL != want.DisplayURL || got.Status != want.Status || got.Extra != nil {
+		t.Errorf("result = %+v, want %+v", got, want)
+	}
+
+	reqs := seen()
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests, want 1", len(reqs))
+	}
+	r := reqs[0]
+	if r.method != http.MethodPost || r.path != "/api/v0/executions/" {
+		t.Errorf("request = %s %s, want POST /api/v0/executions/", r.method, r.path)
+	}
+	for name, want := range map[string]string{
+		"Authorization": "Token " + testToken,
+		"Accept":        "application/json",
+		"Content-Type":  "application/json",
+		"User-Agent":    "caddy-valohai",
+	} {
+		if got := r.header.Get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	var sent map[string]any
+	if err := json.Unmarshal(r.body, &sent); err != nil || sent["step"] != "train" {
+		t.Errorf("body sent = %s (%v)", r.body, err)
+	}
+}
+
+func TestPerform(t *testing.T) {
+	srv, seen := newTestServer(t, answer(http.StatusCreated, executionDetail))
+	c := &Client{BaseURL: srv.URL, Token: testToken, UserAgent: "test-agent/1"}
+
+	res, err := c.Perform(context.Background(), &Action{Kind: ActionRunExecution, Body: json.RawMessage(`{"step":"train"}`)})
+	if err != nil || res.Counter != 34 {
+		t.Fatalf("run_execution: %+v, %v", res, err)
+	}
+	if ua := seen()[0].header.Get("User-Agent"); ua != "test-agent/1" {
+		t.Errorf("User-Agent = %q", ua)
+	}
+
+	for _, kind := range []ActionKind{ActionRunPipeline, ActionCopyPipeline, ActionFetchRepository, "bogus"} {
+		_, err := c.Perform(context.Background(), &Action{Kind: kind, Body: json.RawMessage(`{}`)})
+		if !errors.Is(err, ErrUnsupportedAction) || !strings.Contains(err.Error(), "action "+string(kind)+" is not supported") {
+			t.Errorf("%s: err = %v", kind, err)
+		}
+		if Retryable(err) {
+			t.Errorf("%s: unsupported action is retryable", kind)
+		}
+	}
+	if _, err := c.Perform(context.Background(), &Action{Kind: ActionRunExecution}); err == nil || Retryable(err) {
+		t.Errorf("empty body: err = %v", err)
+	}
+	if _, err := c.Perform(context.Background(), nil); err == nil {
+		t.Error("nil action: no error")
+	}
+	if n := len(seen()); n != 1 {
+		t.Errorf("%d requests sent, want 1 (failed actions must not reach Valohai)", n)
+	}
+}
+
+func TestAPIErrors(t *testing.T) {
+	const badEnv = `{"environment": [{"message": "Object with slug or primary key bluup does not exist.", "code": "does_not_exist"}]}`
+	httpDate := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
+	tests := []struct {
+		name           string
+		handler        http.HandlerFunc
+		status         int
+		retryable      bool
+		retryAfterMin  time.Duration
+		retryAfterMax  time.Duration
+		errContains    string
+		errNotContains string
+	}{
+		{name: "400 validation", handler: answer(400, badEnv), status: 400,
+			errContains: "valohai: 400 Bad Request: " + badEnv},
+		{name: "401", handler: answer(401, `{"detail":"Invalid token."}`), status: 401, errContains: "Invalid token."},
+		{name: "404", handler: answer(404, `{"detail":"Not found."}`), status: 404},
+		{name: "503", handler: answer(503, `upstream down`, "Retry-After", "7"), status: 503, retryable: true,
+			retryAfterMin: 7 * time.Second, retryAfterMax: 7 * time.Second},
+		{name: "500 no retry-after", handler: answer(500, ``), status: 500, retryable: true, errContains: "valohai: 500 Internal Server Error"},
+		{name: "429 seconds", handler: answer(429, `{"detail":"Request was throttled."}`, "Retry-After", "120"), status: 429,
+			retryable: true, retryAfterMin: 120 * time.Second, retryAfterMax: 120 * time.Second},
+		{name: "429 http date", handler: answer(429, ``, "Retry-After", httpDate), status: 429, retryable: true,
+			retryAfterMin: 80 * time.Second, retryAfterMax: 91 * time.Second},
+		{name: "200 instead of 201", handler: answer(200, `{"results":[]}`), status: 200,
+			errContains: "200 OK (expected 201)"},
+		{name: "token echoed", handler: func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(400)
+			io.WriteString(w, "you sent "+r.Header.Get("Authorization"))
+		}, status: 400, errContains: "you sent Token [token]", errNotContains: testToken},
+		{name: "huge body truncated", handler: answer(502, strings.Repeat("é", 10000)), status: 502, retryable: true,
+			errContains: "(truncated)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, _ := newTestServer(t, tt.handler)
+			c := &Client{BaseURL: srv.URL, Token: testToken}
+			res, err := c.CreateExecution(context.Background(), json.RawMessage(`{}`))
+			if res != nil {
+				t.Errorf("result = %+v, want nil", res)
+			}
+			var apiErr *APIError
+			if !errors.As(err, &apiErr) {
+				t.Fatalf("err = %#v, want *APIError", err)
+			}
+			if apiErr.Status != tt.status {
+				t.Errorf("Status = %d, want %d", apiErr.Status, tt.status)
+			}
+			if got := Retryable(err); got != tt.retryable {
+				t.Errorf("Retryable = %v, want %v", got, tt.retryable)
+			}
+			if apiErr.RetryAfter < tt.retryAfterMin || apiErr.RetryAfter > tt.retryAfterMax {
+				t.Errorf("RetryAfter = %v, want in [%v, %v]", apiErr.RetryAfter, tt.retryAfterMin, tt.retryAfterMax)
+			}
+			if len(apiErr.Body) > maxErrorBody+len("…(truncated)") {
+				t.Errorf("Body is %d bytes, want at most ~%d", len(apiErr.Body), maxErrorBody)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.errContains) {
+				t.Errorf("Error() = %q, want it to contain %q", msg, tt.errContains)
+			}
+			if strings.Contains(msg, testToken) || strings.Contains(apiErr.Body, testToken) {
+				t.Errorf("token leaked into error: %q", msg)
+			}
+		})
+	}
+}
+
+func TestNetworkErrorRetryable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	base := srv.URL
+	srv.Close()
+	c := &Client{BaseURL: base, Token: testToken}
+	_, err := c.CreateExecution(context.Background(), json.RawMessage(`{}`))
+	if err == nil {
+		t.Fatal("no error from a closed server")
+	}
+	if !Retryable(err) {
+		t.Errorf("Retryable(%v) = false, want true", err)
+	}
+	if strings.Contains(err.Error(), testToken) {
+		t.Errorf("token leaked: %v", err)
+	}
+}
+
+func TestTimeoutRetryable(t *testing.T) {
+	release := make(chan struct{})
+	srv, _ := newTestServer(t, func(w http.ResponseWriter, r *http.Request) { <-release })
+	defer close(release)
+	c := &Client{BaseURL: srv.URL, HTTP: &http.Client{Timeout: 50 * time.Millisecond}}
+	_, err := c.CreateExecution(context.Background(), json.RawMessage(`{}`))
+	if err == nil || !Retryable(err) {
+		t.Errorf("timeout: err = %v, Retryable = %v, want a retryable error", err, Retryable(err))
+	}
+}
+
+func TestContextCancellationNotRetryable(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	srv, _ := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	c := &Client{BaseURL: srv.URL, Token: testToken}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-started; cancel() }()
+	_, err := c.CreateExecution(ctx, json.RawMessage(`{}`))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if Retryable(err) {
+		t.Errorf("Retryable(%v) = true, want false", err)
+	}
+
+	done, cancelDone := context.WithCancel(context.Background())
+	cancelDone()
+	if _, err := c.CreateExecution(done, json.RawMessage(`{}`)); err == nil || Retryable(err) {
+		t.Errorf("already cancelled: err = %v, Retryable = %v", err, Retryable(err))
+	}
+}
+
+func TestAcceptedButUnreadableNotRetryable(t *testing.T) {
+	tests := map[string]http.HandlerFunc{
+		"not json": answer(201, `<html>created</html>`),
+		"cut short": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "1000")
+			w.WriteHeader(201)
+			io.WriteString(w, `{"id":"x"`)
+		},
+	}
+	for name, h := range tests {
+		t.Run(name, func(t *testing.T) {
+			srv, _ := newTestServer(t, h)
+			c := &Client{BaseURL: srv.URL}
+			_, err := c.CreateExecution(context.Background(), json.RawMessage(`{}`))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			// Valohai created the execution: a retry would launch it twice.
+			if Retryable(err) {
+				t.Errorf("Retryable(%v) = true, want false", err)
+			}
+		})
+	}
+}
+
+func TestLocalErrorsNotRetryable(t *testing.T) {
+	for name, c := range map[string]*Client{
+		"bad scheme": {BaseURL: "ftp://valohai.example"},
+		"no host":    {BaseURL: "https://"},
+		"garbage":    {BaseURL: "http://[::1"},
+	} {
+		_, err := c.CreateExecution(context.Background(), json.RawMessage(`{}`))
+		if err == nil || Retryable(err) {
+			t.Errorf("%s: err = %v, Retryable = %v", name, err, Retryable(err))
+		}
+	}
+	c := &Client{BaseURL: "http://127.0.0.1:1"}
+	if _, err := c.CreateExecution(context.Background(), json.RawMessage(`{not json`)); err == nil || Retryable(err) {
+		t.Errorf("invalid body: err = %v", err)
+	}
+	if Retryable(nil) {
+		t.Error("Retryable(nil) = true")
+	}
+}
+
+func TestEndpoint(t *testing.T) {
+	for base, want := range map[string]string{
+		"":                                   "https://app.valohai.com/api/v0/executions/",
+		"https://app.valohai.com":            "https://app.valohai.com/api/v0/executions/",
+		"https://app.valohai.com/":           "https://app.valohai.com/api/v0/executions/",
+		"https://vh.example.com/api/v0/":     "https://vh.example.com/api/v0/executions/",
+		"http://localhost:8080/valohai":      "http://localhost:8080/valohai/api/v0/executions/",
+		"https://vh.example.com/api/v0":      "https://vh.example.com/api/v0/executions/",
+		"https://vh.example.com/prefix///":   "https://vh.example.com/prefix/api/v0/executions/",
+		"https://vh.example.com:8443/api/v0": "https://vh.example.com:8443/api/v0/executions/",
+	} {
+		got, err := (&Client{BaseURL: base}).endpoint("/api/v0/executions/")
+		if err != nil || got != want {
+			t.Errorf("endpoint(%q) = %q, %v; want %q", base, got, err, want)
+		}
+	}
+}
+
+func TestHelpers(t *testing.T) {
+	srv, seen := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v0/commits/abc/":
+			answer(200, `{"identifier":"abc","config":{"steps":[]}}`)(w, r)
+		case "/api/v0/projects/p/fetch/":
+			answer(200, ``)(w, r)
+		case "/api/v0/big/":
+			answer(200, `"`+strings.Repeat("a", maxAnswerBytes)+`"`)(w, r)
+		default:
+			answer(404, `{"detail":"Not found."}`)(w, r)
+		}
+	})
+	c := &Client{BaseURL: srv.URL, Token: testToken}
+	ctx := context.Background()
+
+	var commit struct {
+		Identifier string         `json:"identifier"`
+		Config     map[string]any `json:"config"`
+	}
+	if err := c.getJSON(ctx, "/api/v0/commits/abc/", &commit); err != nil || commit.Identifier != "abc" {
+		t.Errorf("getJSON = %+v, %v", commit, err)
+	}
+	if r := seen()[0]; r.method != http.MethodGet || r.header.Get("Content-Type") != "" || r.header.Get("Authorization") != "Token "+testToken {
+		t.Errorf("GET request headers = %v", r.header)
+	}
+	// An empty 2xx answer with a struct to fill is fine (fetch returns no body).
+	if err := c.postJSON(ctx, "/api/v0/projects/p/fetch/", map[string]any{}, 200, &commit); err != nil {
+		t.Errorf("postJSON empty answer: %v", err)
+	}
+	if got := string(seen()[1].body); got != `{}` {
+		t.Errorf("postJSON sent %q, want {}", got)
+	}
+	if err := c.getJSON(ctx, "/api/v0/big/", new(string)); err == nil || Retryable(err) {
+		t.Errorf("oversized answer: err = %v", err)
+	}
+	if err := c.getJSON(ctx, "/api/v0/missing/", nil); err == nil || Retryable(err) {
+		t.Errorf("404: err = %v", err)
+	}
+	if err := c.postJSON(ctx, "/api/v0/x/", make(chan int), 201, nil); err == nil || Retryable(err) {
+		t.Errorf("unmarshalable body: err = %v", err)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Duration{
+		"":                               0,
+		"0":                              0,
+		" 30 ":                           30 * time.Second,
+		"-5":                             0,
+		"1.5":                            0,
+		"soon":                           0,
+		"99999999999999999999999":        maxRetryAfter,
+		"Sun, 01 Mar 2026 12:01:00 GMT":  time.Minute,
+		"Sun, 01 Mar 2026 11:00:00 GMT":  0,
+		"Sunday, 01-Mar-26 12:00:10 GMT": 10 * time.Second,
+		"Fri, 01 Mar 2999 12:00:00 GMT":  maxRetryAfter,
+	} {
+		if got := parseRetryAfter(in, now); got != want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestAPIErrorMessage(t *testing.T) {
+	for _, tt := range []struct {
+		err  APIError
+		want string
+	}{
+		{APIError{Status: 400, Body: `{"detail":"x"}`}, `valohai: 400 Bad Request: {"detail":"x"}`},
+		{APIError{Status: 503, Body: "  \n"}, `valohai: 503 Service Unavailable`},
+		{APIError{Status: 599, Body: "odd"}, `valohai: 599: odd`},
+		{APIError{Status: 200, Want: 201}, `valohai: 200 OK (expected 201)`},
+	} {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
+	}
+}
