@@ -23,3 +23,8 @@ func AsRejection(err error) (*Rejection, bool) {
 	ok := errors.As(err, &r)
 	return r, ok
 }
+
+// reasonMisconfigured rejects a request that reaches a condition whose
+// configuration is invalid (Verify without a successful Validate): such a
+// condition fails closed rather than letting requests through.
+const reasonMisconfigured = "condition misconfigured"

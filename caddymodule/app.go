@@ -1,0 +1,313 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/dustin/go-humanize"
+	"go.uber.org/zap"
+
+	"github.com/hooklaunch/caddy-valohai/launch"
+	"github.com/hooklaunch/caddy-valohai/launch/store"
+)
+
+func init() {
+	caddy.RegisterModule(new(App))
+}
+
+// Defaults of the valohai app (SPEC.md section 3).
+const (
+	defaultAPIURL     = "https://app.valohai.com"
+	defaultMaxBody    = 25 << 20 // GitHub's payload cap
+	defaultPayloadTTL = 168 * time.Hour
+	defaultWorkers    = 4
+	defaultRetention  = 720 * time.Hour
+	payloadKeyName    = "payload-url-signing-key"
+)
+
+// App is the `valohai` Caddy app: it owns the Valohai API client, the store
+// (runs, queue, counters, dedupe keys, payloads), the launch workers and the
+// payload-URL signing key. Handlers reach it through ctx.App("valohai").
+type App struct {
+	// APIURL is the Valohai base URL (default https://app.valohai.com).
+	APIURL string `json:"api_url,omitempty"`
+	// APIToken is the Valohai API token. Placeholders such as
+	// {env.VALOHAI_API_TOKEN} are expanded at provision; empty after
+	// expansion is a config error. Required once a valohai_launch exists.
+	APIToken string `json:"api_token,omitempty"`
+	// Store selects where runs, the queue and counters live.
+	Store *StoreConfig `json:"store,omitempty"`
+	// PayloadURL is the public base URL under which valohai_payloads serves
+	// stored bodies to Valohai workers. Required by payload_input.
+	PayloadURL string `json:"payload_url,omitempty"`
+	// PayloadTTL is how long a stored body stays downloadable (default 168h).
+	PayloadTTL caddy.Duration `json:"payload_ttl,omitempty"`
+	// MaxBody is the default body cap of conditions and valohai_launch
+	// (default 25 MiB).
+	MaxBody int64 `json:"max_body,omitempty"`
+	// Workers is the number of launch workers (default 4).
+	Workers int `json:"workers,omitempty"`
+	// Retry bounds retries of failed Valohai calls (default 12 1s 10m).
+	Retry *RetryConfig `json:"retry,omitempty"`
+	// RunRetention is how long final runs are kept (default 720h).
+	RunRetention caddy.Duration `json:"run_retention,omitempty"`
+
+	apiToken   string
+	apiURL     string
+	storeKey   string
+	store      launch.Store
+	signer     launch.URLSigner
+	client     *launch.Client
+	dispatcher *launch.Dispatcher
+	logger     *zap.Logger
+	stop       chan struct{}
+	rejections chan launch.Rejected
+}
+
+// StoreConfig selects the store backend.
+type StoreConfig struct {
+	// Type is "file" (bbolt, the embedded default).
+	Type string `json:"type,omitempty"`
+	// Path is the directory of the bbolt file (type file).
+	Path string `json:"path,omitempty"`
+}
+
+// RetryConfig is the retry policy for failed Valohai calls.
+type RetryConfig struct {
+	Attempts int            `json:"attempts,omitempty"`
+	First    caddy.Duration `json:"first,omitempty"`
+	Max      caddy.Duration `json:"max,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (*App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "valohai", New: func() caddy.Module { return new(App) }}
+}
+
+// stores shares one open store per backend location across config reloads
+// (bbolt allows one opener of a file per process).
+var stores = caddy.NewUsagePool()
+
+type pooledStore struct{ launch.Store }
+
+func (p pooledStore) Destruct() error { return p.Close() }
+
+// Provision expands the app's placeholders, opens the store and prepares the
+// API client and workers.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+
+	a.apiURL = defaultAPIURL
+	if a.APIURL != "" {
+		u, err := expandURL(repl, "api_url", a.APIURL, a.logger)
+		if err != nil {
+			return err
+		}
+		a.apiURL = u
+	}
+	if a.APIToken != "" {
+		tok, err := repl.ReplaceOrErr(a.APIToken, true, true)
+		if err != nil || strings.TrimSpace(tok) == "" {
+			return errors.New("valohai: api_token is empty after expanding placeholders; set the variable it names (e.g. VALOHAI_API_TOKEN) or write the token in the valohai global option")
+		}
+		a.apiToken = tok
+	}
+	if a.PayloadURL != "" {
+		u, err := expandURL(repl, "payload_url", a.PayloadURL, a.logger)
+		if err != nil {
+			return err
+		}
+		a.PayloadURL = strings.TrimRight(u, "/")
+	}
+	if a.PayloadTTL <= 0 {
+		a.PayloadTTL = caddy.Duration(defaultPayloadTTL)
+	}
+	if a.MaxBody <= 0 {
+		a.MaxBody = defaultMaxBody
+	}
+	if a.Workers <= 0 {
+		a.Workers = defaultWorkers
+	}
+	if a.RunRetention <= 0 {
+		a.RunRetention = caddy.Duration(defaultRetention)
+	}
+	retry := launch.DefaultRetry
+	if a.Retry != nil {
+		if a.Retry.Attempts < 1 || a.Retry.First <= 0 || a.Retry.Max < a.Retry.First {
+			return errors.New("valohai: retry needs <attempts> >= 1, <first backoff> > 0 and <max backoff> >= first, e.g. retry 12 1s 10m")
+		}
+		retry = launch.RetryPolicy{Attempts: a.Retry.Attempts, First: time.Duration(a.Retry.First), Max: time.Duration(a.Retry.Max)}
+	}
+
+	if err := a.openStore(repl); err != nil {
+		return err
+	}
+	key, err := a.store.Secret(ctx, payloadKeyName, launch.NewSigningKey)
+	if err != nil {
+		return fmt.Errorf("valohai: reading the payload signing key from the store: %w", err)
+	}
+	a.signer = launch.URLSigner{Key: key, Base: a.PayloadURL}
+	a.client = &launch.Client{BaseURL: a.apiURL, Token: a.apiToken}
+	a.dispatcher = &launch.Dispatcher{
+		Store:     a.store,
+		Performer: a.client,
+		Logger:    a.logger.Named("launch"),
+		Retry:     retry,
+		Workers:   a.Workers,
+	}
+	a.rejections = make(chan launch.Rejected, 1024)
+	return nil
+}
+
+func expandURL(repl *caddy.Replacer, name, raw string, logger *zap.Logger) (string, error) {
+	s, err := repl.ReplaceOrErr(raw, true, true)
+	if err != nil {
+		return "", fmt.Errorf("valohai: %s: %v", name, err)
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return "", fmt.Errorf("valohai: %s %q is not an absolute http(s) URL, e.g. https://app.valohai.com", name, s)
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		logger.Warn("plain http URL to a non-loopback host: use https in production", zap.String("option", name), zap.String("url", s))
+	}
+	return s, nil
+}
+
+func isLoopback(host string) bool {
+	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1"
+}
+
+func (a *App) openStore(repl *caddy.Replacer) error {
+	cfg := StoreConfig{Type: "file"}
+	if a.Store != nil {
+		cfg = *a.Store
+	}
+	switch cfg.Type {
+	case "", "file":
+		dir := cfg.Path
+		if dir == "" {
+			dir = filepath.Join(caddy.AppDataDir(), "valohai")
+		}
+		dir = repl.ReplaceKnown(dir, "")
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return fmt.Errorf("valohai: store file %q: %v", dir, err)
+		}
+		if err := os.MkdirAll(abs, 0o700); err != nil {
+			return fmt.Errorf("valohai: store file %q: %v", abs, err)
+		}
+		a.storeKey = "file:" + abs
+		val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
+			s, err := store.OpenBolt(filepath.Join(abs, "valohai.db"), store.BoltOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return pooledStore{s}, nil
+		})
+		if err != nil {
+			return fmt.Errorf("valohai: store file %q: %v", abs, err)
+		}
+		a.store = val.(pooledStore).Store
+		return nil
+	default:
+		return fmt.Errorf("valohai: unknown store type %q; use: store file <dir>", cfg.Type)
+	}
+}
+
+// Start starts the launch workers, the trigger-log writer and retention.
+func (a *App) Start() error {
+	a.stop = make(chan struct{})
+	a.dispatcher.Start()
+	go a.background()
+	return nil
+}
+
+// Stop stops the workers; queued runs stay in the store for the next start.
+func (a *App) Stop() error {
+	close(a.stop)
+	a.dispatcher.Stop()
+	return nil
+}
+
+// Cleanup releases the store (closed when no config uses it any more).
+func (a *App) Cleanup() error {
+	if a.storeKey != "" {
+		_, err := stores.Delete(a.storeKey)
+		return err
+	}
+	return nil
+}
+
+// background writes rejections to the trigger log off the request path (a
+// flood of forged requests must not turn into a flood of fsyncs) and
+// removes runs older than the retention.
+func (a *App) background() {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	a.cleanupRuns()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case r := <-a.rejections:
+			if err := a.store.LogRejection(context.Background(), r); err != nil {
+				a.logger.Warn("writing the trigger log failed", zap.Error(err))
+			}
+		case <-t.C:
+			a.cleanupRuns()
+		}
+	}
+}
+
+func (a *App) cleanupRuns() {
+	n, err := a.store.DeleteRunsBefore(context.Background(), time.Now().Add(-time.Duration(a.RunRetention)))
+	if err != nil {
+		a.logger.Warn("removing old runs failed", zap.Error(err))
+	} else if n > 0 {
+		a.logger.Info("removed old runs", zap.Int("count", n))
+	}
+}
+
+// recordRejection queues a trigger-log entry; when the queue is full the
+// entry is dropped (it is still logged and counted).
+func (a *App) recordRejection(r launch.Rejected) {
+	select {
+	case a.rejections <- r:
+	default:
+	}
+}
+
+// requireLaunch reports what a valohai_launch handler needs from the app.
+func (a *App) requireLaunch(usesPayload bool) error {
+	if a.apiToken == "" {
+		return errors.New("valohai_launch needs a Valohai API token: add `api_token {env.VALOHAI_API_TOKEN}` to the valohai global option")
+	}
+	if usesPayload && a.PayloadURL == "" {
+		return errors.New("valohai_launch: payload_input needs the public base URL of valohai_payloads: add `payload_url https://<your host>/_valohai/payloads` to the valohai global option")
+	}
+	return nil
+}
+
+func parseSize(s string) (int64, error) {
+	n, err := humanize.ParseBytes(s)
+	if err != nil {
+		return 0, err
+	}
+	return int64(n), nil
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

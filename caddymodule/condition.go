@@ -1,0 +1,70 @@
+package caddymodule
+
+import (
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/hooklaunch/caddy-valohai/validators"
+)
+
+// condition is what every condition handler shares: the common options,
+// the app and the logger, and the request flow of SPEC.md section 1.
+type condition struct {
+	app    *App
+	logger *zap.Logger
+}
+
+func (c *condition) provision(ctx caddy.Context) error {
+	c.logger = ctx.Logger()
+	app, err := loadApp(ctx)
+	if err != nil {
+		return err
+	}
+	c.app = app
+	return nil
+}
+
+// serve reads the shared request, runs verify and either passes the request
+// on or rejects it.
+func (c *condition) serve(common *Common, directive string, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, verify func(*validators.Request) error) error {
+	vr, r, err := common.webhookRequest(w, r, c.app, directive)
+	if err != nil {
+		return err
+	}
+	if err := verify(vr); err != nil {
+		return common.reject(c.app, c.logger, r, err)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// expandSecrets expands {env.*} / {file.*} placeholders in secrets at
+// provision. A secret that is empty after expansion is a config error,
+// never "authentication disabled". Errors name the placeholder, never a
+// secret value.
+func expandSecrets(directive string, secrets []string) ([]string, error) {
+	if len(secrets) == 0 {
+		return nil, errorf("%s: no secret configured: add `secret {env.YOUR_SECRET}` (several secret lines for rotation)", directive)
+	}
+	repl := caddy.NewReplacer()
+	out := make([]string, 0, len(secrets))
+	for i, s := range secrets {
+		v, err := repl.ReplaceOrErr(s, true, true)
+		if err != nil || v == "" {
+			return nil, errorf("%s: secret #%d (%s) is empty after expanding placeholders: set the environment variable or file it names; an empty secret would disable authentication", directive, i+1, placeholderHint(s))
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// placeholderHint shows the configured text of a secret only when it is a
+// pure placeholder reference (so no literal secret reaches an error).
+func placeholderHint(s string) string {
+	if len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}' {
+		return s
+	}
+	return "literal value"
+}

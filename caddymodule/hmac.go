@@ -1,0 +1,256 @@
+package caddymodule
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/hooklaunch/caddy-valohai/validators"
+)
+
+func init() {
+	caddy.RegisterModule(new(HMACHandler))
+	httpcaddyfile.RegisterHandlerDirective("webhook_hmac", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+		m := new(HMACHandler)
+		return m, m.UnmarshalCaddyfile(h.Dispenser)
+	})
+}
+
+// HMACHandler is the `webhook_hmac` condition: an HMAC signature over the
+// raw body (and optionally a timestamp, id, headers or the URL).
+type HMACHandler struct {
+	Common
+	// Preset fills the fields below for a known sender (github); set
+	// fields still override it.
+	Preset string `json:"preset,omitempty"`
+	// Secrets are the MAC keys ({env.*}/{file.*} expanded at provision);
+	// a signature made with any one passes.
+	Secrets []string `json:"secrets,omitempty"`
+	// SecretEncoding is how a secret string becomes key bytes: raw
+	// (default), base64 or hex.
+	SecretEncoding string `json:"secret_encoding,omitempty"`
+	// Header carrying the signature.
+	Header string `json:"header,omitempty"`
+	// Query parameter carrying the signature.
+	Query string `json:"query,omitempty"`
+	// Algorithm is sha1, sha256 or sha512.
+	Algorithm string `json:"algorithm,omitempty"`
+	// Encoding of the signature: hex, base64 or base64url.
+	Encoding string `json:"encoding,omitempty"`
+	// Prefix before each signature ("sha256=").
+	Prefix *string `json:"prefix,omitempty"`
+	// Message is the signed-string template: {body} {timestamp} {id}
+	// {header.NAME} {url}.
+	Message string `json:"message,omitempty"`
+	// Timestamp is the source of {timestamp}.
+	Timestamp *SourceConfig `json:"timestamp,omitempty"`
+	// ID is the source of {id}.
+	ID *SourceConfig `json:"id,omitempty"`
+	// Tolerance is the max |now - timestamp| whenever {timestamp} is signed
+	// (default 5m).
+	Tolerance caddy.Duration `json:"tolerance,omitempty"`
+
+	condition
+	hmac validators.HMAC
+}
+
+// SourceConfig names where a value is read: header, query or field, plus an
+// optional format for timestamps.
+type SourceConfig struct {
+	From   string `json:"from"`
+	Name   string `json:"name"`
+	Format string `json:"format,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (*HMACHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.webhook_hmac", New: func() caddy.Module { return new(HMACHandler) }}
+}
+
+// Provision builds the HMAC condition from the preset and the fields.
+func (h *HMACHandler) Provision(ctx caddy.Context) error {
+	if err := h.provision(ctx); err != nil {
+		return err
+	}
+	const dir = validators.DirectiveHMAC
+	if h.Preset != "" {
+		p, err := validators.Preset(h.Preset)
+		if err != nil {
+			return err
+		}
+		h.hmac = p
+	}
+	secrets, err := expandSecrets(dir, h.Secrets)
+	if err != nil {
+		return err
+	}
+	for i, s := range secrets {
+		key, err := validators.DecodeSecret(s, h.SecretEncoding)
+		if err != nil {
+			return errorf("%s: secret #%d: %v", dir, i+1, err)
+		}
+		h.hmac.Secrets = append(h.hmac.Secrets, key)
+	}
+	switch {
+	case h.Header != "" && h.Query != "":
+		return errorf("%s: use only one of header and query", dir)
+	case h.Header != "":
+		if h.hmac.Signature, err = validators.ParseSource("header", h.Header); err != nil {
+			return errorf("%s: header: %v", dir, err)
+		}
+	case h.Query != "":
+		if h.hmac.Signature, err = validators.ParseSource("query", h.Query); err != nil {
+			return errorf("%s: query: %v", dir, err)
+		}
+	case h.Preset == "":
+		return errorf("%s: where is the signature? add `header <name>` (or `query <name>`), or use a preset such as `webhook_hmac github {env.SECRET}`", dir)
+	}
+	if h.Algorithm != "" {
+		h.hmac.Algorithm = h.Algorithm
+	}
+	if h.Encoding != "" {
+		h.hmac.Encoding = h.Encoding
+	}
+	if h.Prefix != nil {
+		h.hmac.Prefix = *h.Prefix
+	}
+	if h.Message != "" {
+		h.hmac.Message = h.Message
+	}
+	if h.Timestamp != nil {
+		src, err := validators.ParseSource(h.Timestamp.From, h.Timestamp.Name)
+		if err != nil {
+			return errorf("%s: timestamp: %v", dir, err)
+		}
+		ts := &validators.TimestampSource{Source: src}
+		if h.Timestamp.Format != "" {
+			if ts.Format, err = validators.ParseTimestampFormat(h.Timestamp.Format); err != nil {
+				return errorf("%s: timestamp: %v", dir, err)
+			}
+		}
+		h.hmac.Timestamp = ts
+	}
+	if h.ID != nil {
+		src, err := validators.ParseSource(h.ID.From, h.ID.Name)
+		if err != nil {
+			return errorf("%s: id: %v", dir, err)
+		}
+		h.hmac.ID = &src
+	}
+	if h.Tolerance > 0 {
+		h.hmac.Tolerance = time.Duration(h.Tolerance)
+	}
+	return h.hmac.Validate()
+}
+
+// ServeHTTP passes requests whose signature matches.
+func (h *HMACHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return h.serve(&h.Common, validators.DirectiveHMAC, w, r, next, h.hmac.Verify)
+}
+
+// UnmarshalCaddyfile parses
+//
+//	webhook_hmac <preset> <secret>...
+//	webhook_hmac {
+//		preset    github
+//		secret    {env.SECRET}
+//		header    X-Signature | query <name>
+//		algorithm sha256
+//		encoding  hex
+//		prefix    "sha256="
+//		message   "{timestamp}.{body}"
+//		timestamp header X-Timestamp [unix|unix_ms|rfc3339]
+//		id        header webhook-id
+//		tolerance 5m
+//		secret_encoding raw
+//	}
+func (h *HMACHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if args := d.RemainingArgs(); len(args) > 0 {
+		if len(args) < 2 {
+			return d.Err("webhook_hmac: the short form is `webhook_hmac <preset> <secret>...`, e.g. webhook_hmac github {env.GITHUB_WEBHOOK_SECRET}")
+		}
+		h.Preset, h.Secrets = args[0], append(h.Secrets, args[1:]...)
+	}
+	for d.NextBlock(0) {
+		if ok, err := h.parseCommon(d); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		sub := d.Val()
+		args := d.RemainingArgs()
+		one := func() (string, error) {
+			if len(args) != 1 {
+				return "", d.Errf("webhook_hmac: %s takes one value", sub)
+			}
+			return args[0], nil
+		}
+		var err error
+		switch sub {
+		case "preset":
+			h.Preset, err = one()
+		case "secret":
+			var s string
+			if s, err = one(); err == nil {
+				h.Secrets = append(h.Secrets, s)
+			}
+		case "secret_encoding":
+			h.SecretEncoding, err = one()
+		case "header":
+			h.Header, err = one()
+		case "query":
+			h.Query, err = one()
+		case "algorithm":
+			h.Algorithm, err = one()
+		case "encoding":
+			h.Encoding, err = one()
+		case "prefix":
+			var p string
+			if p, err = one(); err == nil {
+				h.Prefix = &p
+			}
+		case "message":
+			h.Message, err = one()
+		case "tolerance":
+			var v string
+			if v, err = one(); err == nil {
+				h.Tolerance, err = parseDuration(d, "webhook_hmac: tolerance", v)
+			}
+		case "timestamp":
+			if len(args) < 2 || len(args) > 3 {
+				return d.Err("webhook_hmac: timestamp takes header|query|field <name> [unix|unix_ms|rfc3339]")
+			}
+			h.Timestamp = &SourceConfig{From: args[0], Name: args[1]}
+			if len(args) == 3 {
+				h.Timestamp.Format = args[2]
+			}
+		case "id":
+			if len(args) != 2 {
+				return d.Err("webhook_hmac: id takes header|query|field <name>")
+			}
+			h.ID = &SourceConfig{From: args[0], Name: args[1]}
+		default:
+			return d.Errf("webhook_hmac: unknown sub-directive %q", sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(h.Secrets) == 0 {
+		return d.Err("webhook_hmac: a secret is required: `webhook_hmac github {env.GITHUB_WEBHOOK_SECRET}` or a `secret` line in the block")
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*HMACHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*HMACHandler)(nil)
+	_ caddyfile.Unmarshaler       = (*HMACHandler)(nil)
+)

@@ -1,0 +1,399 @@
+package caddymodule
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// GitHub's published example: https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries
+const (
+	githubSecret    = "It's a Secret to Everybody"
+	githubBody      = "Hello, World!"
+	githubSignature = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+)
+
+const foundationRoutes = `
+	handle /github {
+		webhook_hmac github "It's a Secret to Everybody"
+		valohai_launch github-push {
+			project ` + testProject + `
+			execution train {
+				commit        main
+				payload_input dataset
+				title         "Push {webhook.json.ref}"
+				parameter     epochs {webhook.json.epochs}
+				parameter     branch {webhook.json.ref}
+				parameter     learning_rate 0.5
+				parameter     dry_run false
+				input         weights datum://model-latest
+				tag           webhook
+				env           SOURCE github
+			}
+		}
+	}
+	handle /labels {
+		webhook_token {env.VALOHAI_TEST_LABELS_TOKEN}
+		valohai_launch labels {
+			project ` + testProject + `
+			execution label-import {
+				commit        main
+				payload_input annotations
+			}
+		}
+	}
+	handle /small {
+		webhook_token {
+			secret small-token
+			max_body 64
+		}
+		valohai_launch small {
+			project ` + testProject + `
+			execution train {
+				commit main
+			}
+		}
+	}
+	handle /slow {
+		webhook_token slow-token
+		valohai_launch slow {
+			project ` + testProject + `
+			execution train {
+				commit main
+			}
+			wait 0s
+		}
+	}
+`
+
+func githubSign(body []byte) string {
+	m := hmac.New(sha256.New, []byte(githubSecret))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+type launchResponse struct {
+	RunID  string `json:"run_id"`
+	Status string `json:"status"`
+	Result []struct {
+		Action           string `json:"action"`
+		ExecutionID      string `json:"execution_id"`
+		ExecutionCounter int64  `json:"execution_counter"`
+		URL              string `json:"url"`
+		Error            string `json:"error"`
+	} `json:"result"`
+}
+
+func decodeLaunch(t *testing.T, r response) launchResponse {
+	t.Helper()
+	var lr launchResponse
+	if err := json.Unmarshal([]byte(r.body), &lr); err != nil {
+		t.Fatalf("response is not the launch JSON: %v: %q", err, r.body)
+	}
+	return lr
+}
+
+func TestFoundationThroughCaddy(t *testing.T) {
+	t.Setenv("VALOHAI_TEST_LABELS_TOKEN", "labels-token")
+	env := startEnv(t, foundationRoutes, "")
+
+	t.Run("GitHub published example launches an execution", func(t *testing.T) {
+		before := len(env.executionCalls())
+		r := env.post("/github", []byte(githubBody), map[string]string{
+			"X-Hub-Signature-256": githubSignature,
+			"Content-Type":        "text/plain; charset=utf-8",
+		})
+		if r.status != http.StatusOK {
+			t.Fatalf("status %d, body %q", r.status, r.body)
+		}
+		lr := decodeLaunch(t, r)
+		if lr.RunID == "" || lr.Status != "completed" || len(lr.Result) != 1 {
+			t.Fatalf("unexpected response %q", r.body)
+		}
+		res := lr.Result[0]
+		if res.Action != "run_execution" || res.ExecutionID == "" || res.ExecutionCounter < 1 || !strings.Contains(res.URL, "/execution/") {
+			t.Fatalf("unexpected result %+v", res)
+		}
+		calls := env.executionCalls()
+		if len(calls) != before+1 {
+			t.Fatalf("simulator got %d executions, want %d", len(calls), before+1)
+		}
+		body := calls[len(calls)-1]
+		if body["project"] != testProject || body["commit"] != "main" || body["step"] != "train" {
+			t.Fatalf("execution body %v", body)
+		}
+
+		// The payload input is a signed URL serving exactly the posted bytes.
+		inputs := body["inputs"].(map[string]any)
+		if w := inputs["weights"].([]any); len(w) != 1 || w[0] != "datum://model-latest" {
+			t.Fatalf("weights input %v", w)
+		}
+		ds := inputs["dataset"].([]any)
+		if len(ds) != 1 {
+			t.Fatalf("dataset input %v", ds)
+		}
+		payloadURL := ds[0].(string)
+		if !strings.HasPrefix(payloadURL, env.hook+"/_valohai/payloads/"+lr.RunID+"?") {
+			t.Fatalf("payload url %q", payloadURL)
+		}
+		got := env.do(http.MethodGet, payloadURL, nil, nil)
+		if got.status != http.StatusOK || got.body != githubBody {
+			t.Fatalf("payload: %d %q", got.status, got.body)
+		}
+		if ct := got.header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+			t.Fatalf("payload content type %q", ct)
+		}
+
+		// Tampered and expired links are refused.
+		u, _ := url.Parse(payloadURL)
+		q := u.Query()
+		q.Set("expires", "4102444800")
+		u.RawQuery = q.Encode()
+		if r := env.do(http.MethodGet, u.String(), nil, nil); r.status != http.StatusForbidden {
+			t.Fatalf("tampered payload link: %d", r.status)
+		}
+		other := strings.Replace(payloadURL, lr.RunID, "00000000-0000-0000-0000-000000000000", 1)
+		if r := env.do(http.MethodGet, other, nil, nil); r.status != http.StatusForbidden {
+			t.Fatalf("payload link for another run: %d", r.status)
+		}
+	})
+
+	t.Run("JSON types reach Valohai: numbers stay numbers", func(t *testing.T) {
+		body := []byte(`{"ref":"refs/heads/main","epochs":7}`)
+		r := env.post("/github", body, map[string]string{"X-Hub-Signature-256": githubSign(body), "Content-Type": "application/json"})
+		if r.status != http.StatusOK {
+			t.Fatalf("status %d %q", r.status, r.body)
+		}
+		calls := env.executionCalls()
+		last := calls[len(calls)-1]
+		params := last["parameters"].(map[string]any)
+		if n, ok := params["epochs"].(json.Number); !ok || n.String() != "7" {
+			t.Fatalf("epochs = %#v, want the JSON number 7", params["epochs"])
+		}
+		if n, ok := params["learning_rate"].(json.Number); !ok || n.String() != "0.5" {
+			t.Fatalf("learning_rate = %#v, want the JSON number 0.5", params["learning_rate"])
+		}
+		if params["dry_run"] != false {
+			t.Fatalf("dry_run = %#v, want the JSON bool false", params["dry_run"])
+		}
+		if params["branch"] != "refs/heads/main" || last["title"] != "Push refs/heads/main" {
+			t.Fatalf("placeholders: params %v title %v", params, last["title"])
+		}
+		if tags := last["tags"].([]any); len(tags) != 1 || tags[0] != "webhook" {
+			t.Fatalf("tags %v", tags)
+		}
+		if ev := last["environment_variables"].(map[string]any); ev["SOURCE"] != "github" {
+			t.Fatalf("environment_variables %v", ev)
+		}
+	})
+
+	t.Run("bad signatures are rejected and launch nothing", func(t *testing.T) {
+		before := len(env.calls())
+		cases := []struct {
+			name    string
+			headers map[string]string
+			reason  string
+		}{
+			{"wrong", map[string]string{"X-Hub-Signature-256": "sha256=" + strings.Repeat("0", 64)}, "webhook_hmac: signature mismatch"},
+			{"missing", nil, "webhook_hmac: missing signature"},
+			{"other body's signature", map[string]string{"X-Hub-Signature-256": githubSign([]byte("Hello, World"))}, "webhook_hmac: signature mismatch"},
+		}
+		for _, c := range cases {
+			r := env.post("/github", []byte(githubBody), c.headers)
+			if r.status != http.StatusBadRequest {
+				t.Fatalf("%s: status %d, want 400", c.name, r.status)
+			}
+			mustContain(t, r.body, c.reason)
+			if strings.Contains(r.body, "757107ea") {
+				t.Fatalf("%s: the response reveals the expected signature: %q", c.name, r.body)
+			}
+		}
+		// A signature over the re-serialized JSON does not pass for the raw bytes.
+		sent := []byte(`{"ref": "refs/heads/main"}`)
+		r := env.post("/github", sent, map[string]string{"X-Hub-Signature-256": githubSign([]byte(`{"ref":"refs/heads/main"}`))})
+		if r.status != http.StatusBadRequest {
+			t.Fatalf("re-serialized body signature: %d", r.status)
+		}
+		if n := len(env.calls()); n != before {
+			t.Fatalf("rejected requests reached Valohai: %d calls, want %d", n, before)
+		}
+	})
+
+	t.Run("only POST", func(t *testing.T) {
+		r := env.do(http.MethodGet, env.hook+"/github", nil, nil)
+		if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "POST" {
+			t.Fatalf("GET: %d Allow=%q", r.status, r.header.Get("Allow"))
+		}
+	})
+
+	t.Run("oversized bodies get 413", func(t *testing.T) {
+		before := len(env.calls())
+		big := []byte(strings.Repeat("x", 65))
+		r := env.post("/small", big, map[string]string{"Authorization": "Bearer small-token"})
+		if r.status != http.StatusRequestEntityTooLarge {
+			t.Fatalf("announced oversized body: %d", r.status)
+		}
+		// Without Content-Length (chunked), the cap applies while reading.
+		req, _ := http.NewRequest(http.MethodPost, env.hook+"/small", strings.NewReader(strings.Repeat("y", 1000)))
+		req.ContentLength = -1
+		req.Header.Set("Authorization", "Bearer small-token")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatalf("chunked oversized body: %d", res.StatusCode)
+		}
+		if n := len(env.calls()); n != before {
+			t.Fatalf("oversized requests reached Valohai")
+		}
+		ok := env.post("/small", []byte(strings.Repeat("x", 64)), map[string]string{"Authorization": "Bearer small-token"})
+		if ok.status != http.StatusOK {
+			t.Fatalf("body at the cap: %d %q", ok.status, ok.body)
+		}
+	})
+
+	t.Run("static token trigger", func(t *testing.T) {
+		body := []byte(`{"action":"ANNOTATION_CREATED","task":{"id":12}}`)
+		for _, auth := range []string{"Bearer labels-token", "labels-token"} {
+			r := env.post("/labels", body, map[string]string{"Authorization": auth, "Content-Type": "application/json"})
+			if r.status != http.StatusOK {
+				t.Fatalf("%q: %d %q", auth, r.status, r.body)
+			}
+		}
+		calls := env.executionCalls()
+		last := calls[len(calls)-1]
+		if last["step"] != "label-import" {
+			t.Fatalf("step %v", last["step"])
+		}
+		before := len(env.calls())
+		for _, auth := range []string{"Bearer labels-token2", "", "Bearer "} {
+			r := env.post("/labels", body, map[string]string{"Authorization": auth})
+			if r.status != http.StatusBadRequest {
+				t.Fatalf("%q: %d, want 400", auth, r.status)
+			}
+			mustContain(t, r.body, "webhook_token:")
+			if strings.Contains(r.body, "labels-token") && auth != "Bearer labels-token2" {
+				t.Fatalf("token leaked: %q", r.body)
+			}
+		}
+		if n := len(env.calls()); n != before {
+			t.Fatalf("rejected token requests reached Valohai")
+		}
+	})
+
+	t.Run("Valohai's permanent error answers 502 with its message", func(t *testing.T) {
+		env.simControl("fail", `{"count":1,"status":400}`)
+		r := env.post("/small", []byte("{}"), map[string]string{"Authorization": "Bearer small-token"})
+		if r.status != http.StatusBadGateway {
+			t.Fatalf("status %d %q", r.status, r.body)
+		}
+		lr := decodeLaunch(t, r)
+		if lr.Status != "error" || len(lr.Result) != 1 || !strings.Contains(lr.Result[0].Error, "400") {
+			t.Fatalf("response %q", r.body)
+		}
+	})
+
+	t.Run("Valohai down: 202 pending, then retried until launched once", func(t *testing.T) {
+		env.simControl("fail", `{"count":2,"status":503}`)
+		before := len(env.executionCalls())
+		r := env.post("/slow", []byte(`{"n":1}`), map[string]string{"Authorization": "Bearer slow-token"})
+		if r.status != http.StatusAccepted {
+			t.Fatalf("status %d %q", r.status, r.body)
+		}
+		lr := decodeLaunch(t, r)
+		if lr.Status != "pending" || lr.RunID == "" {
+			t.Fatalf("response %q", r.body)
+		}
+		waitFor(t, "the retried launch", 30*time.Second, func() bool { return len(env.executionCalls()) == before+1 })
+		time.Sleep(300 * time.Millisecond)
+		if n := len(env.executionCalls()); n != before+1 {
+			t.Fatalf("launched %d times, want once", n-before)
+		}
+	})
+
+	t.Run("a valid link to a payload that is gone is 404", func(t *testing.T) {
+		ctx := caddy.ActiveContext()
+		v, err := ctx.App("valohai")
+		if err != nil {
+			t.Fatal(err)
+		}
+		app := v.(*App)
+		link := app.signer.URL("5f0c0b7e-0000-4000-8000-000000000000", time.Now().Add(time.Hour))
+		if r := env.do(http.MethodGet, link, nil, nil); r.status != http.StatusNotFound {
+			t.Fatalf("gone payload: %d %q", r.status, r.body)
+		}
+	})
+}
+
+func TestConfigErrorsNameTheDirective(t *testing.T) {
+	cases := []struct {
+		name, site, global string
+		want               []string
+	}{
+		{
+			name: "empty hmac secret",
+			site: `webhook_hmac github {env.VALOHAI_TEST_UNSET_SECRET}
+	respond ok`,
+			want: []string{"webhook_hmac", "secret #1 ({env.VALOHAI_TEST_UNSET_SECRET}) is empty"},
+		},
+		{
+			name: "empty token secret",
+			site: `webhook_token {env.VALOHAI_TEST_UNSET_SECRET}
+	respond ok`,
+			want: []string{"webhook_token", "is empty"},
+		},
+		{
+			name: "unknown preset",
+			site: `webhook_hmac gitbub secret
+	respond ok`,
+			want: []string{"webhook_hmac", "unknown preset", "github"},
+		},
+		{
+			name:   "empty api token",
+			global: "api_token {env.VALOHAI_TEST_UNSET_SECRET}",
+			site: `valohai_launch t {
+		project p
+		execution train {
+			commit main
+		}
+	}`,
+			want: []string{"api_token", "empty"},
+		},
+		{
+			name:   "payload input without payload_url",
+			global: "api_token tok",
+			site: `valohai_launch t {
+		project p
+		execution train {
+			commit main
+			payload_input data
+		}
+	}`,
+			want: []string{"payload_url"},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cf := "{\n\tadmin off\n\tvalohai {\n\t\tstore file " + dir + "\n\t\t" + c.global + "\n\t}\n}\nhttp://127.0.0.1:0 {\n\t" + c.site + "\n}\n"
+			err := loadCaddyfile(cf)
+			if err == nil {
+				_ = caddy.Stop()
+				t.Fatalf("config loaded, want an error")
+			}
+			for _, w := range c.want {
+				mustContain(t, err.Error(), w)
+			}
+		})
+	}
+}

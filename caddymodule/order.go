@@ -1,0 +1,30 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+// The directive order of SPEC.md section 5, so triggers work outside `route`
+// blocks: authentication first, then filter, dedupe and rate limit (nothing
+// rejected, filtered out or duplicated consumes quota), then the terminal
+// handlers. Conditions go right after forward_auth (registered in reverse,
+// since each lands directly after it); terminal handlers before respond.
+func init() {
+	conditions := []string{"webhook_token", "webhook_hmac"}
+	for i := len(conditions) - 1; i >= 0; i-- {
+		httpcaddyfile.RegisterDirectiveOrder(conditions[i], httpcaddyfile.After, "forward_auth")
+	}
+	for _, dir := range []string{"valohai_launch", "valohai_payloads", "valohai_simulator"} {
+		httpcaddyfile.RegisterDirectiveOrder(dir, httpcaddyfile.Before, "respond")
+	}
+}
+
+func nowUTC() time.Time { return time.Now().UTC() }
+
+func jsonNumber(s string) json.Number { return json.Number(s) }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -1,0 +1,98 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/hooklaunch/caddy-valohai/launch"
+)
+
+func init() {
+	caddy.RegisterModule(new(Payloads))
+	httpcaddyfile.RegisterHandlerDirective("valohai_payloads", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+		p := new(Payloads)
+		return p, p.UnmarshalCaddyfile(h.Dispenser)
+	})
+}
+
+// Payloads is the `valohai_payloads` handler: it serves stored webhook bodies
+// byte-for-byte to Valohai workers at signed, expiring URLs
+// <payload_url>/<run_id>?expires=<unix>&signature=<sig>. The run id is the
+// last path segment, so it works under any route or handle prefix.
+type Payloads struct {
+	app *App
+}
+
+// CaddyModule returns the Caddy module information.
+func (*Payloads) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.valohai_payloads", New: func() caddy.Module { return new(Payloads) }}
+}
+
+// Provision binds the handler to the valohai app.
+func (p *Payloads) Provision(ctx caddy.Context) error {
+	app, err := loadApp(ctx)
+	if err != nil {
+		return err
+	}
+	p.app = app
+	return nil
+}
+
+// ServeHTTP answers 403 for a bad or expired signature and 404 for a payload
+// that is gone; otherwise the stored bytes with their Content-Type.
+func (p *Payloads) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("valohai_payloads: method not allowed"))
+	}
+	runID := path.Base(r.URL.Path)
+	q := r.URL.Query()
+	switch err := p.app.signer.Verify(runID, q.Get("expires"), q.Get("signature"), nowUTC()); {
+	case errors.Is(err, launch.ErrExpired):
+		return caddyhttp.Error(http.StatusForbidden, errors.New("valohai_payloads: link expired"))
+	case err != nil:
+		return caddyhttp.Error(http.StatusForbidden, errors.New("valohai_payloads: bad signature"))
+	}
+	pl, err := p.app.store.GetPayload(r.Context(), runID)
+	if errors.Is(err, launch.ErrNotFound) {
+		return caddyhttp.Error(http.StatusNotFound, errors.New("valohai_payloads: payload gone"))
+	}
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("valohai_payloads: %v", err))
+	}
+	h := w.Header()
+	h.Set("Content-Type", pl.ContentType)
+	h.Set("Content-Length", strconv.Itoa(len(pl.Body)))
+	h.Set("Cache-Control", "private, no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	_, err = w.Write(pl.Body)
+	return err
+}
+
+// UnmarshalCaddyfile parses `valohai_payloads` (no arguments).
+func (p *Payloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() || d.NextBlock(0) {
+		return d.Err("valohai_payloads takes no arguments; put it under the path of payload_url, e.g. handle_path /_valohai/payloads/* { valohai_payloads }")
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Payloads)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Payloads)(nil)
+	_ caddyfile.Unmarshaler       = (*Payloads)(nil)
+)

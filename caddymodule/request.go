@@ -1,0 +1,255 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/hooklaunch/caddy-valohai/launch"
+	"github.com/hooklaunch/caddy-valohai/validators"
+)
+
+// Common holds what every condition directive and valohai_launch accept:
+// the status of a rejection, the allowed methods and the body cap.
+type Common struct {
+	// Status overrides the status of a rejection (default 400, Valohai's).
+	Status int `json:"status,omitempty"`
+	// Methods lists the accepted request methods (default POST).
+	Methods []string `json:"methods,omitempty"`
+	// MaxBody caps the body this handler reads when it is the first in the
+	// route to read it (default: the valohai app's max_body, 25 MiB).
+	MaxBody int64 `json:"max_body,omitempty"`
+}
+
+type requestKey struct{}
+
+// webhookRequest returns the request's shared validators.Request, reading
+// the body (once per request, capped) when this is the first of our
+// handlers in the route. The returned *http.Request carries it onward.
+// A non-nil error is already an HTTP error for Caddy.
+func (c *Common) webhookRequest(w http.ResponseWriter, r *http.Request, app *App, directive string) (*validators.Request, *http.Request, error) {
+	if !c.methodAllowed(r.Method) {
+		allowed := c.Methods
+		if len(allowed) == 0 {
+			allowed = []string{http.MethodPost}
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		return nil, r, caddyhttp.Error(http.StatusMethodNotAllowed,
+			fmt.Errorf("%s: method %s not allowed", directive, r.Method))
+	}
+	if vr, ok := r.Context().Value(requestKey{}).(*validators.Request); ok {
+		return vr, r, nil
+	}
+	limit := c.MaxBody
+	if limit <= 0 {
+		limit = app.MaxBody
+	}
+	if r.ContentLength > limit {
+		// Refuse before reading a byte of an announced oversized body.
+		return nil, r, caddyhttp.Error(http.StatusRequestEntityTooLarge,
+			fmt.Errorf("%s: body larger than %d bytes", directive, limit))
+	}
+	body, err := readBody(w, r, limit)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, r, caddyhttp.Error(http.StatusRequestEntityTooLarge,
+				fmt.Errorf("%s: body larger than %d bytes", directive, limit))
+		}
+		return nil, r, caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("%s: reading body: %v", directive, err))
+	}
+	vr := &validators.Request{
+		Method:     r.Method,
+		Host:       r.Host,
+		Path:       r.URL.Path,
+		URL:        requestURL(r),
+		Header:     r.Header,
+		Query:      r.URL.Query(),
+		Body:       body,
+		RemoteAddr: r.RemoteAddr,
+	}
+	// Later handlers (respond, reverse_proxy) can still read the body.
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Map(func(key string) (any, bool) { return webhookPlaceholder(vr, key) })
+	}
+	return vr, r.WithContext(context.WithValue(r.Context(), requestKey{}, vr)), nil
+}
+
+func (c *Common) methodAllowed(m string) bool {
+	if len(c.Methods) == 0 {
+		return m == http.MethodPost
+	}
+	for _, allowed := range c.Methods {
+		if strings.EqualFold(allowed, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// readBody reads the whole body up to limit in one buffer sized from
+// Content-Length when the sender announced it.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength > 0 {
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			return nil, err
+		}
+		// A sender lying about Content-Length is caught by the server;
+		// make sure nothing is left over the cap.
+		var one [1]byte
+		if n, _ := rd.Read(one[:]); n > 0 {
+			return nil, &http.MaxBytesError{Limit: limit}
+		}
+		return buf, nil
+	}
+	return io.ReadAll(rd)
+}
+
+func requestURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + r.URL.RequestURI()
+}
+
+// webhookPlaceholder resolves the {webhook.*} placeholders of SPEC.md
+// section 5, keeping JSON types (numbers stay numbers).
+func webhookPlaceholder(vr *validators.Request, key string) (any, bool) {
+	rest, ok := strings.CutPrefix(key, "webhook.")
+	if !ok {
+		return nil, false
+	}
+	switch {
+	case strings.HasPrefix(rest, "json."):
+		return jsonValue(vr.JSONPath(rest[len("json."):]))
+	case strings.HasPrefix(rest, "form."):
+		vals, ok := vr.Form()[rest[len("form."):]]
+		if !ok || len(vals) == 0 {
+			return nil, false
+		}
+		return vals[0], true
+	case strings.HasPrefix(rest, "header."):
+		name := rest[len("header."):]
+		if _, ok := vr.Header[http.CanonicalHeaderKey(name)]; !ok {
+			return nil, false
+		}
+		return vr.Header.Get(name), true
+	case strings.HasPrefix(rest, "jwt."):
+		v, ok := vr.JWTClaims[rest[len("jwt."):]]
+		return v, ok
+	}
+	return nil, false
+}
+
+// jsonValue converts a gjson result to a Go value that marshals back to the
+// same JSON type; numbers keep their exact text.
+func jsonValue(res gjson.Result) (any, bool) {
+	if !res.Exists() {
+		return nil, false
+	}
+	switch res.Type {
+	case gjson.Number:
+		return jsonNumber(res.Raw), true
+	case gjson.String:
+		return res.Str, true
+	case gjson.True:
+		return true, true
+	case gjson.False:
+		return false, true
+	case gjson.Null:
+		return nil, true
+	default:
+		return res.Value(), true
+	}
+}
+
+// reject answers a failed condition: logged (without secrets), recorded in
+// the trigger log, and returned as a Caddy HTTP error so handle_errors can
+// shape the body.
+func (c *Common) reject(app *App, logger *zap.Logger, r *http.Request, err error) error {
+	status := c.Status
+	if status == 0 {
+		status = http.StatusBadRequest
+	}
+	directive, reason := "unknown", err.Error()
+	if rej, ok := validators.AsRejection(err); ok {
+		directive, reason = rej.Directive, rej.Reason
+	}
+	logger.Info("webhook rejected",
+		zap.String("host", r.Host),
+		zap.String("path", r.URL.Path),
+		zap.String("directive", directive),
+		zap.String("reason", reason),
+		zap.String("remote_addr", r.RemoteAddr))
+	app.recordRejection(launch.Rejected{
+		At: nowUTC(), Host: r.Host, Path: r.URL.Path,
+		Directive: directive, Reason: reason, RemoteAddr: r.RemoteAddr,
+	})
+	return caddyhttp.Error(status, err)
+}
+
+// parseCommon handles the sub-directives every handler accepts; it reports
+// whether it consumed the current one.
+func (c *Common) parseCommon(d *caddyfile.Dispenser) (bool, error) {
+	switch d.Val() {
+	case "status":
+		if !d.NextArg() {
+			return true, d.ArgErr()
+		}
+		code, err := strconv.Atoi(d.Val())
+		if err != nil || code < 400 || code > 599 {
+			return true, d.Errf("status must be an HTTP error code 400-599, got %q", d.Val())
+		}
+		c.Status = code
+	case "methods":
+		c.Methods = d.RemainingArgs()
+		if len(c.Methods) == 0 {
+			return true, d.ArgErr()
+		}
+		for i, m := range c.Methods {
+			c.Methods[i] = strings.ToUpper(m)
+		}
+	case "max_body":
+		if !d.NextArg() {
+			return true, d.ArgErr()
+		}
+		n, err := parseSize(d.Val())
+		if err != nil || n <= 0 {
+			return true, d.Errf("max_body: bad size %q (e.g. 25MiB)", d.Val())
+		}
+		c.MaxBody = n
+	default:
+		return false, nil
+	}
+	if d.NextArg() {
+		return true, d.ArgErr()
+	}
+	return true, nil
+}
+
+// loadApp returns the valohai app of this config.
+func loadApp(ctx caddy.Context) (*App, error) {
+	v, err := ctx.App("valohai")
+	if err != nil {
+		return nil, err
+	}
+	return v.(*App), nil
+}
