@@ -8,7 +8,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/google/uuid"
 	"go.uber.org/zap"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
@@ -180,7 +179,7 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	if err != nil {
 		return err
 	}
-	runID := uuid.NewString()
+	runID := runIDFor(r)
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	look := func(key string) (any, bool) {
 		if key == "run_id" {

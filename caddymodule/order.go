@@ -14,11 +14,14 @@ import (
 // handlers. Conditions go right after forward_auth (registered in reverse,
 // since each lands directly after it); terminal handlers before respond.
 func init() {
-	conditions := []string{"webhook_token", "webhook_hmac"}
+	conditions := []string{
+		"webhook_token", "webhook_hmac", "webhook_jwt", "webhook_timestamp",
+		"webhook_filter", "webhook_dedupe", "webhook_rate_limit",
+	}
 	for i := len(conditions) - 1; i >= 0; i-- {
 		httpcaddyfile.RegisterDirectiveOrder(conditions[i], httpcaddyfile.After, "forward_auth")
 	}
-	for _, dir := range []string{"valohai_launch", "valohai_payloads", "valohai_simulator"} {
+	for _, dir := range []string{"valohai_launch", "valohai_run_info", "valohai_payloads", "valohai_simulator"} {
 		httpcaddyfile.RegisterDirectiveOrder(dir, httpcaddyfile.Before, "respond")
 	}
 }

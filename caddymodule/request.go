@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/google/uuid"
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
@@ -33,6 +34,22 @@ type Common struct {
 }
 
 type requestKey struct{}
+
+type runIDKey struct{}
+
+// withRunID fixes the id valohai_launch gives the run of this request (a
+// condition such as webhook_dedupe must know it before the run exists).
+func withRunID(r *http.Request, id string) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), runIDKey{}, id))
+}
+
+// runIDFor returns the run id fixed for this request, or a new one.
+func runIDFor(r *http.Request) string {
+	if id, ok := r.Context().Value(runIDKey{}).(string); ok && id != "" {
+		return id
+	}
+	return uuid.NewString()
+}
 
 // webhookRequest returns the request's shared validators.Request, reading
 // the body (once per request, capped) when this is the first of our

@@ -57,6 +57,10 @@ type Store interface {
 	// RememberKey records value under key for window unless the key is
 	// already held; it returns the held value and first=false then.
 	RememberKey(ctx context.Context, key, value string, window time.Duration, now time.Time) (held string, first bool, err error)
+	// ForgetKey releases key if it still holds value (a first delivery that
+	// was rejected after it was remembered must not block its redelivery).
+	// Forgetting an absent key or one holding another value is a no-op.
+	ForgetKey(ctx context.Context, key, value string) error
 
 	// LogRejection appends a trigger-log entry for a rejected request.
 	LogRejection(ctx context.Context, r Rejected) error

@@ -587,3 +587,6 @@ func encodeJSON(v any) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
+
+// Interface guard.
+var _ http.Handler = (*Simulator)(nil)

@@ -532,6 +532,25 @@ func (b *Bolt) RememberKey(ctx context.Context, key, value string, window time.D
 	return held, first, err
 }
 
+// ForgetKey deletes key when it still holds value.
+func (b *Bolt) ForgetKey(ctx context.Context, key, value string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	k := []byte(boundKey(key))
+	return b.db.Batch(func(tx *bolt.Tx) error {
+		d, dexp := tx.Bucket(bucketDedupe), tx.Bucket(bucketDedupeExp)
+		v := d.Get(k)
+		if v == nil || string(v[8:]) != value {
+			return nil
+		}
+		if err := dexp.Delete(stampKey(binary.BigEndian.Uint64(v), string(k))); err != nil {
+			return err
+		}
+		return d.Delete(k)
+	})
+}
+
 // LogRejection appends r to the rejection log, dropping the oldest entries
 // beyond BoltOptions.MaxRejections.
 func (b *Bolt) LogRejection(ctx context.Context, r launch.Rejected) error {

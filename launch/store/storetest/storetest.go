@@ -52,6 +52,7 @@ func RunConformance(t *testing.T, f Factory) {
 		{"QuotaWindows", testQuotaWindows},
 		{"RememberKey", testRememberKey},
 		{"RememberKeyConcurrent", testRememberKeyConcurrent},
+		{"ForgetKey", testForgetKey},
 		{"Rejections", testRejections},
 		{"Secret", testSecret},
 		{"DeleteRunsBefore", testDeleteRunsBefore},
@@ -526,6 +527,30 @@ func testRememberKey(t *testing.T, f Factory) {
 		if held != st.held || first != st.first {
 			t.Fatalf("step %d: RememberKey(%s, %s) = %q, %v; want %q, %v", i, st.key, st.value, held, first, st.held, st.first)
 		}
+	}
+}
+
+func testForgetKey(t *testing.T, f Factory) {
+	s, t0 := f.New(t), epoch()
+	ctx := context.Background()
+	remember(t, s, "delivery", "run-1", time.Hour, t0)
+	// Another value does not release the key.
+	if err := s.ForgetKey(ctx, "delivery", "run-2"); err != nil {
+		t.Fatalf("ForgetKey: %v", err)
+	}
+	if held, first := remember(t, s, "delivery", "run-3", time.Hour, t0); first || held != "run-1" {
+		t.Fatalf("after forgetting another value: held %q first %v; want run-1, false", held, first)
+	}
+	// Its own value does.
+	if err := s.ForgetKey(ctx, "delivery", "run-1"); err != nil {
+		t.Fatalf("ForgetKey: %v", err)
+	}
+	if held, first := remember(t, s, "delivery", "run-4", time.Hour, t0); !first || held != "run-4" {
+		t.Fatalf("after forgetting: held %q first %v; want run-4, true", held, first)
+	}
+	// Absent keys are a no-op.
+	if err := s.ForgetKey(ctx, "never-seen", "run-9"); err != nil {
+		t.Fatalf("ForgetKey of an absent key: %v", err)
 	}
 }
 
