@@ -58,6 +58,9 @@ type App struct {
 	Retry *RetryConfig `json:"retry,omitempty"`
 	// RunRetention is how long final runs are kept (default 720h).
 	RunRetention caddy.Duration `json:"run_retention,omitempty"`
+	// Notify is a URL that receives a JSON note (POST) when a run fails
+	// for good.
+	Notify string `json:"notify,omitempty"`
 
 	apiToken   string
 	apiURL     string
@@ -69,6 +72,8 @@ type App struct {
 	logger     *zap.Logger
 	stop       chan struct{}
 	rejections chan launch.Rejected
+	metrics    *metrics
+	notifyURL  string
 }
 
 // StoreConfig selects the store backend.
@@ -147,6 +152,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 		retry = launch.RetryPolicy{Attempts: a.Retry.Attempts, First: time.Duration(a.Retry.First), Max: time.Duration(a.Retry.Max)}
 	}
 
+	if a.Notify != "" {
+		u, err := expandURL(repl, "notify", a.Notify, a.logger)
+		if err != nil {
+			return err
+		}
+		a.notifyURL = u
+	}
+
 	if err := a.openStore(repl); err != nil {
 		return err
 	}
@@ -162,6 +175,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Logger:    a.logger.Named("launch"),
 		Retry:     retry,
 		Workers:   a.Workers,
+		OnFinal:   a.onFinal,
+	}
+	a.metrics = newMetrics(ctx.GetMetricsRegistry(), queueDepthFunc(a))
+	a.dispatcher.Observe = func(kind launch.ActionKind, result string, took time.Duration) {
+		a.metrics.launches.WithLabelValues(string(kind), result).Inc()
+		a.metrics.launchDuration.Observe(took.Seconds())
 	}
 	a.rejections = make(chan launch.Rejected, 1024)
 	return nil

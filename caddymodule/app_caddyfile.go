@@ -25,6 +25,7 @@ func init() {
 //		workers     4
 //		retry       12 1s 10m
 //		run_retention 720h
+//		notify      https://hooks.example.com/alerts
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
@@ -52,6 +53,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			app.APIToken, err = one()
 		case "payload_url":
 			app.PayloadURL, err = one()
+		case "notify":
+			app.Notify, err = one()
 		case "store":
 			if len(args) != 2 || args[0] != "file" {
 				return nil, d.Err("valohai: store takes `file <dir>`")

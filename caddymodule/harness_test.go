@@ -65,12 +65,19 @@ func loadCaddyfile(caddyfile string) error {
 // the valohai block.
 func startEnv(t *testing.T, routes, extraGlobal string) *testEnv {
 	t.Helper()
+	return startEnvAdmin(t, routes, extraGlobal, "off")
+}
+
+// startEnvAdmin is startEnv with Caddy's admin API at admin ("off", or a
+// loopback address for tests of the admin API and metrics).
+func startEnvAdmin(t *testing.T, routes, extraGlobal, admin string) *testEnv {
+	t.Helper()
 	env := &testEnv{t: t, dataDir: t.TempDir()}
 	hookPort, simPort := freePort(t), freePort(t)
 	env.hook = fmt.Sprintf("http://127.0.0.1:%d", hookPort)
 	env.sim = fmt.Sprintf("http://127.0.0.1:%d", simPort)
 	cf := fmt.Sprintf(`{
-	admin off
+	admin %[9]s
 	storage file_system %[1]s/caddy
 	valohai {
 		api_url     %[3]s
@@ -99,7 +106,7 @@ func startEnv(t *testing.T, routes, extraGlobal string) *testEnv {
 		}
 	}
 }
-`, env.dataDir, env.hook, env.sim, routes, testToken, testProject, extraGlobal, testCommit)
+`, env.dataDir, env.hook, env.sim, routes, testToken, testProject, extraGlobal, testCommit, admin)
 	if err := loadCaddyfile(cf); err != nil {
 		t.Fatalf("loading config: %v\n%s", err, cf)
 	}

@@ -223,6 +223,7 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	}
 	if err := l.app.dispatcher.Submit(r.Context(), run, payload); err != nil {
 		l.logger.Error("storing run failed", zap.String("trigger", l.Trigger), zap.Error(err))
+		l.app.metrics.requests.WithLabelValues(l.Trigger, "store_error").Inc()
 		// Not acknowledged: the sender may retry.
 		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("valohai_launch: the run could not be stored"))
 	}
@@ -235,6 +236,7 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 		done = run
 		done.Status = launch.StatusPending
 	}
+	l.app.metrics.requests.WithLabelValues(l.Trigger, string(done.Status)).Inc()
 	return writeRunResponse(w, done)
 }
 

@@ -216,6 +216,7 @@ func (c *Common) reject(app *App, logger *zap.Logger, r *http.Request, err error
 		zap.String("directive", directive),
 		zap.String("reason", reason),
 		zap.String("remote_addr", r.RemoteAddr))
+	app.metrics.rejected(directive, reason)
 	app.recordRejection(launch.Rejected{
 		At: nowUTC(), Host: r.Host, Path: r.URL.Path,
 		Directive: directive, Reason: reason, RemoteAddr: r.RemoteAddr,

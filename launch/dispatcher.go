@@ -68,6 +68,9 @@ type Dispatcher struct {
 	OnFinal func(run *Run)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Observe, when set, is told the outcome of every Valohai call: result
+	// is "ok", "retry" or "failed".
+	Observe func(kind ActionKind, result string, took time.Duration)
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
@@ -195,7 +198,10 @@ func (d *Dispatcher) notify(runID string) {
 	}
 }
 
-// Retry makes a final run with failed actions pending again (failed actions
+// ErrRunPending is returned by RetryRun for a run that is not final yet.
+var ErrRunPending = errors.New("run is still pending")
+
+// RetryRun makes a final run with failed actions pending again (failed actions
 // get a fresh set of attempts) and starts it.
 func (d *Dispatcher) RetryRun(ctx context.Context, runID string) (*Run, error) {
 	run, err := d.Store.GetRun(ctx, runID)
@@ -203,7 +209,7 @@ func (d *Dispatcher) RetryRun(ctx context.Context, runID string) (*Run, error) {
 		return nil, err
 	}
 	if !run.Status.Final() {
-		return run, errors.New("run is still pending")
+		return run, ErrRunPending
 	}
 	for i := range run.Actions {
 		if run.Actions[i].State == ActionFailed {
@@ -262,6 +268,20 @@ func (d *Dispatcher) worker() {
 	}
 }
 
+func (d *Dispatcher) observe(kind ActionKind, err error, attempts int, took time.Duration) {
+	if d.Observe == nil {
+		return
+	}
+	result := "ok"
+	if err != nil {
+		result = "failed"
+		if Retryable(err) && attempts < d.Retry.Attempts {
+			result = "retry"
+		}
+	}
+	d.Observe(kind, result, took)
+}
+
 // process sends the run's pending actions in order. Progress is stored after
 // every action, so an action Valohai accepted is never sent again.
 func (d *Dispatcher) process(runID string) {
@@ -285,7 +305,9 @@ func (d *Dispatcher) process(runID string) {
 		// Not d.ctx: a call in flight when Caddy stops or reloads is let
 		// finish (bounded by the client's timeout), so its outcome is stored
 		// and the action is not sent twice.
+		started := time.Now()
 		res, err := d.Performer.Perform(ctx, a)
+		d.observe(a.Kind, err, a.Attempts, time.Since(started))
 		switch {
 		case err == nil:
 			a.State, a.Result, a.LastError = ActionDone, res, ""

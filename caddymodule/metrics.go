@@ -1,0 +1,92 @@
+package caddymodule
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// metrics are the app's Prometheus collectors on Caddy's registry (served by
+// Caddy's `metrics` handler and the admin /metrics endpoint). Every label
+// takes values from a bounded set: trigger names from the config, directive
+// names, the validators' fixed reasons, action kinds and outcomes.
+type metrics struct {
+	requests       *prometheus.CounterVec
+	rejections     *prometheus.CounterVec
+	launches       *prometheus.CounterVec
+	launchDuration prometheus.Histogram
+	labels         boundedLabels
+}
+
+func (m *metrics) rejected(directive, reason string) {
+	m.rejections.WithLabelValues(m.labels.get(directive), m.labels.get(reason)).Inc()
+}
+
+func newMetrics(reg *prometheus.Registry, queueDepth func() float64) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		requests: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy", Subsystem: "valohai", Name: "requests_total",
+			Help: "Webhooks that reached valohai_launch, by trigger and outcome (completed, pending, error, complete_with_error, duplicate, store_error).",
+		}, []string{"trigger", "outcome"}),
+		rejections: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy", Subsystem: "valohai", Name: "rejections_total",
+			Help: "Webhooks rejected by a condition, by directive and reason.",
+		}, []string{"directive", "reason"}),
+		launches: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy", Subsystem: "valohai", Name: "launches_total",
+			Help: "Valohai calls by action kind and result (ok, retry, failed).",
+		}, []string{"action", "result"}),
+		launchDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "caddy", Subsystem: "valohai", Name: "launch_duration_seconds",
+			Help:    "Duration of one Valohai API call of an action.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+	}
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "valohai", Name: "queue_depth",
+		Help: "Runs waiting in the launch queue (including runs being launched).",
+	}, queueDepth)
+	return m
+}
+
+// boundedLabels caps the distinct values a label may take: directive and
+// reason values come from fixed sets in the validators, but the cap makes
+// the bound hold whatever a future condition reports.
+type boundedLabels struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+const maxLabelValues = 64
+
+func (b *boundedLabels) get(v string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.seen == nil {
+		b.seen = map[string]bool{}
+	}
+	if b.seen[v] {
+		return v
+	}
+	if len(b.seen) >= maxLabelValues {
+		return "other"
+	}
+	b.seen[v] = true
+	return v
+}
+
+func queueDepthFunc(a *App) func() float64 {
+	return func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := a.store.QueueDepth(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}
+}
