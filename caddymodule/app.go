@@ -230,6 +230,14 @@ func (a *App) openStore(repl *caddy.Replacer) error {
 			if err != nil {
 				return nil, err
 			}
+			// Opened by this process for the first time: runs leased by
+			// a previous process (killed mid-launch) are due now.
+			if n, err := s.ReleaseLeases(time.Now()); err != nil {
+				_ = s.Close()
+				return nil, err
+			} else if n > 0 {
+				a.logger.Info("resuming runs left by a previous process", zap.Int("runs", n))
+			}
 			return pooledStore{s}, nil
 		})
 		if err != nil {

@@ -431,6 +431,34 @@ func (b *Bolt) RequeueRun(ctx context.Context, runID string, at time.Time) error
 	})
 }
 
+// ReleaseLeases makes every queued run due no later than now, and returns
+// how many it moved. Only one process can hold a bbolt file, so at open every
+// lease belongs to a process that is gone (crashed or killed): waiting for
+// those leases to run out would only delay acknowledged runs. Runs waiting
+// out a retry backoff are retried at once too, which a restart may do.
+func (b *Bolt) ReleaseLeases(now time.Time) (int, error) {
+	at := stamp(now)
+	var moved int
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		moved = 0
+		var ids []string
+		c := tx.Bucket(bucketQueueByRun).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if binary.BigEndian.Uint64(v) > at {
+				ids = append(ids, string(k))
+			}
+		}
+		for _, id := range ids {
+			if err := enqueue(tx, id, at); err != nil {
+				return err
+			}
+		}
+		moved = len(ids)
+		return nil
+	})
+	return moved, err
+}
+
 // CompleteRun removes a run from the queue. Completing a run that is not
 // queued succeeds, so a worker may safely repeat it.
 func (b *Bolt) CompleteRun(ctx context.Context, runID string) error {

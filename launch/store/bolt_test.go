@@ -205,3 +205,35 @@ func BenchmarkBoltCreateRunParallel(b *testing.B) { benchmarkCreateRun(b, true) 
 
 // BenchmarkBoltCreateRunSerial is the baseline: one caller, one fsync per run.
 func BenchmarkBoltCreateRunSerial(b *testing.B) { benchmarkCreateRun(b, false) }
+
+// A process that opens the file owns it alone, so leases found there belong
+// to a dead process: ReleaseLeases makes those runs claimable at once.
+func TestBoltReleaseLeases(t *testing.T) {
+	ctx := context.Background()
+	s := openBolt(t, filepath.Join(t.TempDir(), "v.db"), store.BoltOptions{})
+	now := time.Now()
+	for i, due := range []time.Duration{-time.Minute, 2 * time.Minute, time.Hour} {
+		run := &launch.Run{ID: fmt.Sprintf("run-%d", i), Trigger: "t", CreatedAt: now, Status: launch.StatusPending, NextAttemptAt: now.Add(due)}
+		if err := s.CreateRun(ctx, run, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	moved, err := s.ReleaseLeases(now)
+	if err != nil || moved != 2 {
+		t.Fatalf("ReleaseLeases = %d, %v; want 2 moved", moved, err)
+	}
+	claimed := map[string]bool{}
+	for range 3 {
+		id, ok, err := s.ClaimRun(ctx, now, time.Minute)
+		if err != nil || !ok {
+			t.Fatalf("ClaimRun after release: %q %v %v", id, ok, err)
+		}
+		claimed[id] = true
+	}
+	if len(claimed) != 3 {
+		t.Fatalf("claimed %v, want all three runs", claimed)
+	}
+	if depth, _ := s.QueueDepth(ctx); depth != 3 {
+		t.Fatalf("queue depth %d, want 3 (released runs stay queued)", depth)
+	}
+}
