@@ -1,0 +1,246 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The fault tests run the built binary (what users run) as separate
+// processes: a simulator process standing in for Valohai, and a gateway
+// process that can be killed with SIGKILL mid-work.
+
+type caddyProc struct {
+	cmd  *exec.Cmd
+	logs *strings.Builder
+	mu   sync.Mutex
+}
+
+// startCaddyProc runs `caddy run` on caddyfile and waits until addr listens.
+func startCaddyProc(t *testing.T, caddyfile, addr string) *caddyProc {
+	t.Helper()
+	bin := buildCaddy(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &caddyProc{logs: &strings.Builder{}}
+	p.cmd = exec.Command(bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
+	p.cmd.Env = []string{"HOME=" + dir, "XDG_DATA_HOME=" + filepath.Join(dir, "data"), "XDG_CONFIG_HOME=" + filepath.Join(dir, "config"), "PATH=" + os.Getenv("PATH")}
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("caddy (%s) output:\n%s", addr, p.output())
+		}
+	})
+	waitListening(t, addr, 30*time.Second)
+	return p
+}
+
+func (p *caddyProc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.Write(b)
+}
+
+func (p *caddyProc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+// kill sends SIGKILL: no shutdown, no flushing, as in a crash.
+func (p *caddyProc) kill() {
+	if p.cmd.ProcessState == nil {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+	}
+}
+
+type faultEnv struct {
+	t        *testing.T
+	hookAddr string
+	simAddr  string
+	storeDir string
+	env      *testEnv // for do(), calls(), simControl()
+}
+
+func newFaultEnv(t *testing.T) *faultEnv {
+	t.Helper()
+	f := &faultEnv{
+		t:        t,
+		hookAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		simAddr:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		storeDir: t.TempDir(),
+	}
+	f.env = &testEnv{t: t, hook: "http://" + f.hookAddr, sim: "http://" + f.simAddr}
+	yaml, err := filepath.Abs("../examples/valohai.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startCaddyProc(t, fmt.Sprintf(`{
+	admin off
+}
+http://%s {
+	valohai_simulator {
+		token %s
+		project %s acme/demo {
+			commit %s main %s
+		}
+	}
+}
+`, f.simAddr, testToken, testProject, testCommit, yaml), f.simAddr)
+	return f
+}
+
+// startGateway starts (or restarts, on the same store) the webhook gateway.
+func (f *faultEnv) startGateway() *caddyProc {
+	f.t.Helper()
+	return startCaddyProc(f.t, fmt.Sprintf(`{
+	admin off
+	valohai {
+		api_url   http://%[2]s
+		api_token %[3]s
+		store     file %[4]s
+		retry     200 100ms 400ms
+	}
+}
+http://%[1]s {
+	handle_errors {
+		respond "{err.message}" {err.status_code}
+	}
+	handle /hook {
+		webhook_token fault-token
+		valohai_launch faults {
+			project %[5]s
+			execution train {
+				commit main
+				title  "{run_id}"
+			}
+			wait 0s
+		}
+	}
+}
+`, f.hookAddr, f.simAddr, testToken, f.storeDir, testProject), f.hookAddr)
+}
+
+// sendAll posts n webhooks concurrently and returns the acknowledged run ids.
+func (f *faultEnv) sendAll(n int) []string {
+	f.t.Helper()
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r := f.env.post("/hook", []byte(fmt.Sprintf(`{"n":%d}`, i)), map[string]string{"Authorization": "Bearer fault-token"})
+			if r.status != http.StatusAccepted {
+				f.t.Errorf("webhook %d: %d %s", i, r.status, r.body)
+				return
+			}
+			var lr launchResponse
+			_ = json.Unmarshal([]byte(r.body), &lr)
+			ids[i] = lr.RunID
+		})
+	}
+	wg.Wait()
+	if f.t.Failed() {
+		f.t.FailNow()
+	}
+	return ids
+}
+
+// launchedTitles counts the executions Valohai accepted, by title (= run id).
+func (f *faultEnv) launchedTitles() map[string]int {
+	f.t.Helper()
+	out := map[string]int{}
+	for _, body := range f.env.executionCalls() {
+		out[fmt.Sprint(body["title"])]++
+	}
+	return out
+}
+
+// assertEachOnce waits until every acknowledged run was launched, then
+// checks that none was launched twice and nothing else was launched.
+func (f *faultEnv) assertEachOnce(ids []string, timeout time.Duration) {
+	f.t.Helper()
+	waitFor(f.t, "every acknowledged run launched", timeout, func() bool {
+		return len(f.launchedTitles()) >= len(ids)
+	})
+	time.Sleep(time.Second) // a duplicate would show up now
+	got := f.launchedTitles()
+	for _, id := range ids {
+		if got[id] != 1 {
+			f.t.Errorf("run %s launched %d times, want exactly once", id, got[id])
+		}
+	}
+	if len(got) != len(ids) {
+		f.t.Errorf("%d distinct runs launched, want %d", len(got), len(ids))
+	}
+}
+
+func TestFaultValohaiDownThenRecovers(t *testing.T) {
+	f := newFaultEnv(t)
+	f.startGateway()
+	f.env.simControl("fail", `{"count":60,"status":503}`)
+	ids := f.sendAll(20)
+	f.assertEachOnce(ids, 60*time.Second)
+	var failed int
+	for _, c := range f.env.calls() {
+		if c.Status == http.StatusServiceUnavailable {
+			failed++
+		}
+	}
+	if failed != 60 {
+		t.Fatalf("the simulator failed %d calls, want all 60 injected failures used", failed)
+	}
+}
+
+func TestFaultRetryAfterHonoured(t *testing.T) {
+	f := newFaultEnv(t)
+	f.startGateway()
+	f.env.simControl("fail", `{"count":1,"status":429,"retry_after_seconds":2}`)
+	ids := f.sendAll(1)
+	f.assertEachOnce(ids, 20*time.Second)
+	r := f.env.do(http.MethodGet, f.env.sim+"/__simulator/calls", nil, nil)
+	var calls []struct {
+		Status int       `json:"status"`
+		At     time.Time `json:"at"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &calls); err != nil || len(calls) != 2 {
+		t.Fatalf("calls: %v %s", err, r.body)
+	}
+	if calls[0].Status != http.StatusTooManyRequests || calls[1].Status != http.StatusCreated {
+		t.Fatalf("statuses %d, %d", calls[0].Status, calls[1].Status)
+	}
+	if gap := calls[1].At.Sub(calls[0].At); gap < 2*time.Second {
+		t.Fatalf("retried after %v, before Retry-After's 2s", gap)
+	}
+}
+
+func TestFaultKill9WithPendingRuns(t *testing.T) {
+	f := newFaultEnv(t)
+	gw := f.startGateway()
+	// Valohai is slow: every launch is still in flight when the gateway dies.
+	f.env.simControl("delay", `{"delay":"3s"}`)
+	ids := f.sendAll(20)
+	time.Sleep(200 * time.Millisecond)
+	gw.kill()
+	f.env.simControl("reset", `{}`)
+	if n := len(f.launchedTitles()); n != 0 {
+		t.Fatalf("%d runs launched before the kill; the test needs them in flight", n)
+	}
+	f.startGateway()
+	f.assertEachOnce(ids, 30*time.Second)
+}
+
