@@ -59,8 +59,10 @@ type Dispatcher struct {
 	// Workers is how many goroutines poll the queue for due runs (retries,
 	// runs of dead instances).
 	Workers int
-	// Lease is how long a claimed run stays invisible to other workers. It
-	// must exceed the time one pass over a run's actions may take.
+	// Lease is how long a claimed run stays invisible to other workers
+	// (default 15s). The worker holding a run renews the lease every third
+	// of it while it works, so a live worker keeps its run however slow
+	// Valohai is, and a dead one's run is taken over within one lease.
 	Lease time.Duration
 	// Poll is how often idle workers look at the queue.
 	Poll time.Duration
@@ -93,7 +95,7 @@ func (d *Dispatcher) Start() {
 		d.Logger = zap.NewNop()
 	}
 	if d.Lease <= 0 {
-		d.Lease = 2 * time.Minute
+		d.Lease = 15 * time.Second
 	}
 	if d.Poll <= 0 {
 		d.Poll = time.Second
@@ -268,6 +270,35 @@ func (d *Dispatcher) worker() {
 	}
 }
 
+// renewLease keeps the run's lease alive while this worker holds it, and
+// returns the function that stops the renewal and waits until it has.
+func (d *Dispatcher) renewLease(ctx context.Context, runID string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(d.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := d.Store.RequeueRun(ctx, runID, d.now().Add(d.Lease)); err != nil {
+					d.Logger.Warn("renewing a run's lease failed", zap.String("run_id", runID), zap.Error(err))
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			<-finished
+		})
+	}
+}
+
 func (d *Dispatcher) observe(kind ActionKind, err error, attempts int, took time.Duration) {
 	if d.Observe == nil {
 		return
@@ -286,11 +317,15 @@ func (d *Dispatcher) observe(kind ActionKind, err error, attempts int, took time
 // every action, so an action Valohai accepted is never sent again.
 func (d *Dispatcher) process(runID string) {
 	ctx := context.WithoutCancel(d.ctx)
+	stopRenew := d.renewLease(ctx, runID)
 	run, err := d.Store.GetRun(ctx, runID)
 	if err != nil {
+		stopRenew()
 		d.Logger.Error("loading a queued run failed", zap.String("run_id", runID), zap.Error(err))
 		return
 	}
+	// Every exit below first stops the renewal, so that it cannot put the
+	// run back on the queue after it was requeued or completed.
 	for i := range run.Actions {
 		a := &run.Actions[i]
 		if a.State != ActionPending {
@@ -298,6 +333,7 @@ func (d *Dispatcher) process(runID string) {
 		}
 		if d.ctx.Err() != nil {
 			// Shutting down: leave the rest to the next start.
+			stopRenew()
 			_ = d.Store.RequeueRun(ctx, runID, d.now())
 			return
 		}
@@ -323,6 +359,7 @@ func (d *Dispatcher) process(runID string) {
 			d.Logger.Info("valohai call failed, will retry",
 				zap.String("run_id", runID), zap.String("action", string(a.Kind)),
 				zap.Int("attempt", a.Attempts), zap.Time("next_attempt", run.NextAttemptAt), zap.Error(err))
+			stopRenew()
 			if err := d.Store.UpdateRun(ctx, run); err != nil {
 				d.Logger.Error("storing run progress failed", zap.String("run_id", runID), zap.Error(err))
 			}
@@ -340,6 +377,7 @@ func (d *Dispatcher) process(runID string) {
 			d.Logger.Error("storing run progress failed", zap.String("run_id", runID), zap.Error(err))
 		}
 	}
+	stopRenew()
 	run.Refresh()
 	run.UpdatedAt = d.now()
 	if err := d.Store.UpdateRun(ctx, run); err != nil {

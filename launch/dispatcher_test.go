@@ -1,0 +1,156 @@
+package launch_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hooklaunch/caddy-valohai/launch"
+	"github.com/hooklaunch/caddy-valohai/launch/store"
+)
+
+// scripted answers Perform calls from a list of errors (nil = accepted),
+// each after delay.
+type scripted struct {
+	mu    sync.Mutex
+	errs  []error
+	calls atomic.Int32
+	delay time.Duration
+}
+
+func (s *scripted) Perform(ctx context.Context, a *launch.Action) (*launch.ActionResult, error) {
+	n := int(s.calls.Add(1)) - 1
+	time.Sleep(s.delay)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n < len(s.errs) && s.errs[n] != nil {
+		return nil, s.errs[n]
+	}
+	return &launch.ActionResult{ID: "exec-1", Counter: int64(n + 1)}, nil
+}
+
+func newDispatcher(t *testing.T, p launch.Performer, lease time.Duration) (*launch.Dispatcher, launch.Store, *atomic.Int32) {
+	t.Helper()
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "v.db"), store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	finals := &atomic.Int32{}
+	d := &launch.Dispatcher{
+		Store: st, Performer: p, Workers: 2, Lease: lease, Poll: 20 * time.Millisecond,
+		Retry:   launch.RetryPolicy{Attempts: 4, First: 10 * time.Millisecond, Max: 40 * time.Millisecond},
+		OnFinal: func(*launch.Run) { finals.Add(1) },
+	}
+	d.Start()
+	t.Cleanup(func() { d.Stop(); st.Close() })
+	return d, st, finals
+}
+
+func submit(t *testing.T, d *launch.Dispatcher, id string, actions int) {
+	t.Helper()
+	run := &launch.Run{ID: id, Trigger: "t"}
+	for range actions {
+		run.Actions = append(run.Actions, launch.Action{Kind: launch.ActionRunExecution, Body: json.RawMessage(`{}`)})
+	}
+	if err := d.Submit(context.Background(), run, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFinal(t *testing.T, d *launch.Dispatcher, id string) *launch.Run {
+	t.Helper()
+	run, err := d.Wait(context.Background(), id, 10*time.Second)
+	if err != nil || !run.Status.Final() {
+		t.Fatalf("run %s not final: %+v %v", id, run, err)
+	}
+	return run
+}
+
+func TestDispatcherRetriesTransientErrors(t *testing.T) {
+	p := &scripted{errs: []error{&launch.APIError{Status: 503}, &launch.APIError{Status: 429}}}
+	d, st, finals := newDispatcher(t, p, time.Second)
+	submit(t, d, "r1", 1)
+	run := waitFinal(t, d, "r1")
+	if run.Status != launch.StatusCompleted || run.Actions[0].Attempts != 3 || p.calls.Load() != 3 {
+		t.Fatalf("status %s attempts %d calls %d", run.Status, run.Actions[0].Attempts, p.calls.Load())
+	}
+	if n, _ := st.QueueDepth(context.Background()); n != 0 {
+		t.Fatalf("queue depth %d after completion", n)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if finals.Load() != 1 {
+		t.Fatalf("OnFinal called %d times", finals.Load())
+	}
+}
+
+func TestDispatcherPermanentErrorAndProgress(t *testing.T) {
+	// Action 1 accepted, action 2 refused for good: complete_with_error,
+	// and action 1 is not sent again.
+	p := &scripted{errs: []error{nil, &launch.APIError{Status: 400, Body: `{"step":["bad"]}`}}}
+	d, _, _ := newDispatcher(t, p, time.Second)
+	submit(t, d, "r2", 2)
+	run := waitFinal(t, d, "r2")
+	if run.Status != launch.StatusCompleteWithError || run.Actions[0].State != launch.ActionDone || run.Actions[1].State != launch.ActionFailed {
+		t.Fatalf("run %+v", run)
+	}
+	if p.calls.Load() != 2 {
+		t.Fatalf("%d calls, want 2", p.calls.Load())
+	}
+	// A retry sends only the failed action.
+	if _, err := d.RetryRun(context.Background(), "r2"); err != nil {
+		t.Fatal(err)
+	}
+	run = waitFinal(t, d, "r2")
+	if run.Status != launch.StatusCompleted || p.calls.Load() != 3 {
+		t.Fatalf("after retry: %s with %d calls", run.Status, p.calls.Load())
+	}
+}
+
+func TestDispatcherRetriesExhausted(t *testing.T) {
+	p := &scripted{errs: []error{&launch.APIError{Status: 503}, &launch.APIError{Status: 503}, &launch.APIError{Status: 503}, &launch.APIError{Status: 503}}}
+	d, _, _ := newDispatcher(t, p, time.Second)
+	submit(t, d, "r3", 1)
+	run := waitFinal(t, d, "r3")
+	if run.Status != launch.StatusError || run.Actions[0].Attempts != 4 {
+		t.Fatalf("status %s attempts %d", run.Status, run.Actions[0].Attempts)
+	}
+}
+
+// A worker renews the lease of the run it holds, so a slow Valohai call does
+// not hand the run to a second worker (which would launch it twice).
+func TestDispatcherRenewsLeaseWhileWorking(t *testing.T) {
+	p := &scripted{delay: 600 * time.Millisecond}
+	d, st, _ := newDispatcher(t, p, 150*time.Millisecond)
+	submit(t, d, "r4", 1)
+	time.Sleep(300 * time.Millisecond) // two lease lengths into the call
+	if id, ok, _ := st.ClaimRun(context.Background(), time.Now(), time.Second); ok {
+		t.Fatalf("run %s claimable while its worker is still on it", id)
+	}
+	waitFinal(t, d, "r4")
+	if p.calls.Load() != 1 {
+		t.Fatalf("launched %d times, want once", p.calls.Load())
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n, _ := st.QueueDepth(context.Background()); n != 0 {
+		t.Fatalf("the renewal put a completed run back on the queue (%d queued)", n)
+	}
+}
+
+func TestRetryPolicyBackoff(t *testing.T) {
+	p := launch.RetryPolicy{Attempts: 10, First: time.Second, Max: 8 * time.Second}
+	for attempt, max := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 9: 8 * time.Second} {
+		for range 20 {
+			d := p.Backoff(attempt, 0)
+			if d < max/2 || d > max {
+				t.Fatalf("Backoff(%d) = %v, want in [%v, %v]", attempt, d, max/2, max)
+			}
+		}
+	}
+	if d := p.Backoff(1, 30*time.Second); d != 30*time.Second {
+		t.Fatalf("Retry-After not honoured: %v", d)
+	}
+}
