@@ -2,12 +2,16 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -16,6 +20,7 @@ import (
 
 	"github.com/hooklaunch/caddy-valohai/launch"
 	"github.com/hooklaunch/caddy-valohai/launch/store"
+	"github.com/hooklaunch/caddy-valohai/validators"
 )
 
 func init() {
@@ -74,14 +79,58 @@ type App struct {
 	rejections chan launch.Rejected
 	metrics    *metrics
 	notifyURL  string
+
+	triggersMu sync.Mutex
+	triggers   map[string]*Launch
+}
+
+// registerTrigger lets other handlers (webhook_dedupe) answer for a run the
+// way its trigger does.
+func (a *App) registerTrigger(l *Launch) {
+	a.triggersMu.Lock()
+	defer a.triggersMu.Unlock()
+	if a.triggers == nil {
+		a.triggers = map[string]*Launch{}
+	}
+	a.triggers[l.Trigger] = l
+}
+
+func (a *App) unregisterTrigger(l *Launch) {
+	a.triggersMu.Lock()
+	defer a.triggersMu.Unlock()
+	if a.triggers[l.Trigger] == l {
+		delete(a.triggers, l.Trigger)
+	}
+}
+
+// answerRun writes the answer run's trigger would give now (the trigger's
+// response block, or the default JSON), for a request vr.
+func (a *App) answerRun(w http.ResponseWriter, r *http.Request, vr *validators.Request, run *launch.Run) error {
+	a.triggersMu.Lock()
+	l := a.triggers[run.Trigger]
+	a.triggersMu.Unlock()
+	if l == nil {
+		return writeRunResponse(w, run)
+	}
+	return l.answer(w, run, requestLookup(r, vr, run.ID))
 }
 
 // StoreConfig selects the store backend.
 type StoreConfig struct {
-	// Type is "file" (bbolt, the embedded default).
+	// Type is "file" (bbolt, the embedded default, one Caddy instance) or
+	// "redis" (shared by every Caddy instance pointed at the same redis).
 	Type string `json:"type,omitempty"`
 	// Path is the directory of the bbolt file (type file).
 	Path string `json:"path,omitempty"`
+	// URL is the redis URL (type redis):
+	// redis://[user:password@]host:6379/0, rediss:// for TLS. Placeholders
+	// such as {env.REDIS_URL} are expanded at provision, so the password
+	// need not be written in the config; it is never logged.
+	URL string `json:"url,omitempty"`
+	// Prefix is put before every redis key (type redis; default
+	// "valohai:"). Deployments sharing one redis need different prefixes;
+	// the instances of one deployment the same.
+	Prefix string `json:"prefix,omitempty"`
 }
 
 // RetryConfig is the retry policy for failed Valohai calls.
@@ -245,9 +294,59 @@ func (a *App) openStore(repl *caddy.Replacer) error {
 		}
 		a.store = val.(pooledStore).Store
 		return nil
+	case "redis":
+		return a.openRedisStore(repl, cfg)
 	default:
-		return fmt.Errorf("valohai: unknown store type %q; use: store file <dir>", cfg.Type)
+		return fmt.Errorf("valohai: unknown store type %q; use: store file <dir>, or store redis <url>", cfg.Type)
 	}
+}
+
+// openRedisStore opens (or shares, across config reloads) the redis store.
+// The pool key holds the URL without its password plus a hash of the whole
+// URL: two URLs that differ only by password are two clients.
+func (a *App) openRedisStore(repl *caddy.Replacer, cfg StoreConfig) error {
+	const fix = "e.g. store redis redis://user:password@host:6379/0 or store redis {env.REDIS_URL}"
+	if strings.TrimSpace(cfg.URL) == "" {
+		return fmt.Errorf("valohai: store redis needs a URL: %s", fix)
+	}
+	raw, err := repl.ReplaceOrErr(cfg.URL, true, true)
+	if err != nil || strings.TrimSpace(raw) == "" {
+		return fmt.Errorf("valohai: store redis: %s expands to nothing; set the variable it names, %s", store.RedactURL(cfg.URL), fix)
+	}
+	raw = strings.TrimSpace(raw)
+	prefix := repl.ReplaceKnown(cfg.Prefix, "")
+	sum := sha256.Sum256([]byte(raw))
+	a.storeKey = "redis:" + store.RedactURL(raw) + " prefix=" + prefix + " id=" + hex.EncodeToString(sum[:])
+	val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
+		s, err := store.OpenRedis(raw, store.RedisOptions{Prefix: prefix})
+		if err != nil {
+			return nil, err
+		}
+		// A 2xx to a sender rests on this store: say so when redis would
+		// lose it on a restart.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		durable, settings, perr := s.Persistence(ctx)
+		switch {
+		case perr != nil:
+			a.logger.Info("cannot read the redis persistence settings; make sure of appendonly yes and maxmemory-policy noeviction, or runs accepted with a 2xx can be lost",
+				zap.String("redis", s.URL()), zap.Error(perr))
+		case !durable:
+			a.logger.Warn("redis can lose runs accepted with a 2xx (on a restart, or by evicting keys when full): set appendonly yes and maxmemory-policy noeviction",
+				zap.String("redis", s.URL()), zap.String("settings", settings))
+		}
+		return pooledStore{s}, nil
+	})
+	if err != nil {
+		a.storeKey = ""
+		msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "store: "), "redis ")
+		if strings.Contains(msg, "does not answer") {
+			return fmt.Errorf("valohai: store redis: %s; start redis or make it reachable from Caddy, or fix the URL (%s)", msg, fix)
+		}
+		return fmt.Errorf("valohai: store redis: %s", msg)
+	}
+	a.store = val.(pooledStore).Store
+	return nil
 }
 
 // Start starts the launch workers, the trigger-log writer and retention.

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -11,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
+	"github.com/hooklaunch/caddy-valohai/validators"
 )
 
 func init() {
@@ -33,35 +37,58 @@ type Launch struct {
 	// Wait is how long the request waits for the launches before answering
 	// 202 pending (default 2s).
 	Wait *caddy.Duration `json:"wait,omitempty"`
+	// Response replaces the default answer of an accepted run (completed or
+	// pending); a run that failed within wait gets the default 502 answer.
+	Response *ResponseConfig `json:"response,omitempty"`
 
 	app      *App
 	logger   *zap.Logger
 	compiled []compiledAction
 	project  *launch.Template
+	respBody *launch.Template
 }
 
 // ActionConfig is one action of a trigger.
 type ActionConfig struct {
-	// Kind is "execution".
+	// Kind is execution, pipeline, copy_pipeline or fetch_repository.
 	Kind string `json:"kind"`
 	// Step is the valohai.yaml step of an execution.
 	Step string `json:"step,omitempty"`
+	// Pipeline is the valohai.yaml pipeline name of a pipeline action.
+	Pipeline string `json:"pipeline,omitempty"`
+	// Source is the pipeline a copy_pipeline action copies: its id or
+	// <project id>:<counter>.
+	Source string `json:"source,omitempty"`
 	// Commit is the commit, branch or tag to run (placeholders allowed).
 	Commit string `json:"commit,omitempty"`
-	// PayloadInput names the input that receives the request body.
+	// PayloadInput names the input that receives the request body: an
+	// input of the execution's step, or <node>.<input> of a pipeline.
 	PayloadInput string `json:"payload_input,omitempty"`
-	// Title of the execution.
+	// Title of the execution or pipeline.
 	Title string `json:"title,omitempty"`
-	// Parameters in order; a name given twice becomes a list (multi-value).
+	// Parameters in order; for an execution a name given twice becomes a
+	// list (multi-value); for a pipeline a name is a pipeline parameter or
+	// <node>.<parameter>.
 	Parameters []NameValue `json:"parameters,omitempty"`
-	// Inputs in order; a name given twice gets both URLs.
+	// Inputs in order; a name given twice gets both URLs (executions).
 	Inputs []NameValue `json:"inputs,omitempty"`
-	// Environment is the Valohai environment slug or id.
+	// Environment is the Valohai environment slug or id (executions).
 	Environment string `json:"environment,omitempty"`
-	// Tags of the execution.
+	// Tags of the execution or pipeline.
 	Tags []string `json:"tags,omitempty"`
 	// Env are environment variables of the execution.
 	Env []NameValue `json:"env,omitempty"`
+}
+
+// ResponseConfig replaces the default answer of a launched run.
+type ResponseConfig struct {
+	// Status of the answer (default 200).
+	Status int `json:"status,omitempty"`
+	// ContentType of the answer (default application/json).
+	ContentType string `json:"content_type,omitempty"`
+	// Body template: {run_id}, {webhook.*}, {valohai.execution.*},
+	// {valohai.pipeline.*} and {valohai.result.<i>.<field>}.
+	Body string `json:"body,omitempty"`
 }
 
 // NameValue is a named value template.
@@ -77,7 +104,9 @@ type namedTemplate struct {
 
 type compiledAction struct {
 	cfg         ActionConfig
+	kind        launch.ActionKind
 	step        *launch.Template
+	source      *launch.Template
 	commit      *launch.Template
 	title       *launch.Template
 	environment *launch.Template
@@ -85,6 +114,8 @@ type compiledAction struct {
 	inputs      []namedTemplate
 	env         []namedTemplate
 	tags        []*launch.Template
+	// payloadNode/payloadInput split a pipeline's <node>.<input>.
+	payloadNode, payloadInput string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -124,20 +155,63 @@ func (l *Launch) Provision(ctx caddy.Context) error {
 	if err := app.requireLaunch(usesPayload); err != nil {
 		return err
 	}
+	if l.Response != nil {
+		if l.Response.Status != 0 && (l.Response.Status < 200 || l.Response.Status > 299) {
+			return fmt.Errorf("valohai_launch %s: response status must be a 2xx code, got %d", l.Trigger, l.Response.Status)
+		}
+		if l.respBody, err = launch.ParseTemplate(l.Response.Body); err != nil {
+			return fmt.Errorf("valohai_launch %s: response body: %v", l.Trigger, err)
+		}
+	}
+	app.registerTrigger(l)
 	return nil
+}
+
+// Cleanup forgets the trigger when its config is unloaded.
+func (l *Launch) Cleanup() error {
+	if l.app != nil {
+		l.app.unregisterTrigger(l)
+	}
+	return nil
+}
+
+// answer writes the trigger's answer for run: the response block for an
+// accepted run (completed or pending), else the default JSON.
+func (l *Launch) answer(w http.ResponseWriter, run *launch.Run, look launch.Lookup) error {
+	if l.Response == nil || (run.Status != launch.StatusCompleted && run.Status != launch.StatusPending) {
+		return writeRunResponse(w, run)
+	}
+	ct := l.Response.ContentType
+	if ct == "" {
+		ct = "application/json"
+	}
+	isJSON := strings.Contains(ct, "json")
+	results := resultsOf(run)
+	body := l.respBody.String(func(key string) (any, bool) {
+		v, ok := resultPlaceholder(results, key)
+		if !ok {
+			v, ok = look(key)
+		}
+		if s, isString := v.(string); ok && isString && isJSON {
+			// Inside a JSON string: escape, so that a quote in a webhook
+			// field cannot break (or inject into) the answer.
+			q, _ := json.Marshal(s)
+			return string(q[1 : len(q)-1]), true
+		}
+		return v, ok
+	})
+	status := l.Response.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(status)
+	_, err := w.Write([]byte(body))
+	return err
 }
 
 func compileAction(a ActionConfig) (compiledAction, error) {
 	c := compiledAction{cfg: a}
-	if a.Kind != "execution" {
-		return c, fmt.Errorf("unknown action kind %q", a.Kind)
-	}
-	if a.Step == "" {
-		return c, fmt.Errorf("execution needs a step name, e.g. `execution train { ... }`")
-	}
-	if a.Commit == "" {
-		return c, fmt.Errorf("execution %s: commit is required (a branch, tag or commit sha)", a.Step)
-	}
 	var err error
 	parse := func(field, s string) *launch.Template {
 		if err != nil || s == "" {
@@ -160,15 +234,58 @@ func compileAction(a ActionConfig) (compiledAction, error) {
 		}
 		return out
 	}
-	c.step = parse("step", a.Step)
-	c.commit = parse("commit", a.Commit)
 	c.title = parse("title", a.Title)
-	c.environment = parse("environment", a.Environment)
 	c.params = named("parameter", a.Parameters)
-	c.inputs = named("input", a.Inputs)
-	c.env = named("env", a.Env)
 	for _, t := range a.Tags {
 		c.tags = append(c.tags, parse("tag", t))
+	}
+	switch a.Kind {
+	case "execution":
+		c.kind = launch.ActionRunExecution
+		if a.Step == "" {
+			return c, fmt.Errorf("execution needs a step name, e.g. `execution train { ... }`")
+		}
+		if a.Commit == "" {
+			return c, fmt.Errorf("execution %s: commit is required (a branch, tag or commit sha)", a.Step)
+		}
+		c.step = parse("step", a.Step)
+		c.commit = parse("commit", a.Commit)
+		c.environment = parse("environment", a.Environment)
+		c.inputs = named("input", a.Inputs)
+		c.env = named("env", a.Env)
+	case "pipeline":
+		c.kind = launch.ActionRunPipeline
+		if a.Pipeline == "" {
+			return c, fmt.Errorf("pipeline needs the pipeline's name in valohai.yaml, e.g. `pipeline nightly { ... }`")
+		}
+		if a.Commit == "" {
+			return c, fmt.Errorf("pipeline %s: commit is required (a branch, tag or commit sha)", a.Pipeline)
+		}
+		c.step = parse("pipeline", a.Pipeline)
+		c.commit = parse("commit", a.Commit)
+	case "copy_pipeline":
+		c.kind = launch.ActionCopyPipeline
+		if a.Source == "" {
+			return c, fmt.Errorf("copy_pipeline needs the source pipeline: its id or <project id>:<counter>")
+		}
+		c.source = parse("source", a.Source)
+	case "fetch_repository":
+		c.kind = launch.ActionFetchRepository
+	default:
+		return c, fmt.Errorf("unknown action kind %q: use execution, pipeline, copy_pipeline or fetch_repository", a.Kind)
+	}
+	if a.PayloadInput != "" && c.kind != launch.ActionRunExecution {
+		node, input, ok := launch.SplitNodeRef(a.PayloadInput)
+		if !ok {
+			return c, fmt.Errorf("payload_input %q: a pipeline's payload input is <node>.<input>, e.g. preprocess.dataset", a.PayloadInput)
+		}
+		c.payloadNode, c.payloadInput = node, input
+	}
+	if len(a.Inputs)+len(a.Env) > 0 && c.kind != launch.ActionRunExecution {
+		return c, fmt.Errorf("input and env belong to executions; for a pipeline use payload_input <node>.<input> and parameter <node>.<parameter>")
+	}
+	if a.Environment != "" && c.kind != launch.ActionRunExecution {
+		return c, fmt.Errorf("environment belongs to executions")
 	}
 	return c, err
 }
@@ -180,19 +297,7 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 		return err
 	}
 	runID := runIDFor(r)
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	look := func(key string) (any, bool) {
-		if key == "run_id" {
-			return runID, true
-		}
-		if v, ok := webhookPlaceholder(vr, key); ok {
-			return v, true
-		}
-		if repl != nil {
-			return repl.Get(key)
-		}
-		return nil, false
-	}
+	look := requestLookup(r, vr, runID)
 
 	now := time.Now()
 	var payload *launch.Payload
@@ -213,13 +318,11 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	project := l.project.String(look)
 	run := &launch.Run{ID: runID, Trigger: l.Trigger, Host: r.Host, Path: r.URL.Path}
 	for _, c := range l.compiled {
-		body, err := json.Marshal(c.executionBody(project, payloadURL, look))
+		action, err := c.build(project, payloadURL, look)
 		if err != nil {
-			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("valohai_launch: building the execution: %v", err))
+			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("valohai_launch: building the %s action: %v", c.cfg.Kind, err))
 		}
-		run.Actions = append(run.Actions, launch.Action{
-			Kind: launch.ActionRunExecution, Body: body, Project: project, Name: c.step.String(look),
-		})
+		run.Actions = append(run.Actions, action)
 	}
 	if err := l.app.dispatcher.Submit(r.Context(), run, payload); err != nil {
 		l.logger.Error("storing run failed", zap.String("trigger", l.Trigger), zap.Error(err))
@@ -237,7 +340,80 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 		done.Status = launch.StatusPending
 	}
 	l.app.metrics.requests.WithLabelValues(l.Trigger, string(done.Status)).Inc()
-	return writeRunResponse(w, done)
+	return l.answer(w, done, look)
+}
+
+// requestLookup resolves the placeholders of action values and responses
+// for one request: {run_id}, {webhook.*}, then any Caddy placeholder.
+func requestLookup(r *http.Request, vr *validators.Request, runID string) launch.Lookup {
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	return func(key string) (any, bool) {
+		if key == "run_id" {
+			return runID, true
+		}
+		if v, ok := webhookPlaceholder(vr, key); ok {
+			return v, true
+		}
+		if repl != nil {
+			return repl.Get(key)
+		}
+		return nil, false
+	}
+}
+
+// build resolves the action's templates for one request into a stored
+// action: an execution body, or the spec a worker turns into API calls.
+func (c *compiledAction) build(project, payloadURL string, look launch.Lookup) (launch.Action, error) {
+	a := launch.Action{Kind: c.kind, Project: project}
+	var spec any
+	tags := c.tagValues(look)
+	switch c.kind {
+	case launch.ActionRunExecution:
+		a.Name = c.step.String(look)
+		spec = c.executionBody(project, payloadURL, look)
+	case launch.ActionRunPipeline:
+		a.Name = c.step.String(look)
+		ps := launch.PipelineSpec{Project: project, Commit: c.commit.String(look), Pipeline: a.Name, Tags: tags}
+		if c.title != nil {
+			ps.Title = c.title.String(look)
+		}
+		if c.payloadNode != "" {
+			ps.PayloadInputs = []launch.NodeInput{{Node: c.payloadNode, Input: c.payloadInput, URL: payloadURL}}
+		}
+		for _, p := range c.params {
+			ps.Parameters = append(ps.Parameters, launch.NamedValue{Name: p.name, Value: p.tmpl.Value(look)})
+		}
+		spec = ps
+	case launch.ActionCopyPipeline:
+		cs := launch.CopySpec{Source: c.source.String(look), Project: project}
+		a.Name = cs.Source
+		if c.title != nil {
+			cs.Title = c.title.String(look)
+		}
+		if c.payloadNode != "" {
+			cs.PayloadInputs = []launch.NodeInput{{Node: c.payloadNode, Input: c.payloadInput, URL: payloadURL}}
+		}
+		spec = cs
+	case launch.ActionFetchRepository:
+		spec = launch.FetchSpec{Project: project}
+	}
+	body, err := json.Marshal(spec)
+	if err != nil {
+		return a, err
+	}
+	a.Body = body
+	return a, nil
+}
+
+func (c *compiledAction) tagValues(look launch.Lookup) []string {
+	if len(c.tags) == 0 {
+		return nil
+	}
+	tags := make([]string, 0, len(c.tags))
+	for _, t := range c.tags {
+		tags = append(tags, t.String(look))
+	}
+	return tags
 }
 
 // executionBody is the POST /api/v0/executions/ body of one action.
@@ -276,11 +452,7 @@ func (c *compiledAction) executionBody(project, payloadURL string, look launch.L
 	if c.environment != nil {
 		body["environment"] = c.environment.String(look)
 	}
-	if len(c.tags) > 0 {
-		tags := make([]string, 0, len(c.tags))
-		for _, t := range c.tags {
-			tags = append(tags, t.String(look))
-		}
+	if tags := c.tagValues(look); len(tags) > 0 {
 		body["tags"] = tags
 	}
 	if len(c.env) > 0 {
@@ -299,7 +471,11 @@ type actionResult struct {
 	ExecutionStep    string            `json:"execution_step,omitempty"`
 	ExecutionID      string            `json:"execution_id,omitempty"`
 	ExecutionCounter int64             `json:"execution_counter,omitempty"`
+	PipelineName     string            `json:"pipeline_name,omitempty"`
+	PipelineID       string            `json:"pipeline_id,omitempty"`
+	PipelineCounter  int64             `json:"pipeline_counter,omitempty"`
 	URL              string            `json:"url,omitempty"`
+	Commits          []string          `json:"commits,omitempty"`
 	Error            string            `json:"error,omitempty"`
 }
 
@@ -313,15 +489,28 @@ func resultsOf(run *launch.Run) []actionResult {
 	out := make([]actionResult, 0, len(run.Actions))
 	for _, a := range run.Actions {
 		res := actionResult{Action: a.Kind}
-		if a.Kind == launch.ActionRunExecution {
+		switch a.Kind {
+		case launch.ActionRunExecution:
 			res.ExecutionStep = a.Name
+		case launch.ActionRunPipeline:
+			res.PipelineName = a.Name
 		}
-		if a.Result != nil {
-			res.ExecutionID = a.Result.ID
-			res.ExecutionCounter = a.Result.Counter
-			res.URL = a.Result.DisplayURL
-			if res.URL == "" {
-				res.URL = a.Result.URL
+		if r := a.Result; r != nil {
+			url := r.DisplayURL
+			if url == "" {
+				url = r.URL
+			}
+			res.URL = url
+			switch a.Kind {
+			case launch.ActionRunExecution:
+				res.ExecutionID, res.ExecutionCounter = r.ID, r.Counter
+			case launch.ActionRunPipeline, launch.ActionCopyPipeline:
+				res.PipelineID, res.PipelineCounter = r.ID, r.Counter
+			case launch.ActionFetchRepository:
+				res.Commits = stringList(r.Extra["commits"])
+				if res.Commits == nil {
+					res.Commits = []string{}
+				}
 			}
 		}
 		if a.State == launch.ActionFailed {
@@ -330,6 +519,79 @@ func resultsOf(run *launch.Run) []actionResult {
 		out = append(out, res)
 	}
 	return out
+}
+
+// stringList reads a list of strings that went through JSON ([]any) or not.
+func stringList(v any) []string {
+	switch l := v.(type) {
+	case []string:
+		return l
+	case []any:
+		out := make([]string, 0, len(l))
+		for _, x := range l {
+			out = append(out, fmt.Sprint(x))
+		}
+		return out
+	}
+	return nil
+}
+
+// resultPlaceholder resolves {valohai.execution.*}, {valohai.pipeline.*}
+// (the first such action) and {valohai.result.<i>.<field>} from a run's
+// results; field names are those of the default response's result.
+func resultPlaceholder(results []actionResult, key string) (any, bool) {
+	rest, ok := strings.CutPrefix(key, "valohai.")
+	if !ok {
+		return nil, false
+	}
+	kind, field, _ := strings.Cut(rest, ".")
+	pick := -1
+	switch kind {
+	case "execution":
+		pick = slices.IndexFunc(results, func(r actionResult) bool { return r.Action == launch.ActionRunExecution })
+	case "pipeline":
+		pick = slices.IndexFunc(results, func(r actionResult) bool {
+			return r.Action == launch.ActionRunPipeline || r.Action == launch.ActionCopyPipeline
+		})
+	case "result":
+		idx, f, _ := strings.Cut(field, ".")
+		i, err := strconv.Atoi(idx)
+		if err != nil || i < 0 || i >= len(results) {
+			return nil, false
+		}
+		raw, _ := json.Marshal(results[i])
+		var m map[string]any
+		_ = json.Unmarshal(raw, &m)
+		v, ok := m[f]
+		return v, ok
+	}
+	if pick < 0 {
+		return nil, false
+	}
+	r := results[pick]
+	switch field {
+	case "id":
+		return orEmpty(r.ExecutionID, r.PipelineID), true
+	case "counter":
+		if r.Action == launch.ActionRunExecution {
+			return r.ExecutionCounter, true
+		}
+		return r.PipelineCounter, true
+	case "url":
+		return r.URL, true
+	case "step":
+		return r.ExecutionStep, true
+	case "name":
+		return r.PipelineName, true
+	}
+	return nil, false
+}
+
+func orEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // writeRunResponse answers 200 for a completed run, 202 while pending and
@@ -354,5 +616,6 @@ func writeRunResponse(w http.ResponseWriter, run *launch.Run) error {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Launch)(nil)
+	_ caddy.CleanerUpper          = (*Launch)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Launch)(nil)
 )

@@ -1,6 +1,10 @@
 package caddymodule
 
 import (
+	"slices"
+	"strconv"
+	"strings"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -64,12 +68,26 @@ func (l *Launch) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			cd := caddy.Duration(dur)
 			l.Wait = &cd
-		case "execution":
-			a, err := parseExecution(d)
+		case "execution", "pipeline", "copy_pipeline":
+			a, err := parseAction(d)
 			if err != nil {
 				return err
 			}
 			l.Actions = append(l.Actions, a)
+		case "fetch_repository":
+			if d.NextArg() || d.NextBlock(1) {
+				return d.Err("valohai_launch: fetch_repository takes no arguments (it fetches the trigger's project)")
+			}
+			l.Actions = append(l.Actions, ActionConfig{Kind: "fetch_repository"})
+		case "response":
+			if l.Response != nil {
+				return d.Err("valohai_launch: only one response block")
+			}
+			r, err := parseResponse(d)
+			if err != nil {
+				return err
+			}
+			l.Response = r
 		default:
 			return d.Errf("valohai_launch: unknown sub-directive %q", d.Val())
 		}
@@ -77,12 +95,28 @@ func (l *Launch) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func parseExecution(d *caddyfile.Dispenser) (ActionConfig, error) {
-	a := ActionConfig{Kind: "execution"}
+// parseAction parses an execution, pipeline or copy_pipeline block.
+func parseAction(d *caddyfile.Dispenser) (ActionConfig, error) {
+	a := ActionConfig{Kind: d.Val()}
 	if !d.NextArg() {
-		return a, d.Err("valohai_launch: execution needs a step name, e.g. `execution train { ... }`")
+		switch a.Kind {
+		case "execution":
+			return a, d.Err("valohai_launch: execution needs a step name, e.g. `execution train { ... }`")
+		case "pipeline":
+			return a, d.Err("valohai_launch: pipeline needs the pipeline's name in valohai.yaml, e.g. `pipeline nightly { ... }`")
+		default:
+			return a, d.Err("valohai_launch: copy_pipeline needs the source pipeline, its id or <project id>:<counter>")
+		}
 	}
-	a.Step = d.Val()
+	name := d.Val()
+	switch a.Kind {
+	case "execution":
+		a.Step = name
+	case "pipeline":
+		a.Pipeline = name
+	default:
+		a.Source = name
+	}
 	if d.NextArg() {
 		return a, d.ArgErr()
 	}
@@ -91,9 +125,17 @@ func parseExecution(d *caddyfile.Dispenser) (ActionConfig, error) {
 		args := d.RemainingArgs()
 		need := func(n int, usage string) error {
 			if len(args) != n {
-				return d.Errf("valohai_launch: execution %s: %s takes %s", a.Step, sub, usage)
+				return d.Errf("valohai_launch: %s %s: %s takes %s", a.Kind, name, sub, usage)
 			}
 			return nil
+		}
+		allowed := map[string][]string{
+			"execution":     {"commit", "payload_input", "title", "environment", "parameter", "input", "env", "tag"},
+			"pipeline":      {"commit", "payload_input", "title", "parameter", "tag"},
+			"copy_pipeline": {"payload_input", "title"},
+		}[a.Kind]
+		if !slices.Contains(allowed, sub) {
+			return a, d.Errf("valohai_launch: %s %s: unknown sub-directive %q (use %s)", a.Kind, name, sub, strings.Join(allowed, ", "))
 		}
 		var err error
 		switch sub {
@@ -127,15 +169,49 @@ func parseExecution(d *caddyfile.Dispenser) (ActionConfig, error) {
 			}
 		case "tag":
 			if len(args) == 0 {
-				err = d.Errf("valohai_launch: execution %s: tag takes one or more values", a.Step)
+				err = d.Errf("valohai_launch: %s %s: tag takes one or more values", a.Kind, name)
 			}
 			a.Tags = append(a.Tags, args...)
-		default:
-			err = d.Errf("valohai_launch: execution %s: unknown sub-directive %q", a.Step, sub)
 		}
 		if err != nil {
 			return a, err
 		}
 	}
 	return a, nil
+}
+
+// parseResponse parses
+//
+//	response {
+//		status       200
+//		content_type application/json
+//		body         `{"run_id":"{run_id}","text":"Started {valohai.execution.counter}"}`
+//	}
+func parseResponse(d *caddyfile.Dispenser) (*ResponseConfig, error) {
+	r := &ResponseConfig{}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(1) {
+		sub := d.Val()
+		var v string
+		if !d.AllArgs(&v) {
+			return nil, d.Errf("valohai_launch: response: %s takes one value", sub)
+		}
+		switch sub {
+		case "status":
+			code, err := strconv.Atoi(v)
+			if err != nil || code < 200 || code > 299 {
+				return nil, d.Errf("valohai_launch: response: status must be a 2xx code, got %q", v)
+			}
+			r.Status = code
+		case "content_type":
+			r.ContentType = v
+		case "body":
+			r.Body = v
+		default:
+			return nil, d.Errf("valohai_launch: response: unknown sub-directive %q (use status, content_type, body)", sub)
+		}
+	}
+	return r, nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -143,8 +144,11 @@ func (c *Client) CreateExecution(ctx context.Context, body json.RawMessage) (*Ac
 	return answer.result(), nil
 }
 
-// Perform sends one resolved action and returns Valohai's result. Kinds
-// this version cannot send fail with an error wrapping ErrUnsupportedAction.
+// Perform sends one resolved action and returns Valohai's result. For
+// run_execution, Action.Body is the execution body itself; for
+// run_pipeline, copy_pipeline and fetch_repository it is a PipelineSpec,
+// CopySpec or FetchSpec (see actions.go). Kinds this version cannot send
+// fail with an error wrapping ErrUnsupportedAction.
 func (c *Client) Perform(ctx context.Context, a *Action) (*ActionResult, error) {
 	if a == nil {
 		return nil, errors.New("valohai: nil action")
@@ -155,9 +159,319 @@ func (c *Client) Perform(ctx context.Context, a *Action) (*ActionResult, error) 
 			return nil, fmt.Errorf("valohai: action %s has no body", a.Kind)
 		}
 		return c.CreateExecution(ctx, a.Body)
+	case ActionRunPipeline:
+		return c.runPipeline(ctx, a)
+	case ActionCopyPipeline:
+		return c.copyPipeline(ctx, a)
+	case ActionFetchRepository:
+		return c.fetchRepository(ctx, a)
 	default:
 		return nil, fmt.Errorf("action %s is %w", a.Kind, ErrUnsupportedAction)
 	}
+}
+
+// Commit is a commit of a project's repository as Valohai knows it.
+type Commit struct {
+	// Identifier is the commit sha, or "~<sha256>" for ad-hoc code.
+	Identifier string `json:"identifier"`
+	// Ref is the branch or tag Valohai saw the commit on, e.g. "main".
+	Ref string `json:"ref"`
+	// CommitTime is Valohai's ISO 8601 timestamp of the commit.
+	CommitTime string `json:"commit_time"`
+	// URL is the commit's API address.
+	URL string `json:"url"`
+	// Adhoc marks ad-hoc code uploads.
+	Adhoc bool `json:"adhoc"`
+	// Config is the parsed valohai.yaml (a list of {step: ...},
+	// {pipeline: ...} maps), present when asked for. Numbers are
+	// json.Number, so values pass through exactly.
+	Config []any `json:"config,omitempty"`
+}
+
+// commitAnswer is a commit as the API sends it, the config still raw.
+type commitAnswer struct {
+	Identifier string          `json:"identifier"`
+	Ref        string          `json:"ref"`
+	CommitTime string          `json:"commit_time"`
+	URL        string          `json:"url"`
+	Adhoc      bool            `json:"adhoc"`
+	Config     json.RawMessage `json:"config"`
+}
+
+func (a *commitAnswer) commit() (*Commit, error) {
+	c := &Commit{Identifier: a.Identifier, Ref: a.Ref, CommitTime: a.CommitTime, URL: a.URL, Adhoc: a.Adhoc}
+	if len(a.Config) == 0 || string(a.Config) == "null" {
+		return c, nil
+	}
+	var config any
+	if err := decodeNumbers(a.Config, &config); err != nil {
+		return nil, fmt.Errorf("valohai: commit %s: config: %v", a.Identifier, err)
+	}
+	list, ok := config.([]any)
+	if !ok {
+		return nil, fmt.Errorf("valohai: commit %s: config is not a list of valohai.yaml entries", a.Identifier)
+	}
+	c.Config = list
+	return c, nil
+}
+
+// decodeNumbers decodes JSON keeping numbers as json.Number, so that ids
+// and values copied into a new body are sent exactly as Valohai sent them.
+func decodeNumbers(data []byte, out any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(out); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// pathSegment escapes one path segment of an API URL; "" and dot segments
+// are refused so that a value cannot point the request at another route.
+func pathSegment(what, v string) (string, error) {
+	if v == "" || v == "." || v == ".." {
+		return "", fmt.Errorf("valohai: %s %q is not a valid id", what, v)
+	}
+	return url.PathEscape(v), nil
+}
+
+// GetCommit reads a commit: GET /api/v0/commits/<identifier>/, scoped to
+// project when it is not empty, with the parsed valohai.yaml when
+// withConfig (?include=config). The identifier is a sha (or "~<sha256>");
+// to accept a branch name too, use ResolveCommit.
+func (c *Client) GetCommit(ctx context.Context, project, identifier string, withConfig bool) (*Commit, error) {
+	seg, err := pathSegment("commit", identifier)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	if project != "" {
+		q.Set("project", project)
+	}
+	if withConfig {
+		q.Set("include", "config")
+	}
+	path := "/api/v0/commits/" + seg + "/"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var answer commitAnswer
+	if err := c.getJSON(ctx, path, &answer); err != nil {
+		return nil, err
+	}
+	return answer.commit()
+}
+
+// commitListLimit is the page size the CLI asks for when it resolves
+// commits; one page is all that is read.
+const commitListLimit = 9000
+
+// ListCommits lists a project's commits other than ad-hoc code, newest
+// first: GET /api/v0/commits/?project=&adhoc=false, one page of up to 9000
+// as the CLI reads it.
+func (c *Client) ListCommits(ctx context.Context, project string) ([]Commit, error) {
+	if project == "" {
+		return nil, errors.New("valohai: listing commits needs a project")
+	}
+	q := url.Values{"project": {project}, "adhoc": {"false"}, "limit": {strconv.Itoa(commitListLimit)}}
+	var answer struct {
+		Results []commitAnswer `json:"results"`
+	}
+	if err := c.getJSON(ctx, "/api/v0/commits/?"+q.Encode(), &answer); err != nil {
+		return nil, err
+	}
+	out := make([]Commit, 0, len(answer.Results))
+	for i := range answer.Results {
+		commit, err := answer.Results[i].commit()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *commit)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].CommitTime > out[j].CommitTime })
+	return out, nil
+}
+
+// ResolveCommit reads the commit a trigger names, with its valohai.yaml.
+// ref is a commit identifier, a branch or tag such as "main", or an
+// abbreviated sha. It asks for the identifier first; when Valohai does not
+// know it (404), it lists the project's commits and takes the newest commit
+// on that branch, else the one commit whose sha starts with ref. A commit
+// Valohai has not fetched yet is an error that is not retryable: fetch the
+// repository first (a fetch_repository action before this one).
+func (c *Client) ResolveCommit(ctx context.Context, project, ref string) (*Commit, error) {
+	commit, err := c.GetCommit(ctx, project, ref, true)
+	var apiErr *APIError
+	if err == nil || !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound || strings.HasPrefix(ref, "~") {
+		return commit, err
+	}
+	commits, err := c.ListCommits(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	var match *Commit
+	for i := range commits { // newest first
+		if commits[i].Ref == ref {
+			match = &commits[i]
+			break
+		}
+	}
+	if match == nil && isHex(ref) && len(ref) >= 4 {
+		for i := range commits {
+			if strings.HasPrefix(commits[i].Identifier, ref) {
+				if match != nil && match.Identifier != commits[i].Identifier {
+					return nil, fmt.Errorf("valohai: commit %q of project %s is ambiguous: %s and %s both start with it",
+						ref, project, match.Identifier, commits[i].Identifier)
+				}
+				match = &commits[i]
+			}
+		}
+	}
+	if match == nil {
+		return nil, fmt.Errorf("valohai: commit or branch %q is not known to project %s: is it pushed, and fetched by Valohai (fetch_repository)?", ref, project)
+	}
+	return c.GetCommit(ctx, project, match.Identifier, true)
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", rune(s[i])) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// CreatePipeline starts a pipeline: POST /api/v0/pipelines/ with body (a
+// *PipelineBody, a json.RawMessage or anything json.Marshal takes),
+// expecting 201 and the new pipeline's object.
+func (c *Client) CreatePipeline(ctx context.Context, body any) (*ActionResult, error) {
+	if body == nil {
+		return nil, errors.New("valohai: no pipeline body")
+	}
+	var answer executionAnswer
+	if err := c.postJSON(ctx, "/api/v0/pipelines/", body, http.StatusCreated, &answer); err != nil {
+		return nil, err
+	}
+	return answer.result(), nil
+}
+
+// Pipeline is a pipeline as GET /api/v0/pipelines/<id>/ describes it: what
+// a copy needs (nodes with their templates, edges, parameters) and what a
+// run records. Nodes, edges and parameters keep numbers as json.Number.
+type Pipeline struct {
+	// ID is the pipeline's UUID.
+	ID string
+	// Counter is the pipeline's number within its project.
+	Counter int64
+	// Status is Valohai's pipeline status, such as "started" or "complete".
+	Status string
+	// Title is the pipeline's title.
+	Title string
+	// Project is the project id (Valohai sends the project as an object or
+	// as its id; both are read).
+	Project string
+	// Tags are the pipeline's tags.
+	Tags []string
+	// URL is the pipeline's API address.
+	URL string
+	// DisplayURL is its web UI address.
+	DisplayURL string
+	// Nodes are the node objects as sent, including server fields such as
+	// id, status and execution.
+	Nodes []map[string]any
+	// Edges are the edge objects as sent, including id and pipeline.
+	Edges []map[string]any
+	// Parameters are the pipeline parameters by name, as sent.
+	Parameters map[string]any
+}
+
+// GetPipeline reads a pipeline by its id or by "<project-id>:<counter>"
+// (also "<project-id>:latest"): GET /api/v0/pipelines/<ref>/.
+func (c *Client) GetPipeline(ctx context.Context, idOrProjectCounter string) (*Pipeline, error) {
+	seg, err := pathSegment("pipeline", idOrProjectCounter)
+	if err != nil {
+		return nil, err
+	}
+	var raw json.RawMessage
+	if err := c.getJSON(ctx, "/api/v0/pipelines/"+seg+"/", &raw); err != nil {
+		return nil, err
+	}
+	var answer struct {
+		ID      string          `json:"id"`
+		Counter int64           `json:"counter"`
+		Status  string          `json:"status"`
+		Title   string          `json:"title"`
+		Project json.RawMessage `json:"project"`
+		Tags    []string        `json:"tags"`
+		URL     string          `json:"url"`
+		URLs    struct {
+			Display string `json:"display"`
+		} `json:"urls"`
+		Nodes      []map[string]any `json:"nodes"`
+		Edges      []map[string]any `json:"edges"`
+		Parameters map[string]any   `json:"parameters"`
+	}
+	if err := decodeNumbers(raw, &answer); err != nil {
+		return nil, fmt.Errorf("valohai: pipeline %s: undecodable answer: %v", idOrProjectCounter, err)
+	}
+	p := &Pipeline{
+		ID: answer.ID, Counter: answer.Counter, Status: answer.Status, Title: answer.Title,
+		Tags: answer.Tags, URL: answer.URL, DisplayURL: answer.URLs.Display,
+		Nodes: answer.Nodes, Edges: answer.Edges, Parameters: answer.Parameters,
+	}
+	var project struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(answer.Project, &p.Project) != nil && json.Unmarshal(answer.Project, &project) == nil {
+		p.Project = project.ID
+	}
+	return p, nil
+}
+
+// FetchResult is Valohai's answer to a repository fetch.
+type FetchResult struct {
+	// Commits are the commits this fetch saw for the first time.
+	Commits []Commit
+	// Errors are Valohai's fetch errors (such as a repository it could not
+	// reach); the fetch itself still answered 201.
+	Errors []string
+}
+
+// FetchRepository makes Valohai fetch the project's repository: POST
+// /api/v0/projects/<id>/fetch/ (no body), expecting 201 with the new
+// commits and any fetch errors.
+func (c *Client) FetchRepository(ctx context.Context, project string) (*FetchResult, error) {
+	seg, err := pathSegment("project", project)
+	if err != nil {
+		return nil, err
+	}
+	var answer struct {
+		Commits []commitAnswer    `json:"commits"`
+		Errors  []json.RawMessage `json:"errors"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/api/v0/projects/"+seg+"/fetch/", nil, http.StatusCreated, &answer); err != nil {
+		return nil, err
+	}
+	res := &FetchResult{Commits: []Commit{}, Errors: []string{}}
+	for i := range answer.Commits {
+		commit, err := answer.Commits[i].commit()
+		if err != nil {
+			return nil, err
+		}
+		res.Commits = append(res.Commits, *commit)
+	}
+	for _, e := range answer.Errors {
+		var s string
+		if json.Unmarshal(e, &s) != nil {
+			s = string(e) // an error object, kept as its JSON
+		}
+		res.Errors = append(res.Errors, s)
+	}
+	return res, nil
 }
 
 // postJSON POSTs body (a json.RawMessage or anything json.Marshal accepts)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -115,17 +116,33 @@ func TestPerform(t *testing.T) {
 		t.Errorf("User-Agent = %q", ua)
 	}
 
-	for _, kind := range []ActionKind{ActionRunPipeline, ActionCopyPipeline, ActionFetchRepository, "bogus"} {
+	for _, kind := range []ActionKind{"bogus", ""} {
 		_, err := c.Perform(context.Background(), &Action{Kind: kind, Body: json.RawMessage(`{}`)})
 		if !errors.Is(err, ErrUnsupportedAction) || !strings.Contains(err.Error(), "action "+string(kind)+" is not supported") {
-			t.Errorf("%s: err = %v", kind, err)
+			t.Errorf("%q: err = %v", kind, err)
 		}
 		if Retryable(err) {
-			t.Errorf("%s: unsupported action is retryable", kind)
+			t.Errorf("%q: unsupported action is retryable", kind)
 		}
 	}
-	if _, err := c.Perform(context.Background(), &Action{Kind: ActionRunExecution}); err == nil || Retryable(err) {
-		t.Errorf("empty body: err = %v", err)
+	// Every supported kind refuses a missing or incomplete spec for good,
+	// before calling Valohai.
+	for _, a := range []Action{
+		{Kind: ActionRunExecution},
+		{Kind: ActionRunPipeline},
+		{Kind: ActionRunPipeline, Body: json.RawMessage(`{"project":"p","commit":"main"}`)},
+		{Kind: ActionRunPipeline, Body: json.RawMessage(`{"project":"p","pipeline":"x"}`)},
+		{Kind: ActionRunPipeline, Body: json.RawMessage(`{"commit":"main","pipeline":"x"}`)},
+		{Kind: ActionRunPipeline, Body: json.RawMessage(`["not","a","spec"]`)},
+		{Kind: ActionCopyPipeline},
+		{Kind: ActionCopyPipeline, Body: json.RawMessage(`{"title":"no source"}`)},
+		{Kind: ActionFetchRepository},
+		{Kind: ActionFetchRepository, Body: json.RawMessage(`{}`)},
+		{Kind: ActionFetchRepository, Body: json.RawMessage(`{"project":".."}`)},
+	} {
+		if _, err := c.Perform(context.Background(), &a); err == nil || Retryable(err) {
+			t.Errorf("%s %s: err = %v, want a permanent error", a.Kind, a.Body, err)
+		}
 	}
 	if _, err := c.Perform(context.Background(), nil); err == nil {
 		t.Error("nil action: no error")
@@ -402,5 +419,309 @@ func TestAPIErrorMessage(t *testing.T) {
 		if got := tt.err.Error(); got != tt.want {
 			t.Errorf("Error() = %q, want %q", got, tt.want)
 		}
+	}
+}
+
+// route answers by "METHOD /path" (query ignored); anything else is a 404.
+func route(routes map[string]http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := routes[r.Method+" "+r.URL.Path]; ok {
+			h(w, r)
+			return
+		}
+		answer(404, `{"detail":"Not found."}`)(w, r)
+	}
+}
+
+const commitDetail = `{"repository":1,"identifier":"0123abcd0123abcd0123abcd0123abcd0123abcd","ref":"main",
+ "commit_time":"2026-03-01T12:00:00.000000Z","adhoc":false,"url":"https://app.valohai.com/api/v0/commits/0123abcd/",
+ "config":[{"step":{"name":"train","image":"python:3.12","command":"python train.py",
+   "parameters":[{"name":"big","type":"integer","default":12345678901234567890}]}},
+  {"pipeline":{"name":"p","nodes":[{"name":"train","type":"execution","step":"train"}],"edges":[]}}]}`
+
+func TestGetCommit(t *testing.T) {
+	srv, seen := newTestServer(t, answer(200, commitDetail))
+	c := &Client{BaseURL: srv.URL, Token: testToken}
+	commit, err := c.GetCommit(context.Background(), "proj-1", "0123abcd0123abcd0123abcd0123abcd0123abcd", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if commit.Identifier != "0123abcd0123abcd0123abcd0123abcd0123abcd" || commit.Ref != "main" || commit.Adhoc ||
+		commit.CommitTime != "2026-03-01T12:00:00.000000Z" || len(commit.Config) != 2 {
+		t.Errorf("commit = %+v", commit)
+	}
+	// Numbers pass through exactly (a float64 would round this one).
+	body, err := ConvertPipeline(commit.Config, commit.Identifier, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(body)
+	if !strings.Contains(string(data), `"big":12345678901234567890`) {
+		t.Errorf("large default not kept exactly: %s", data)
+	}
+	r := seen()[0]
+	if r.method != http.MethodGet || r.path != "/api/v0/commits/0123abcd0123abcd0123abcd0123abcd0123abcd/" {
+		t.Errorf("request = %s %s", r.method, r.path)
+	}
+
+	// Query: project scope and include=config only when asked.
+	var queries []string
+	srv2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		queries = append(queries, r.URL.RawQuery)
+		answer(200, `{"identifier":"~abc","ref":"","adhoc":true}`)(w, r)
+	}))
+	defer srv2.Close()
+	c2 := &Client{BaseURL: srv2.URL, Token: testToken}
+	if commit, err := c2.GetCommit(context.Background(), "", "~abc", false); err != nil || commit.Config != nil || !commit.Adhoc {
+		t.Errorf("adhoc commit = %+v, %v", commit, err)
+	}
+	if _, err := c2.GetCommit(context.Background(), "p 1", "x", true); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"", "include=config&project=p+1"}; !reflect.DeepEqual(queries, want) {
+		t.Errorf("queries = %q, want %q", queries, want)
+	}
+}
+
+func TestGetCommitErrors(t *testing.T) {
+	for name, tt := range map[string]struct {
+		handler   http.HandlerFunc
+		retryable bool
+		want      string
+	}{
+		"config not a list": {answer(200, `{"identifier":"abc","config":{"steps":[]}}`), false, "config is not a list"},
+		"config garbage":    {answer(200, `{"identifier":"abc","config":"x"}`), false, "config is not a list"},
+		"not found":         {answer(404, `{"detail":"Not found."}`), false, "404"},
+		"unavailable":       {answer(503, ``), true, "503"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv, _ := newTestServer(t, tt.handler)
+			c := &Client{BaseURL: srv.URL, Token: testToken}
+			_, err := c.GetCommit(context.Background(), "p", "abc", true)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || Retryable(err) != tt.retryable {
+				t.Errorf("err = %v (retryable %v), want %q (retryable %v)", err, Retryable(err), tt.want, tt.retryable)
+			}
+		})
+	}
+	srv, seen := newTestServer(t, answer(200, commitDetail))
+	c := &Client{BaseURL: srv.URL, Token: testToken}
+	for _, bad := range []string{"", ".", ".."} {
+		if _, err := c.GetCommit(context.Background(), "p", bad, true); err == nil || Retryable(err) {
+			t.Errorf("identifier %q: err = %v", bad, err)
+		}
+	}
+	if n := len(seen()); n != 0 {
+		t.Errorf("%d requests for invalid identifiers", n)
+	}
+}
+
+const commitList = `{"count":4,"next":null,"previous":null,"results":[
+ {"identifier":"aaaa000000000000000000000000000000000001","ref":"main","commit_time":"2026-03-01T10:00:00.000000Z"},
+ {"identifier":"bbbb000000000000000000000000000000000002","ref":"main","commit_time":"2026-03-02T10:00:00.000000Z"},
+ {"identifier":"bbbc000000000000000000000000000000000003","ref":"dev","commit_time":"2026-03-03T10:00:00.000000Z"},
+ {"identifier":"cccc000000000000000000000000000000000004","ref":"v1.0","commit_time":"2026-02-01T10:00:00.000000Z"}]}`
+
+func TestResolveCommit(t *testing.T) {
+	detail := func(w http.ResponseWriter, r *http.Request) {
+		id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/v0/commits/"), "/")
+		if !strings.Contains(commitList, `"identifier":"`+id+`"`) {
+			answer(404, `{"detail":"Not found."}`)(w, r)
+			return
+		}
+		answer(200, `{"identifier":"`+id+`","ref":"x","config":[]}`)(w, r)
+	}
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v0/commits/" {
+			answer(200, commitList)(w, r)
+			return
+		}
+		detail(w, r)
+	}
+	for _, tt := range []struct {
+		ref, want, err string
+		requests       int
+	}{
+		{ref: "cccc000000000000000000000000000000000004", want: "cccc000000000000000000000000000000000004", requests: 1},
+		{ref: "main", want: "bbbb000000000000000000000000000000000002", requests: 3}, // newest on main
+		{ref: "v1.0", want: "cccc000000000000000000000000000000000004", requests: 3},
+		{ref: "aaaa00", want: "aaaa000000000000000000000000000000000001", requests: 3},
+		{ref: "bbb", err: `commit or branch "bbb" is not known`, requests: 2}, // too short to be a sha prefix
+		{ref: "bbbb", want: "bbbb000000000000000000000000000000000002", requests: 3},
+		{ref: "bbb0", err: "not known", requests: 2},
+		{ref: "feature/x", err: `commit or branch "feature/x" is not known to project proj: is it pushed, and fetched`, requests: 2},
+		{ref: "~adhoc", err: "404", requests: 1},
+	} {
+		t.Run(tt.ref, func(t *testing.T) {
+			srv, seen := newTestServer(t, handler)
+			c := &Client{BaseURL: srv.URL, Token: testToken}
+			commit, err := c.ResolveCommit(context.Background(), "proj", tt.ref)
+			switch {
+			case tt.err != "":
+				if err == nil || !strings.Contains(err.Error(), tt.err) || Retryable(err) {
+					t.Errorf("err = %v, want a permanent error containing %q", err, tt.err)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case commit.Identifier != tt.want:
+				t.Errorf("resolved to %s, want %s", commit.Identifier, tt.want)
+			}
+			reqs := seen()
+			if len(reqs) != tt.requests {
+				t.Errorf("%d requests, want %d", len(reqs), tt.requests)
+			}
+		})
+	}
+
+	// Ambiguous prefix.
+	srv, _ := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v0/commits/" {
+			answer(200, `{"results":[{"identifier":"abcd1","ref":"a"},{"identifier":"abcd2","ref":"b"}]}`)(w, r)
+			return
+		}
+		answer(404, `{}`)(w, r)
+	})
+	c := &Client{BaseURL: srv.URL, Token: testToken}
+	if _, err := c.ResolveCommit(context.Background(), "p", "abcd"); err == nil || !strings.Contains(err.Error(), "ambiguous") {
+		t.Errorf("ambiguous prefix: err = %v", err)
+	}
+
+	// A failing lookup is not turned into "not known": a 503 stays retryable.
+	srv503, seen503 := newTestServer(t, answer(503, ``))
+	c = &Client{BaseURL: srv503.URL, Token: testToken}
+	if _, err := c.ResolveCommit(context.Background(), "p", "main"); !Retryable(err) {
+		t.Errorf("503: err = %v, want retryable", err)
+	}
+	if n := len(seen503()); n != 1 {
+		t.Errorf("503: %d requests, want 1", n)
+	}
+}
+
+func TestListCommitsQuery(t *testing.T) {
+	srv, seen := newTestServer(t, answer(200, commitList))
+	c := &Client{BaseURL: srv.URL, Token: testToken}
+	commits, err := c.ListCommits(context.Background(), "proj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, cm := range commits {
+		order = append(order, cm.Identifier[:4])
+	}
+	if want := []string{"bbbc", "bbbb", "aaaa", "cccc"}; !reflect.DeepEqual(order, want) {
+		t.Errorf("order = %v, want newest first %v", order, want)
+	}
+	r := seen()[0]
+	if r.path != "/api/v0/commits/" {
+		t.Errorf("path = %s", r.path)
+	}
+	if _, err := c.ListCommits(context.Background(), ""); err == nil {
+		t.Error("no project: no error")
+	}
+}
+
+const pipelineDetail = `{"id":"0190c000-0000-7000-8000-000000000001","counter":21,"status":"started","title":"nightly",
+ "project":{"id":"proj-1","name":"acme/ml"},"tags":["webhook"],
+ "url":"https://app.valohai.com/api/v0/pipelines/0190c000-0000-7000-8000-000000000001/",
+ "urls":{"display":"https://app.valohai.com/p/acme/ml/pipeline/21/"},
+ "nodes":[{"id":"n1","name":"train","type":"execution","status":"created","execution":null,"log":[],
+   "template":{"commit":"abc","step":"train","parameters":{"epochs":10}}}],
+ "edges":[],"parameters":{}}`
+
+func TestCreatePipeline(t *testing.T) {
+	srv, seen := newTestServer(t, answer(201, pipelineDetail))
+	c := &Client{BaseURL: srv.URL, Token: testToken}
+	body := &PipelineBody{Project: "proj-1", Title: "nightly", Nodes: []*PipelineNode{{Name: "m", Type: "mimic", Fields: map[string]any{"source": "n0"}}}}
+	res, err := c.CreatePipeline(context.Background(), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ID != "0190c000-0000-7000-8000-000000000001" || res.Counter != 21 || res.Status != "started" ||
+		res.DisplayURL != "https://app.valohai.com/p/acme/ml/pipeline/21/" || res.URL == "" {
+		t.Errorf("result = %+v", res)
+	}
+	r := seen()[0]
+	if r.method != http.MethodPost || r.path != "/api/v0/pipelines/" || r.header.Get("Content-Type") != "application/json" {
+		t.Errorf("request = %s %s %v", r.method, r.path, r.header)
+	}
+	want := `{"edges":[],"nodes":[{"name":"m","source":"n0","type":"mimic"}],"parameters":{},"project":"proj-1","tags":[],"title":"nightly"}`
+	if got := compactJSON(plainJSON(t, r.body)); got != want {
+		t.Errorf("body = %s\nwant %s", got, want)
+	}
+
+	for status, retryable := range map[int]bool{400: false, 404: false, 429: true, 502: true} {
+		srv, _ := newTestServer(t, answer(status, `{"nodes":["bad"]}`))
+		c := &Client{BaseURL: srv.URL, Token: testToken}
+		if _, err := c.CreatePipeline(context.Background(), body); err == nil || Retryable(err) != retryable {
+			t.Errorf("%d: err = %v, retryable %v", status, err, Retryable(err))
+		}
+	}
+	if _, err := c.CreatePipeline(context.Background(), nil); err == nil || Retryable(err) {
+		t.Errorf("nil body: err = %v", err)
+	}
+}
+
+func TestGetPipeline(t *testing.T) {
+	srv, seen := newTestServer(t, route(map[string]http.HandlerFunc{
+		"GET /api/v0/pipelines/proj-1:21/": answer(200, pipelineDetail),
+		"GET /api/v0/pipelines/plain/":     answer(200, `{"id":"plain","project":"proj-2","nodes":[]}`),
+	}))
+	c := &Client{BaseURL: srv.URL, Token: testToken}
+	p, err := c.GetPipeline(context.Background(), "proj-1:21")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ID != "0190c000-0000-7000-8000-000000000001" || p.Counter != 21 || p.Project != "proj-1" || p.Title != "nightly" ||
+		!reflect.DeepEqual(p.Tags, []string{"webhook"}) || p.DisplayURL != "https://app.valohai.com/p/acme/ml/pipeline/21/" || len(p.Nodes) != 1 {
+		t.Errorf("pipeline = %+v", p)
+	}
+	if v := p.Nodes[0]["template"].(map[string]any)["parameters"].(map[string]any)["epochs"]; v != json.Number("10") {
+		t.Errorf("epochs = %#v, want json.Number 10", v)
+	}
+	if seen()[0].path != "/api/v0/pipelines/proj-1:21/" {
+		t.Errorf("path = %s", seen()[0].path)
+	}
+	if p, err := c.GetPipeline(context.Background(), "plain"); err != nil || p.Project != "proj-2" {
+		t.Errorf("project as id: %+v, %v", p, err)
+	}
+	if _, err := c.GetPipeline(context.Background(), "missing"); err == nil || Retryable(err) {
+		t.Errorf("404: err = %v", err)
+	}
+	if _, err := c.GetPipeline(context.Background(), ".."); err == nil || Retryable(err) {
+		t.Errorf("dot segment: err = %v", err)
+	}
+}
+
+func TestFetchRepository(t *testing.T) {
+	srv, seen := newTestServer(t, answer(201, `{"commits":[
+  {"repository":666,"identifier":"f00d","ref":"master","commit_time":"2026-03-01T10:00:00Z","url":"u"}],
+  "errors":["Could not fetch branch x",{"message":"odd","code":"c"}]}`))
+	c := &Client{BaseURL: srv.URL, Token: testToken}
+	res, err := c.FetchRepository(context.Background(), "proj-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Commits) != 1 || res.Commits[0].Identifier != "f00d" || res.Commits[0].Ref != "master" {
+		t.Errorf("commits = %+v", res.Commits)
+	}
+	if want := []string{"Could not fetch branch x", `{"message":"odd","code":"c"}`}; !reflect.DeepEqual(res.Errors, want) {
+		t.Errorf("errors = %q, want %q", res.Errors, want)
+	}
+	r := seen()[0]
+	if r.method != http.MethodPost || r.path != "/api/v0/projects/proj-1/fetch/" || len(r.body) != 0 || r.header.Get("Content-Type") != "" {
+		t.Errorf("request = %s %s body %q content-type %q", r.method, r.path, r.body, r.header.Get("Content-Type"))
+	}
+
+	srv2, _ := newTestServer(t, answer(201, `{}`))
+	c2 := &Client{BaseURL: srv2.URL, Token: testToken}
+	if res, err := c2.FetchRepository(context.Background(), "p"); err != nil || res.Commits == nil || res.Errors == nil {
+		t.Errorf("empty answer: %+v, %v (want empty, non-nil lists)", res, err)
+	}
+	srv3, _ := newTestServer(t, answer(200, `{"commits":[]}`))
+	c3 := &Client{BaseURL: srv3.URL, Token: testToken}
+	if _, err := c3.FetchRepository(context.Background(), "p"); err == nil || Retryable(err) {
+		t.Errorf("200 instead of 201: err = %v", err)
+	}
+	if _, err := c3.FetchRepository(context.Background(), ""); err == nil {
+		t.Error("no project: no error")
 	}
 }

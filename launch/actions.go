@@ -1,0 +1,363 @@
+package launch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// This file holds what Action.Body stores for the action kinds other than
+// run_execution, and how Client.Perform carries them out. The Caddy glue
+// builds a spec with every placeholder already resolved, marshals it into
+// Action.Body, and sets Action.Kind; the spec is all a worker needs, so a
+// run stored before a restart is performed the same way after it.
+
+// NodeInput puts a URL (the webhook payload URL) into an input of a
+// pipeline node, replacing the input's defaults.
+type NodeInput struct {
+	// Node is the node name, or the name of a step exactly one node runs
+	// (Valohai's trigger form asks for "<node/step>.<input>"; split such a
+	// setting with SplitNodeRef).
+	Node string `json:"node"`
+	// Input is the input name, as the node's step defines it.
+	Input string `json:"input"`
+	// URL is what the input reads; it must be a URI ("://").
+	URL string `json:"url"`
+}
+
+// NamedValue is one parameter setting of a pipeline run.
+type NamedValue struct {
+	// Name is a pipeline parameter, or "<node>.<parameter>" for a node's
+	// own parameter (see PipelineBody.SetParameter).
+	Name string `json:"name"`
+	// Value is sent with its JSON type: a number stays a number; a list
+	// given for a pipeline parameter becomes a single-style variant.
+	Value any `json:"value"`
+}
+
+// PipelineSpec is Action.Body of a run_pipeline action: run the pipeline
+// called Pipeline in valohai.yaml at Commit. Stored as JSON:
+//
+//	{"project":"<uuid>","commit":"main","pipeline":"train-pipeline",
+//	 "title":"Nightly","tags":["webhook"],
+//	 "payload_inputs":[{"node":"preprocess","input":"dataset","url":"https://..."}],
+//	 "parameters":[{"name":"epochs","value":5},{"name":"train.learning_rate","value":0.01}]}
+//
+// Perform reads the commit with its valohai.yaml (a branch such as "main"
+// is resolved to the commit Valohai reports for it, and the nodes run that
+// exact commit), converts the pipeline with ConvertPipeline, applies the
+// payload inputs and parameters, and POSTs /api/v0/pipelines/. A pipeline,
+// node, input or parameter that does not exist fails the action for good
+// with a *PipelineError naming what exists.
+type PipelineSpec struct {
+	// Project is the Valohai project id; empty means Action.Project.
+	Project string `json:"project"`
+	// Commit is a sha, a branch or tag, or an abbreviated sha.
+	Commit string `json:"commit"`
+	// Pipeline is the pipeline's name in valohai.yaml.
+	Pipeline string `json:"pipeline"`
+	// Title of the pipeline run; empty means the pipeline's name.
+	Title string `json:"title,omitempty"`
+	// Tags of the pipeline run.
+	Tags []string `json:"tags,omitempty"`
+	// PayloadInputs are applied in order; a later one for the same node
+	// input replaces an earlier one.
+	PayloadInputs []NodeInput `json:"payload_inputs,omitempty"`
+	// Parameters are applied in order, after the payload inputs.
+	Parameters []NamedValue `json:"parameters,omitempty"`
+}
+
+// CopySpec is Action.Body of a copy_pipeline action: run an existing
+// pipeline's graph again. Stored as JSON:
+//
+//	{"source":"<pipeline-uuid or project-uuid:counter>","project":"<uuid>",
+//	 "title":"Re-run","payload_inputs":[{"node":"train","input":"dataset","url":"https://..."}]}
+//
+// Valohai has no copy endpoint, so Perform GETs the source pipeline and
+// POSTs a new one with the same nodes (name, type, template, on_error,
+// actions, edge_merge_mode, and the deployment and mimic fields; not the
+// server's id, status, execution or log), edges (the six source_/target_
+// fields and configuration), parameters and tags, with the payload inputs
+// and title applied. The templates are copied as Valohai returns them, so
+// the copy runs the source's commit.
+type CopySpec struct {
+	// Source is the pipeline's id, or "<project-id>:<counter>" (or
+	// "<project-id>:latest").
+	Source string `json:"source"`
+	// Project of the new pipeline; empty means Action.Project, then the
+	// source's project.
+	Project string `json:"project,omitempty"`
+	// Title of the new pipeline; empty means the source's title.
+	Title string `json:"title,omitempty"`
+	// PayloadInputs are applied in order, as in PipelineSpec.
+	PayloadInputs []NodeInput `json:"payload_inputs,omitempty"`
+}
+
+// FetchSpec is Action.Body of a fetch_repository action:
+//
+//	{"project":"<uuid>"}
+//
+// Perform POSTs /api/v0/projects/<project>/fetch/. The result's Extra holds
+// "commits", the identifiers of the commits Valohai saw for the first time,
+// and "errors", Valohai's fetch errors. Fetch errors do not fail the action:
+// Valohai answered 201, and a retry would only repeat them.
+type FetchSpec struct {
+	// Project is the Valohai project id; empty means Action.Project.
+	Project string `json:"project"`
+}
+
+// decodeSpec reads an action's spec, keeping numbers exact.
+func decodeSpec(a *Action, spec any) error {
+	if len(a.Body) == 0 {
+		return fmt.Errorf("valohai: action %s has no body", a.Kind)
+	}
+	if err := decodeNumbers(a.Body, spec); err != nil {
+		return fmt.Errorf("valohai: action %s: body is not a valid %s spec: %v", a.Kind, a.Kind, err)
+	}
+	return nil
+}
+
+// orDefault is the first non-empty value.
+func orDefault(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// runPipeline performs a run_pipeline action (see PipelineSpec).
+func (c *Client) runPipeline(ctx context.Context, a *Action) (*ActionResult, error) {
+	var spec PipelineSpec
+	if err := decodeSpec(a, &spec); err != nil {
+		return nil, err
+	}
+	project := orDefault(spec.Project, a.Project)
+	switch {
+	case project == "":
+		return nil, fmt.Errorf("valohai: run_pipeline %q: no project", spec.Pipeline)
+	case spec.Commit == "":
+		return nil, fmt.Errorf("valohai: run_pipeline %q: no commit", spec.Pipeline)
+	case spec.Pipeline == "":
+		return nil, fmt.Errorf("valohai: run_pipeline: no pipeline name")
+	}
+	commit, err := c.ResolveCommit(ctx, project, spec.Commit)
+	if err != nil {
+		return nil, err
+	}
+	body, err := ConvertPipeline(commit.Config, commit.Identifier, spec.Pipeline)
+	if err != nil {
+		return nil, fmt.Errorf("valohai: run_pipeline at commit %s (%s): %w", commit.Identifier, spec.Commit, err)
+	}
+	body.Project = project
+	if spec.Title != "" {
+		body.Title = spec.Title
+	}
+	if spec.Tags != nil {
+		body.Tags = spec.Tags
+	}
+	if err := applyOverrides(body, spec.PayloadInputs, spec.Parameters); err != nil {
+		return nil, fmt.Errorf("valohai: run_pipeline at commit %s (%s): %w", commit.Identifier, spec.Commit, err)
+	}
+	return c.CreatePipeline(ctx, body)
+}
+
+// applyOverrides sets the payload inputs, then the parameters.
+func applyOverrides(body *PipelineBody, inputs []NodeInput, params []NamedValue) error {
+	for _, in := range inputs {
+		if err := body.SetNodeInput(in.Node, in.Input, in.URL); err != nil {
+			return err
+		}
+	}
+	for _, p := range params {
+		if err := body.SetParameter(p.Name, p.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyPipeline performs a copy_pipeline action (see CopySpec).
+func (c *Client) copyPipeline(ctx context.Context, a *Action) (*ActionResult, error) {
+	var spec CopySpec
+	if err := decodeSpec(a, &spec); err != nil {
+		return nil, err
+	}
+	if spec.Source == "" {
+		return nil, fmt.Errorf("valohai: copy_pipeline: no source pipeline")
+	}
+	src, err := c.GetPipeline(ctx, spec.Source)
+	if err != nil {
+		return nil, err
+	}
+	body, err := src.Copy()
+	if err != nil {
+		return nil, fmt.Errorf("valohai: copy_pipeline %s: %w", spec.Source, err)
+	}
+	body.Project = orDefault(spec.Project, a.Project, src.Project)
+	if body.Project == "" {
+		return nil, fmt.Errorf("valohai: copy_pipeline %s: no project (the source names none)", spec.Source)
+	}
+	if spec.Title != "" {
+		body.Title = spec.Title
+	}
+	if body.Title == "" {
+		body.Title = "Copy of " + spec.Source // the API requires a title
+	}
+	if err := applyOverrides(body, spec.PayloadInputs, nil); err != nil {
+		return nil, fmt.Errorf("valohai: copy_pipeline %s: %w", spec.Source, err)
+	}
+	return c.CreatePipeline(ctx, body)
+}
+
+// copiedNodeFields are the node fields a copy keeps besides name, type,
+// template and on_error: what defines the node, never the server's record
+// of a run (id, status, execution, log, ...).
+var copiedNodeFields = []string{
+	"actions", "edge_merge_mode", "edge-merge-mode",
+	"deployment", "commit", "aliases", "endpoints", "endpoint_configurations",
+	"source",
+}
+
+// Copy builds the body of a new pipeline with this pipeline's graph: the
+// nodes (name, type, template, on_error and the fields in copiedNodeFields),
+// the edges (six fields and configuration), the parameters, the tags, the
+// title and the project. A template's "project", should the API echo one,
+// is dropped: the new pipeline's project applies. It fails when a node has
+// no name or an unknown type, an execution or task node has no template
+// (the API did not return it, so the graph cannot be rebuilt), or an edge
+// names a node the pipeline does not have.
+func (p *Pipeline) Copy() (*PipelineBody, error) {
+	body := &PipelineBody{
+		Project:    p.Project,
+		Title:      p.Title,
+		Tags:       append([]string{}, p.Tags...),
+		Edges:      []PipelineEdge{},
+		Parameters: map[string]*PipelineParameter{},
+		name:       orDefault(p.Title, p.ID),
+	}
+	fail := func(format string, args ...any) error {
+		return &PipelineError{Pipeline: body.name, Reason: fmt.Sprintf(format, args...)}
+	}
+	if len(p.Nodes) == 0 {
+		return nil, fail("has no nodes to copy")
+	}
+	names := map[string]bool{}
+	for i, raw := range p.Nodes {
+		name, _ := raw["name"].(string)
+		typ, _ := raw["type"].(string)
+		switch {
+		case name == "":
+			return nil, fail("node #%d has no name", i+1)
+		case names[name]:
+			return nil, fail("more than one node is named %q", name)
+		case typ != nodeExecution && typ != nodeTask && typ != nodeDeployment && typ != nodeMimic:
+			return nil, fail("node %q has type %q, which cannot be copied", name, typ)
+		}
+		names[name] = true
+		node := &PipelineNode{Name: name, Type: typ, Fields: map[string]any{}}
+		if typ == nodeExecution || typ == nodeTask {
+			tmpl, ok := asMap(raw["template"])
+			if !ok {
+				return nil, fail("node %q has no template in the pipeline Valohai returned, so it cannot be copied", name)
+			}
+			node.Template = deepCopy(tmpl).(map[string]any)
+			delete(node.Template, "project")
+		}
+		if v, ok := field(raw, "on_error", "on-error"); ok {
+			s, _ := v.(string)
+			node.OnError = s
+		}
+		for _, k := range copiedNodeFields {
+			if v, ok := field(raw, k); ok {
+				node.Fields[k] = deepCopy(v)
+			}
+		}
+		// A deployment given as an object is sent as its id.
+		if dep, ok := asMap(node.Fields["deployment"]); ok {
+			if id, ok := dep["id"].(string); ok {
+				node.Fields["deployment"] = id
+			}
+		}
+		body.Nodes = append(body.Nodes, node)
+	}
+	for i, raw := range p.Edges {
+		var e PipelineEdge
+		for _, f := range []struct {
+			key string
+			dst *string
+		}{
+			{"source_node", &e.SourceNode}, {"source_type", &e.SourceType}, {"source_key", &e.SourceKey},
+			{"target_node", &e.TargetNode}, {"target_type", &e.TargetType}, {"target_key", &e.TargetKey},
+		} {
+			s, _ := raw[f.key].(string)
+			if s == "" {
+				return nil, fail("edge #%d has no %s", i+1, f.key)
+			}
+			*f.dst = s
+		}
+		if !names[e.SourceNode] || !names[e.TargetNode] {
+			return nil, fail("edge #%d connects %q to %q, but the pipeline's nodes are %s",
+				i+1, e.SourceNode, e.TargetNode, quoteList(body.nodeNames()))
+		}
+		if conf, ok := asMap(raw["configuration"]); ok && len(conf) > 0 {
+			e.Configuration = deepCopy(conf).(map[string]any)
+		}
+		body.Edges = append(body.Edges, e)
+	}
+	for _, name := range sortedMapKeys(p.Parameters) {
+		param, ok := asMap(p.Parameters[name])
+		if !ok {
+			return nil, fail("parameter %q is not an object with config and expression", name)
+		}
+		config, _ := asMap(param["config"])
+		body.Parameters[name] = &PipelineParameter{
+			Config:     deepCopy(config).(map[string]any),
+			Expression: deepCopy(param["expression"]),
+		}
+		if body.Parameters[name].Config == nil {
+			body.Parameters[name].Config = map[string]any{"name": name}
+		}
+	}
+	return body, nil
+}
+
+// fetchRepository performs a fetch_repository action (see FetchSpec).
+func (c *Client) fetchRepository(ctx context.Context, a *Action) (*ActionResult, error) {
+	var spec FetchSpec
+	if err := decodeSpec(a, &spec); err != nil {
+		return nil, err
+	}
+	project := orDefault(spec.Project, a.Project)
+	if project == "" {
+		return nil, fmt.Errorf("valohai: fetch_repository: no project")
+	}
+	res, err := c.FetchRepository(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(res.Commits)) // in Valohai's order
+	for i, commit := range res.Commits {
+		ids[i] = commit.Identifier
+	}
+	return &ActionResult{
+		Status: fetchStatus(res),
+		Extra:  map[string]any{"commits": ids, "errors": res.Errors},
+	}, nil
+}
+
+// fetchStatus summarizes a fetch for run-info: "fetched", or
+// "fetched_with_errors" when Valohai reported errors.
+func fetchStatus(res *FetchResult) string {
+	if len(res.Errors) > 0 {
+		return "fetched_with_errors"
+	}
+	return "fetched"
+}
+
+// Interface guards: bodies and nodes flatten themselves when marshalled.
+var (
+	_ json.Marshaler = PipelineBody{}
+	_ json.Marshaler = PipelineNode{}
+)
