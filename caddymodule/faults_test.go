@@ -243,4 +243,3 @@ func TestFaultKill9WithPendingRuns(t *testing.T) {
 	f.startGateway()
 	f.assertEachOnce(ids, 30*time.Second)
 }
-
