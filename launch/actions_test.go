@@ -492,3 +492,30 @@ func TestActionSpecJSON(t *testing.T) {
 		t.Errorf("value = %#v", v)
 	}
 }
+
+// TestFetchRepositoryReportsErrors: fetch errors are recorded, and do not
+// fail the action (Valohai answered 201).
+func TestFetchRepositoryReportsErrors(t *testing.T) {
+	srv, seen := newTestServer(t, answer(201, `{"commits":[{"identifier":"b2"},{"identifier":"a1"}],"errors":["Could not fetch ref x"]}`))
+	c := &Client{BaseURL: srv.URL, Token: testToken}
+	res, err := c.Perform(context.Background(), specAction(t, ActionFetchRepository, FetchSpec{Project: "proj-9"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := marshalPlain(t, res).(map[string]any)
+	want := map[string]any{"status": "fetched_with_errors", "extra": map[string]any{
+		"commits": []any{"b2", "a1"}, // Valohai's order
+		"errors":  []any{"Could not fetch ref x"},
+	}}
+	if !reflect.DeepEqual(stored, want) {
+		t.Errorf("result = %v, want %v", stored, want)
+	}
+	if p := seen()[0].path; p != "/api/v0/projects/proj-9/fetch/" {
+		t.Errorf("path = %s", p)
+	}
+	srv503, _ := newTestServer(t, answer(503, ``))
+	c = &Client{BaseURL: srv503.URL, Token: testToken}
+	if _, err := c.Perform(context.Background(), specAction(t, ActionFetchRepository, FetchSpec{Project: "p"})); !Retryable(err) {
+		t.Errorf("503: err = %v, want retryable", err)
+	}
+}

@@ -123,10 +123,12 @@ func TestDispatcherRetriesExhausted(t *testing.T) {
 // A worker renews the lease of the run it holds, so a slow Valohai call does
 // not hand the run to a second worker (which would launch it twice).
 func TestDispatcherRenewsLeaseWhileWorking(t *testing.T) {
-	p := &scripted{delay: 600 * time.Millisecond}
-	d, st, _ := newDispatcher(t, p, 150*time.Millisecond)
+	// Generous margins: the renewal runs every lease/3, so only a scheduler
+	// stalled for two thirds of a second could let the lease lapse.
+	p := &scripted{delay: 2500 * time.Millisecond}
+	d, st, _ := newDispatcher(t, p, time.Second)
 	submit(t, d, "r4", 1)
-	time.Sleep(300 * time.Millisecond) // two lease lengths into the call
+	time.Sleep(1500 * time.Millisecond) // one and a half lease lengths into the call
 	if id, ok, _ := st.ClaimRun(context.Background(), time.Now(), time.Second); ok {
 		t.Fatalf("run %s claimable while its worker is still on it", id)
 	}

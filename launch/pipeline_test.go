@@ -642,3 +642,113 @@ func checkBody(t *testing.T, body *PipelineBody) {
 		}
 	}
 }
+
+// TestConvertAutorestartOverride mirrors valohai-yaml's
+// test_pipeline_conversion_autorestart_override: a node's override decides
+// autorestart, an explicit false included, and the value lives only in
+// runtime_config. It also covers the other override fields.
+func TestConvertAutorestartOverride(t *testing.T) {
+	config := parseYAMLConfig(t, `
+- step: {name: train, image: x, command: y, environment: spot, autorestart: true,
+         mounts: ["/a:/b"], runtime-config-preset: preset-1}
+- step: {name: predict, image: x, command: y, environment: spot}
+- pipeline:
+    name: Training pipeline
+    nodes:
+      - {name: train-node, type: execution, step: train, override: {autorestart: false}}
+      - {name: predict-node, type: execution, step: predict, override: {autorestart: true}}
+      - {name: train-task-node, type: task, step: train, override: {autorestart: false}}
+      - {name: inherit-node, type: execution, step: train,
+         override: {image: "", mounts: [{source: /c, destination: /d, type: NFS, options: {ro: 1, skip: null}}],
+                    runtime-config-preset: preset-2}}
+      - {name: remote-node, type: execution, step: remote, commit: other, override: {autorestart: true, image: img}}
+`)
+	body, err := ConvertPipeline(config, "abc123", "Training pipeline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	templates := map[string]map[string]any{}
+	for _, n := range body.Nodes {
+		templates[n.Name] = n.Template
+	}
+	for node, want := range map[string]any{
+		"train-node": false, "predict-node": true, "train-task-node": false, "inherit-node": true, "remote-node": true,
+	} {
+		rc, _ := templates[node]["runtime_config"].(map[string]any)
+		if rc["autorestart"] != want {
+			t.Errorf("%s: runtime_config.autorestart = %v, want %v", node, rc["autorestart"], want)
+		}
+		if _, ok := templates[node]["autorestart"]; ok {
+			t.Errorf("%s: autorestart at the top level of the template", node)
+		}
+	}
+	inherit := marshalPlain(t, templates["inherit-node"]).(map[string]any)
+	if inherit["image"] != "x" {
+		t.Errorf("an empty override image replaced the step's: %v", inherit["image"])
+	}
+	if want := []any{map[string]any{"source": "/c", "destination": "/d", "readonly": false, "type": "nfs", "options": map[string]any{"ro": 1.0}}}; !reflect.DeepEqual(inherit["mounts"], want) {
+		t.Errorf("override mounts = %v, want %v", inherit["mounts"], want)
+	}
+	if inherit["runtime-config-preset"] != "preset-2" {
+		t.Errorf("runtime-config-preset = %v", inherit["runtime-config-preset"])
+	}
+	if want := map[string]any{"commit": "other", "step": "remote", "image": "img", "runtime_config": map[string]any{"autorestart": true}}; !reflect.DeepEqual(marshalPlain(t, templates["remote-node"]), want) {
+		t.Errorf("remote template = %v, want %v", templates["remote-node"], want)
+	}
+}
+
+// TestPythonSemantics pins the Python behaviours the port relies on to
+// decide what valohai-yaml keeps and how it prints values.
+func TestPythonSemantics(t *testing.T) {
+	for _, tt := range []struct {
+		v      any
+		truthy bool
+		str    string
+		kind   string
+	}{
+		{nil, false, "<nil>", "null"},
+		{"", false, "", "a string"},
+		{"0", true, "0", "a string"},
+		{false, false, "False", "a boolean"},
+		{true, true, "True", "a boolean"},
+		{0, false, "0", "a number"},
+		{json.Number("0.0"), false, "0.0", "a number"},
+		{json.Number("2"), true, "2", "a number"},
+		{2.5, true, "2.5", "a number"},
+		{int64(-1), true, "-1", "a number"},
+		{[]any{}, false, "[]", "a list"},
+		{[]any{1}, true, "[1]", "a list"},
+		{[]string{"a"}, true, "[a]", "[]string"},
+		{map[string]any{}, false, "map[]", "a mapping"},
+		{map[any]any{1: 2}, true, "map[1:2]", "a mapping"},
+	} {
+		if got := truthy(tt.v); got != tt.truthy {
+			t.Errorf("truthy(%#v) = %v", tt.v, got)
+		}
+		if got := pyStr(tt.v); got != tt.str {
+			t.Errorf("pyStr(%#v) = %q, want %q", tt.v, got, tt.str)
+		}
+		if got := kindOf(tt.v); got != tt.kind {
+			t.Errorf("kindOf(%#v) = %q, want %q", tt.v, got, tt.kind)
+		}
+	}
+	if got := listify([]int{1, 2}); !reflect.DeepEqual(got, []any{1, 2}) {
+		t.Errorf("listify([]int) = %v", got)
+	}
+	if got := convertExpression([2]string{"a", "b"}); !reflect.DeepEqual(got, map[string]any{"style": "single", "rules": map[string]any{"value": []any{"a", "b"}}}) {
+		t.Errorf("convertExpression(array) = %v", got)
+	}
+	if got := convertExpression([]byte("x")); !reflect.DeepEqual(got, []byte("x")) {
+		t.Errorf("convertExpression([]byte) = %v, want it untouched", got)
+	}
+	names := make([]string, 25)
+	for i := range names {
+		names[i] = fmt.Sprint(i)
+	}
+	if got := quoteList(names); !strings.HasSuffix(got, `"19", and 5 more`) {
+		t.Errorf("quoteList(25 names) = %s", got)
+	}
+	if got := redactQuery("https://h/p?signature=s#f"); got != "https://h/p?…" {
+		t.Errorf("redactQuery = %q", got)
+	}
+}

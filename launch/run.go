@@ -49,7 +49,8 @@ const (
 // replaced, so the workers need nothing but the run to send it.
 type Action struct {
 	Kind ActionKind `json:"kind"`
-	// Body is the JSON body sent to Valohai (executions and pipelines).
+	// Body is the execution body sent to Valohai (run_execution), or the
+	// action's spec (PipelineSpec, CopySpec, FetchSpec in actions.go).
 	Body json.RawMessage `json:"body,omitempty"`
 	// Project is the Valohai project id the action targets.
 	Project string `json:"project,omitempty"`
