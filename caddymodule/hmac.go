@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -24,14 +25,17 @@ func init() {
 // raw body (and optionally a timestamp, id, headers or the URL).
 type HMACHandler struct {
 	Common
-	// Preset fills the fields below for a known sender (github); set
-	// fields still override it.
+	// Preset fills the fields below for a known sender: github, slack,
+	// stripe, standard (Standard Webhooks, Svix, GitLab signing token),
+	// shopify, linear or valohai. Fields set here still override it.
 	Preset string `json:"preset,omitempty"`
 	// Secrets are the MAC keys ({env.*}/{file.*} expanded at provision);
 	// a signature made with any one passes.
 	Secrets []string `json:"secrets,omitempty"`
-	// SecretEncoding is how a secret string becomes key bytes: raw
-	// (default), base64 or hex.
+	// SecretEncoding is how a secret string becomes key bytes: raw (the
+	// default, and the stripe preset's: the whsec_ string as-is), base64,
+	// hex, or whsec (base64 after an optional "whsec_": the standard
+	// preset's default).
 	SecretEncoding string `json:"secret_encoding,omitempty"`
 	// Header carrying the signature.
 	Header string `json:"header,omitempty"`
@@ -50,8 +54,8 @@ type HMACHandler struct {
 	Timestamp *SourceConfig `json:"timestamp,omitempty"`
 	// ID is the source of {id}.
 	ID *SourceConfig `json:"id,omitempty"`
-	// Tolerance is the max |now - timestamp| whenever {timestamp} is signed
-	// (default 5m).
+	// Tolerance is the max |now - timestamp| whenever a timestamp is
+	// signed (default 5m, or the preset's: linear 60s).
 	Tolerance caddy.Duration `json:"tolerance,omitempty"`
 
 	condition
@@ -88,12 +92,13 @@ func (h *HMACHandler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if h.SecretEncoding != "" {
+		h.hmac.SecretEncoding = h.SecretEncoding
+	}
 	for i, s := range secrets {
-		key, err := validators.DecodeSecret(s, h.SecretEncoding)
-		if err != nil {
-			return errorf("%s: secret #%d: %v", dir, i+1, err)
+		if err := h.hmac.AddSecret(s); err != nil {
+			return errorf("%s: secret #%d (%s): %v", dir, i+1, placeholderHint(h.Secrets[i]), err)
 		}
-		h.hmac.Secrets = append(h.hmac.Secrets, key)
 	}
 	switch {
 	case h.Header != "" && h.Query != "":
@@ -166,7 +171,10 @@ func (h *HMACHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 //		timestamp header X-Timestamp [unix|unix_ms|rfc3339]
 //		id        header webhook-id
 //		tolerance 5m
-//		secret_encoding raw
+//		secret_encoding raw|base64|hex|whsec
+//		status 401
+//		methods POST
+//		max_body 1MiB
 //	}
 func (h *HMACHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
@@ -216,7 +224,10 @@ func (h *HMACHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.Prefix = &p
 			}
 		case "message":
-			h.Message, err = one()
+			var m string
+			if m, err = one(); err == nil {
+				h.Message = undoHeaderShorthand(m)
+			}
 		case "tolerance":
 			var v string
 			if v, err = one(); err == nil {
@@ -246,6 +257,17 @@ func (h *HMACHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Err("webhook_hmac: a secret is required: `webhook_hmac github {env.GITHUB_WEBHOOK_SECRET}` or a `secret` line in the block")
 	}
 	return nil
+}
+
+// caddyHeaderPlaceholder is what the Caddyfile adapter makes of the
+// {header.NAME} shorthand in every token before a directive sees it.
+var caddyHeaderPlaceholder = regexp.MustCompile(`\{http\.request\.header\.([\w-]*)\}`)
+
+// undoHeaderShorthand gives a message template back the {header.NAME}
+// that the Caddyfile adapter rewrote to {http.request.header.NAME}: the
+// template is signed-string syntax, not a Caddy placeholder.
+func undoHeaderShorthand(message string) string {
+	return caddyHeaderPlaceholder.ReplaceAllString(message, "{header.$1}")
 }
 
 // Interface guards

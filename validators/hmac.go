@@ -111,8 +111,26 @@ type HMAC struct {
 	Tolerance time.Duration
 	// Scheme is the signature header's layout, SchemePlain when empty.
 	Scheme Scheme
+	// SecretEncoding is how AddSecret turns a configured secret string
+	// into key bytes (see DecodeSecret): raw when empty. Presets set their
+	// sender's (standard: whsec), so that a secret pasted from the sender's
+	// dashboard works as it is. Validate does not read it: Secrets already
+	// hold bytes.
+	SecretEncoding string
 
 	plan *hmacPlan
+}
+
+// AddSecret decodes a configured secret as SecretEncoding says and adds
+// it to Secrets (a signature by any one passes). Call it before Validate.
+// The error never contains the secret.
+func (h *HMAC) AddSecret(secret string) error {
+	key, err := DecodeSecret(secret, h.SecretEncoding)
+	if err != nil {
+		return err
+	}
+	h.Secrets = append(h.Secrets, key)
+	return nil
 }
 
 // hmacPlan is an HMAC prepared for verification: the template parsed into
@@ -441,8 +459,8 @@ func (p *hmacPlan) writeMessage(st *macState, r *Request, ts, id string) {
 // String describes the condition without its secrets, so that an HMAC
 // printed into a log or an error by mistake does not leak them.
 func (h HMAC) String() string {
-	return fmt.Sprintf("webhook_hmac{signature: %s, algorithm: %q, encoding: %q, scheme: %q, prefix: %q, message: %q, secrets: %d redacted}",
-		h.Signature, h.Algorithm, h.Encoding, h.Scheme, h.Prefix, h.Message, len(h.Secrets))
+	return fmt.Sprintf("webhook_hmac{signature: %s, algorithm: %q, encoding: %q, scheme: %q, prefix: %q, message: %q, secret_encoding: %q, secrets: %d redacted}",
+		h.Signature, h.Algorithm, h.Encoding, h.Scheme, h.Prefix, h.Message, h.SecretEncoding, len(h.Secrets))
 }
 
 // GoString is String, so that %#v does not print the secrets' bytes.
