@@ -19,6 +19,7 @@ func init() {
 //		api_url     https://app.valohai.com
 //		api_token   {env.VALOHAI_API_TOKEN}
 //		store       file <dir>
+//		store       redis redis://[user:pass@]host:6379/0 [<key prefix>]
 //		payload_url https://hooks.example.com/_valohai/payloads
 //		payload_ttl 168h
 //		max_body    25MiB
@@ -56,10 +57,17 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		case "notify":
 			app.Notify, err = one()
 		case "store":
-			if len(args) != 2 || args[0] != "file" {
-				return nil, d.Err("valohai: store takes `file <dir>`")
+			switch {
+			case len(args) == 2 && args[0] == "file":
+				app.Store = &StoreConfig{Type: "file", Path: args[1]}
+			case (len(args) == 2 || len(args) == 3) && args[0] == "redis":
+				app.Store = &StoreConfig{Type: "redis", URL: args[1]}
+				if len(args) == 3 {
+					app.Store.Prefix = args[2]
+				}
+			default:
+				return nil, d.Err("valohai: store takes `file <dir>` or `redis <url> [<key prefix>]`, e.g. store redis {env.REDIS_URL}")
 			}
-			app.Store = &StoreConfig{Type: args[0], Path: args[1]}
 		case "payload_ttl", "run_retention":
 			var v string
 			if v, err = one(); err == nil {

@@ -14,6 +14,103 @@ fi
 echo "== go vet"
 go vet ./...
 
+# The redis store is tested against a real redis-server, never a mock: make
+# sure one is installed (Debian's package), then run ONE server for the whole
+# test run on a throwaway loopback port, without persistence, in a temporary
+# directory. Tests reserve a database of it each (launch/store/redistest),
+# hence the many databases.
+echo "== redis-server"
+install_redis() {
+	local sudo=""
+	if [ "$(id -u)" -ne 0 ]; then
+		if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+			sudo="sudo -n"
+		else
+			echo "redis-server is not installed and this is not root (nor passwordless sudo):" >&2
+			echo "install it with: sudo apt-get install -y redis-server" >&2
+			return 1
+		fi
+	fi
+	if ! command -v apt-get >/dev/null 2>&1; then
+		echo "redis-server is not installed and apt-get is not available: install redis-server (6.0 or later) and re-run" >&2
+		return 1
+	fi
+	echo "installing redis-server with apt-get"
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+		$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server || {
+		echo "apt-get could not install redis-server; install it by hand and re-run" >&2
+		return 1
+	}
+	# The package's service may have started one on 6379; the tests use
+	# their own server, so it does not matter either way.
+	command -v redis-server >/dev/null 2>&1 || {
+		echo "apt-get finished but redis-server is still not on PATH" >&2
+		return 1
+	}
+}
+if ! command -v redis-server >/dev/null 2>&1; then
+	install_redis || exit 1
+fi
+redis-server --version
+
+redis_dir=$(mktemp -d)
+redis_pid=""
+stop_redis() {
+	if [ -n "$redis_pid" ] && kill -0 "$redis_pid" 2>/dev/null; then
+		kill "$redis_pid" 2>/dev/null || true
+		for _ in $(seq 50); do
+			kill -0 "$redis_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$redis_pid" 2>/dev/null || true
+	fi
+	rm -rf "$redis_dir"
+}
+trap stop_redis EXIT
+trap 'exit 130' INT TERM # so the EXIT trap also runs when interrupted
+
+# redis_ping PORT succeeds when a redis answers PING on 127.0.0.1:PORT.
+redis_ping() {
+	local reply
+	{ exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
+	printf 'PING\r\n' >&3
+	IFS= read -r -t 1 reply <&3 || reply=""
+	exec 3<&- 3>&-
+	[ "${reply%$'\r'}" = "+PONG" ]
+}
+
+# A port may be taken between choosing and binding it: retry on another.
+redis_port=""
+for _ in 1 2 3 4 5; do
+	port=$((20000 + RANDOM % 40000))
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		continue # something listens there already
+	fi
+	redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+		--dir "$redis_dir" --databases 4096 --daemonize no \
+		--logfile "$redis_dir/redis.log" &
+	redis_pid=$!
+	for _ in $(seq 100); do
+		if redis_ping "$port"; then
+			redis_port=$port
+			break
+		fi
+		kill -0 "$redis_pid" 2>/dev/null || break # exited: port taken
+		sleep 0.05
+	done
+	[ -n "$redis_port" ] && break
+	kill "$redis_pid" 2>/dev/null || true
+	wait "$redis_pid" 2>/dev/null || true
+	redis_pid=""
+done
+if [ -z "$redis_port" ]; then
+	echo "could not start redis-server on a loopback port:" >&2
+	cat "$redis_dir/redis.log" >&2 2>/dev/null || true
+	exit 1
+fi
+export VALOHAI_TEST_REDIS_URL="redis://127.0.0.1:$redis_port/0"
+echo "redis-server on 127.0.0.1:$redis_port for this run"
+
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
