@@ -1,0 +1,231 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/hooklaunch/caddy-valohai/launch"
+	"github.com/hooklaunch/caddy-valohai/validators"
+)
+
+func init() {
+	caddy.RegisterModule(new(DedupeHandler))
+	httpcaddyfile.RegisterHandlerDirective(validators.DirectiveDedupe, func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+		dd := new(DedupeHandler)
+		return dd, dd.UnmarshalCaddyfile(h.Dispenser)
+	})
+}
+
+// duplicateHeader marks the answer to a repeated delivery.
+const duplicateHeader = "Webhook-Duplicate"
+
+// DedupeHandler is the `webhook_dedupe` condition: one launch per delivery.
+// The first request carrying a delivery key launches; a repeat within the
+// window launches nothing and gets the first run's current response (same
+// run_id) with `Webhook-Duplicate: true`. Keys live in the valohai app's
+// store, so they hold across restarts and across instances sharing a redis
+// store.
+type DedupeHandler struct {
+	// Common's Status is the status when the key store fails (default
+	// 503); dedupe never rejects a request otherwise.
+	Common
+	// Key is the delivery id, a placeholder expanded per request, e.g.
+	// {http.request.header.X-GitHub-Delivery}. A request whose key has an
+	// empty placeholder is not deduplicated (and is logged).
+	Key string `json:"key"`
+	// Window is how long a key is remembered (default 24h).
+	Window caddy.Duration `json:"window,omitempty"`
+
+	condition
+	dedupe validators.Dedupe
+}
+
+// CaddyModule returns the Caddy module information.
+func (*DedupeHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.webhook_dedupe", New: func() caddy.Module { return new(DedupeHandler) }}
+}
+
+// Provision wires the app's store in and checks the key and window.
+func (h *DedupeHandler) Provision(ctx caddy.Context) error {
+	if err := h.provision(ctx); err != nil {
+		return err
+	}
+	if !strings.Contains(h.Key, "{") {
+		return fmt.Errorf("%s: key %q is the same for every request: use a placeholder naming the delivery id, e.g. {http.request.header.X-GitHub-Delivery}", validators.DirectiveDedupe, h.Key)
+	}
+	h.dedupe = validators.Dedupe{Window: time.Duration(h.Window), Store: h.app.store}
+	return h.dedupe.Validate()
+}
+
+// ServeHTTP lets the first delivery of a key through with its run id fixed,
+// and answers a repeat with that run's current response.
+func (h *DedupeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	const dir = validators.DirectiveDedupe
+	vr, r, err := h.webhookRequest(w, r, h.app, dir)
+	if err != nil {
+		return err
+	}
+	key := ""
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		// Any empty or unknown placeholder empties the key: a prefix such
+		// as "gh-{...}" must not fold every keyless request into one.
+		if k, err := repl.ReplaceOrErr(h.Key, true, true); err == nil {
+			key = k
+		}
+	}
+	if key == "" {
+		h.logger.Info("delivery key is empty: not deduplicated",
+			zap.String("host", r.Host), zap.String("path", r.URL.Path),
+			zap.String("key", h.Key), zap.String("remote_addr", r.RemoteAddr))
+		return next.ServeHTTP(w, r)
+	}
+
+	scope := triggerScope(r)
+	runID := runIDFor(r)
+	held, first, err := h.dedupe.Claim(r.Context(), scope, key, runID, vr.Clock())
+	if err != nil {
+		return h.storeFailed(r, err)
+	}
+	if first {
+		r = withRunID(r, runID)
+		nextErr := next.ServeHTTP(w, r)
+		// The claim stays only if the run exists: a request rejected
+		// after the claim (rate limit, store failure), or one that
+		// launched nothing, must not turn its redelivery into a duplicate.
+		// The request may be gone by now; the release must still happen.
+		ctx := context.WithoutCancel(r.Context())
+		if !h.runStored(ctx, runID, nextErr) {
+			if err := h.dedupe.Release(ctx, scope, key, runID); err != nil {
+				h.logger.Error("releasing a delivery key failed: its redelivery will be answered as a duplicate until the window ends",
+					zap.String("path", r.URL.Path), zap.Error(err))
+			}
+		}
+		return nextErr
+	}
+
+	run, err := h.app.store.GetRun(r.Context(), held)
+	switch {
+	case errors.Is(err, launch.ErrNotFound):
+		// The first delivery is still on its way to the store.
+		run = &launch.Run{ID: held, Status: launch.StatusPending}
+	case err != nil:
+		return h.storeFailed(r, err)
+	}
+	// Counted under the first run's trigger, as valohai_launch counts its
+	// outcomes; a first run still on its way to the store has none yet.
+	trigger := run.Trigger
+	if trigger == "" {
+		trigger = "unknown"
+	}
+	h.app.metrics.requests.WithLabelValues(trigger, "duplicate").Inc()
+	h.logger.Info("duplicate delivery: answered with the first run",
+		zap.String("host", r.Host), zap.String("path", r.URL.Path),
+		zap.String("run_id", held), zap.String("remote_addr", r.RemoteAddr))
+	w.Header().Set(duplicateHeader, "true")
+	return writeRunResponse(w, run)
+}
+
+// runStored reports whether the first delivery's run was stored. When the
+// store cannot tell, the handler chain's outcome decides.
+func (h *DedupeHandler) runStored(ctx context.Context, runID string, nextErr error) bool {
+	_, err := h.app.store.GetRun(ctx, runID)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, launch.ErrNotFound):
+		return false
+	default:
+		return nextErr == nil
+	}
+}
+
+// storeFailed fails closed: without the key store a duplicate cannot be
+// told apart, and the launch would need the same store anyway.
+func (h *DedupeHandler) storeFailed(r *http.Request, err error) error {
+	h.logger.Error("dedupe key store failed", zap.String("path", r.URL.Path), zap.Error(err))
+	status := h.Status
+	if status == 0 {
+		status = http.StatusServiceUnavailable
+	}
+	return caddyhttp.Error(status, fmt.Errorf("%s: delivery key store unavailable", validators.DirectiveDedupe))
+}
+
+// UnmarshalCaddyfile parses
+//
+//	webhook_dedupe <key> [<window>]
+//	webhook_dedupe [<key> [<window>]] {
+//		key    {http.request.header.X-GitHub-Delivery}
+//		window 24h
+//		status 503
+//		methods POST
+//		max_body 1MiB
+//	}
+func (h *DedupeHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	const dir = validators.DirectiveDedupe
+	d.Next()
+	args := d.RemainingArgs()
+	if len(args) > 2 {
+		return d.Errf("%s takes <key> [<window>], e.g. `%s {http.request.header.X-GitHub-Delivery} 24h`", dir, dir)
+	}
+	if len(args) > 0 {
+		h.Key = args[0]
+	}
+	if len(args) == 2 {
+		if err := h.parseWindow(d, args[1]); err != nil {
+			return err
+		}
+	}
+	for d.NextBlock(0) {
+		if ok, err := h.parseCommon(d); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		sub := d.Val()
+		var v string
+		if !d.AllArgs(&v) {
+			return d.Errf("%s: %s takes one value", dir, sub)
+		}
+		switch sub {
+		case "key":
+			h.Key = v
+		case "window":
+			if err := h.parseWindow(d, v); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("%s: unknown sub-directive %q (key, window, status, methods, max_body)", dir, sub)
+		}
+	}
+	if h.Key == "" {
+		return d.Errf("%s: a key is required, e.g. `%s {http.request.header.X-GitHub-Delivery}`", dir, dir)
+	}
+	return nil
+}
+
+func (h *DedupeHandler) parseWindow(d *caddyfile.Dispenser, v string) error {
+	w, err := caddy.ParseDuration(v)
+	if err != nil || w < time.Second {
+		return d.Errf("%s: window %q must be a duration of at least 1s, e.g. 24h", validators.DirectiveDedupe, v)
+	}
+	h.Window = caddy.Duration(w)
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*DedupeHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*DedupeHandler)(nil)
+	_ caddyfile.Unmarshaler       = (*DedupeHandler)(nil)
+)

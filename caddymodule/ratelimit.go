@@ -1,0 +1,199 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/hooklaunch/caddy-valohai/launch"
+	"github.com/hooklaunch/caddy-valohai/launch/store"
+	"github.com/hooklaunch/caddy-valohai/validators"
+)
+
+func init() {
+	caddy.RegisterModule(new(RateLimitHandler))
+	httpcaddyfile.RegisterHandlerDirective(validators.DirectiveRateLimit, func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+		rl := new(RateLimitHandler)
+		return rl, rl.UnmarshalCaddyfile(h.Dispenser)
+	})
+}
+
+// RateLimitHandler is the `webhook_rate_limit` condition: a quota of
+// launches per period for a trigger URL (host + path), optionally split by
+// a per-request key. The counters live in the valohai app's store, so they
+// survive restarts and are exact across instances sharing a redis store.
+// Place it after the authentication conditions (the registered directive
+// order does): unauthenticated requests must not consume a quota.
+type RateLimitHandler struct {
+	Common
+	// Limits are the quotas; a request passes only when every one has
+	// room, and takes one unit of each.
+	Limits []LimitConfig `json:"limits,omitempty"`
+	// Key splits the quota: a placeholder expanded per request, such as
+	// {http.request.header.X-Slack-Team-Id}. Requests whose key expands to
+	// empty share one quota.
+	Key string `json:"key,omitempty"`
+
+	condition
+	limit validators.RateLimit
+}
+
+// LimitConfig is one quota: at most Quota requests per Period.
+type LimitConfig struct {
+	// Quota is the number of requests allowed per period (at least 1).
+	Quota int `json:"quota"`
+	// Period is the length of the fixed window (at least 1s). Windows are
+	// aligned to multiples of the period since the Unix epoch, so every
+	// instance agrees on them.
+	Period caddy.Duration `json:"period"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (*RateLimitHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.webhook_rate_limit", New: func() caddy.Module { return new(RateLimitHandler) }}
+}
+
+// Provision wires the app's store in and checks the limits.
+func (h *RateLimitHandler) Provision(ctx caddy.Context) error {
+	if err := h.provision(ctx); err != nil {
+		return err
+	}
+	h.limit = validators.RateLimit{Store: h.app.store}
+	for _, l := range h.Limits {
+		h.limit.Limits = append(h.limit.Limits, validators.Limit{N: l.Quota, Period: time.Duration(l.Period)})
+	}
+	return h.limit.Validate()
+}
+
+// ServeHTTP takes one unit of the trigger's quota, or rejects the request
+// with Retry-After when the quota is exhausted.
+func (h *RateLimitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	const dir = validators.DirectiveRateLimit
+	vr, r, err := h.webhookRequest(w, r, h.app, dir)
+	if err != nil {
+		return err
+	}
+	key := ""
+	if h.Key != "" {
+		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			key = repl.ReplaceAll(h.Key, "")
+		}
+	}
+	err = h.limit.Take(r.Context(), triggerScope(r), key, vr.Clock())
+	if err == nil {
+		return next.ServeHTTP(w, r)
+	}
+	if q, ok := validators.AsQuotaExceeded(err); ok {
+		// Set before returning the error: Caddy keeps the headers of w
+		// through handle_errors, so the sender always learns when to retry.
+		w.Header().Set("Retry-After", strconv.FormatInt(q.RetryAfterSeconds(), 10))
+		return h.reject(h.app, h.logger, r, err)
+	}
+	// The store failed: fail closed (an unchecked quota is no quota), and
+	// let the sender retry later.
+	h.logger.Error("rate limit store failed", zap.String("path", r.URL.Path), zap.Error(err))
+	return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("%s: quota store unavailable", dir))
+}
+
+// triggerScope names the trigger URL a request was sent to: its host and
+// the path as the sender wrote it (before any handle_path stripping), so
+// that a quota or a dedupe key belongs to the URL, whatever route reaches it.
+func triggerScope(r *http.Request) string {
+	p := r.URL.Path
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		p = orig.URL.Path
+	}
+	return validators.TriggerScope(r.Host, p)
+}
+
+// UnmarshalCaddyfile parses
+//
+//	webhook_rate_limit <quota> <period>
+//	webhook_rate_limit [<quota> <period>] {
+//		limit <quota> <period>   # repeatable
+//		key   {http.request.header.X-Slack-Team-Id}
+//		status 429
+//		methods POST
+//		max_body 1MiB
+//	}
+func (h *RateLimitHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	const dir = validators.DirectiveRateLimit
+	d.Next()
+	switch args := d.RemainingArgs(); len(args) {
+	case 0:
+	case 2:
+		l, err := parseLimit(d, args[0], args[1])
+		if err != nil {
+			return err
+		}
+		h.Limits = append(h.Limits, l)
+	default:
+		return d.Errf("%s takes <quota> <period>, e.g. `%s 10 1h`; repeat the directive or use limit lines in a block for more limits", dir, dir)
+	}
+	for d.NextBlock(0) {
+		if ok, err := h.parseCommon(d); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		sub := d.Val()
+		args := d.RemainingArgs()
+		switch sub {
+		case "limit":
+			if len(args) != 2 {
+				return d.Errf("%s: limit takes <quota> <period>, e.g. limit 10 1h", dir)
+			}
+			l, err := parseLimit(d, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			h.Limits = append(h.Limits, l)
+		case "key":
+			if len(args) != 1 {
+				return d.Errf("%s: key takes one value, e.g. key {http.request.header.X-Slack-Team-Id}", dir)
+			}
+			h.Key = args[0]
+		default:
+			return d.Errf("%s: unknown sub-directive %q (limit, key, status, methods, max_body)", dir, sub)
+		}
+	}
+	if len(h.Limits) == 0 {
+		return d.Errf("%s: no limit: write `%s 10 1h` or a `limit 10 1h` line in the block", dir, dir)
+	}
+	return nil
+}
+
+func parseLimit(d *caddyfile.Dispenser, quota, period string) (LimitConfig, error) {
+	const dir = validators.DirectiveRateLimit
+	n, err := strconv.Atoi(quota)
+	if err != nil || n < 1 {
+		return LimitConfig{}, d.Errf("%s: quota %q must be a whole number of at least 1, e.g. 10", dir, quota)
+	}
+	p, err := caddy.ParseDuration(period)
+	if err != nil || p < time.Second {
+		return LimitConfig{}, d.Errf("%s: period %q must be a duration of at least 1s, e.g. 1h or 24h", dir, period)
+	}
+	return LimitConfig{Quota: n, Period: caddy.Duration(p)}, nil
+}
+
+// Interface guards. The store assertions keep validators' small state
+// interfaces in step with launch.Store and its implementations, without
+// validators and launch importing each other.
+var (
+	_ caddy.Provisioner           = (*RateLimitHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*RateLimitHandler)(nil)
+	_ caddyfile.Unmarshaler       = (*RateLimitHandler)(nil)
+
+	_ validators.QuotaTaker    = launch.Store(nil)
+	_ validators.KeyRememberer = launch.Store(nil)
+	_ validators.QuotaTaker    = (*store.Bolt)(nil)
+	_ validators.KeyRememberer = (*store.Bolt)(nil)
+)

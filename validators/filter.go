@@ -1,0 +1,281 @@
+package validators
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/operators"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/ext"
+	"cel.dev/cel-go/interpreter"
+)
+
+// DirectiveFilter is the directive name webhook_filter errors carry.
+const DirectiveFilter = "webhook_filter"
+
+// Bounds on one evaluation of a filter. The expression is trusted (it is
+// config), but the data it walks is the sender's: a comprehension over a
+// large JSON array, nested in another, could otherwise take minutes per
+// request. Outside comprehensions, the work of an expression is linear in
+// the body, which max_body caps; inside them it is bounded in wall-clock
+// time, checked every filterInterruptEvery iterations. An evaluation cut
+// short counts as "no match".
+//
+// CEL's runtime cost limit (cel.CostLimit) is deliberately not used: in
+// cel-go v0.32 its tracker makes comprehensions quadratic (an exists() over
+// 20,000 items takes 1.1s with it, 5ms without), so it would hand a hostile
+// sender the very CPU burn it is meant to prevent.
+const (
+	// DefaultFilterTimeout is the wall-clock bound of one evaluation.
+	// Ordinary filters take microseconds; a linear walk over 20,000 array
+	// items takes about 5ms.
+	DefaultFilterTimeout = 250 * time.Millisecond
+	// filterInterruptEvery is how many comprehension iterations run
+	// between checks of the timeout.
+	filterInterruptEvery = 100
+)
+
+// The variables a filter expression sees (SPEC.md section 4).
+const (
+	filterVarBody    = "body"
+	filterVarRaw     = "raw"
+	filterVarHeaders = "headers"
+	filterVarQuery   = "query"
+	filterVarMethod  = "method"
+	filterVarPath    = "path"
+	filterVarJWT     = "jwt"
+)
+
+// filterEnv is the CEL environment every filter compiles in. Building it is
+// the expensive part of a compile, and an Env is safe for concurrent use.
+var filterEnv = sync.OnceValues(func() (*cel.Env, error) {
+	return cel.NewEnv(
+		cel.Variable(filterVarBody, cel.DynType),
+		cel.Variable(filterVarRaw, cel.StringType),
+		cel.Variable(filterVarHeaders, cel.MapType(cel.StringType, cel.StringType)),
+		cel.Variable(filterVarQuery, cel.MapType(cel.StringType, cel.StringType)),
+		cel.Variable(filterVarMethod, cel.StringType),
+		cel.Variable(filterVarPath, cel.StringType),
+		cel.Variable(filterVarJWT, cel.MapType(cel.StringType, cel.DynType)),
+		// JSON numbers are doubles; let `body.count > 3` compare them
+		// with integer literals as users write them.
+		cel.CrossTypeNumericComparisons(true),
+		// body.?field.orValue("") for optional fields, lowerAscii(),
+		// split() and friends for names and refs.
+		cel.OptionalTypes(),
+		ext.Strings(),
+	)
+})
+
+// Filter is the webhook_filter condition: a CEL expression over the request
+// that decides whether it launches anything. Match reports false for a
+// request the expression does not select, including one it cannot be
+// evaluated on (a missing field): that is "no match", never a server error.
+//
+// Set the fields, call Validate once, then call Match from any number of
+// goroutines (a compiled CEL program is safe for concurrent use). Fields
+// must not change after Validate.
+type Filter struct {
+	// Expression is the CEL source, e.g.
+	// body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push".
+	Expression string
+	// Timeout overrides DefaultFilterTimeout (0 = default).
+	Timeout time.Duration
+
+	prg cel.Program
+}
+
+// Validate compiles and type-checks the expression. The result must be a
+// bool (or dyn, such as `body.enabled`, which is checked per request).
+// Errors carry CEL's own message, which points at the offending column.
+func (f *Filter) Validate() error {
+	if strings.TrimSpace(f.Expression) == "" {
+		return fmt.Errorf("%s: no expression: write one such as `body.action == \"opened\"`", DirectiveFilter)
+	}
+	env, err := filterEnv()
+	if err != nil {
+		return fmt.Errorf("%s: building the CEL environment: %v", DirectiveFilter, err)
+	}
+	checked, iss := env.Compile(f.Expression)
+	if iss != nil && iss.Err() != nil {
+		return fmt.Errorf("%s: expression does not compile:\n%v", DirectiveFilter, iss.Err())
+	}
+	if out := checked.OutputType(); !out.IsExactType(types.BoolType) && !out.IsExactType(types.DynType) {
+		return fmt.Errorf("%s: the expression gives %s, not a bool: compare it, e.g. `body.action == \"opened\"` or `has(body.ref)`", DirectiveFilter, out)
+	}
+	if err := checkHeaderNames(checked.NativeRep()); err != nil {
+		return err
+	}
+	prg, err := env.Program(checked,
+		cel.InterruptCheckFrequency(filterInterruptEvery),
+		cel.EvalOptions(cel.OptOptimize),
+	)
+	if err != nil {
+		return fmt.Errorf("%s: preparing the expression: %v", DirectiveFilter, err)
+	}
+	f.prg = prg
+	return nil
+}
+
+// checkHeaderNames rejects a header looked up by a name in a form it never
+// has: `headers` holds canonical names (X-Github-Event), so
+// headers["X-GitHub-Event"] would silently never match.
+func checkHeaderNames(a *ast.AST) error {
+	isHeaders := func(e ast.Expr) bool {
+		return e.Kind() == ast.IdentKind && e.AsIdent() == filterVarHeaders
+	}
+	check := func(name string) error {
+		if canon := http.CanonicalHeaderKey(name); canon != name {
+			return fmt.Errorf("%s: header %q is never found: headers holds canonical names, write %q", DirectiveFilter, name, canon)
+		}
+		return nil
+	}
+	for _, e := range ast.MatchDescendants(ast.NavigateAST(a), ast.AllMatcher()) {
+		switch e.Kind() {
+		case ast.CallKind:
+			call := e.AsCall()
+			args := call.Args()
+			if len(args) != 2 {
+				continue
+			}
+			var key ast.Expr
+			switch call.FunctionName() {
+			case operators.Index, operators.OptIndex:
+				if isHeaders(args[0]) {
+					key = args[1]
+				}
+			case operators.In:
+				if isHeaders(args[1]) {
+					key = args[0]
+				}
+			}
+			if key == nil || key.Kind() != ast.LiteralKind {
+				continue
+			}
+			if s, ok := key.AsLiteral().(types.String); ok {
+				if err := check(string(s)); err != nil {
+					return err
+				}
+			}
+		case ast.SelectKind:
+			sel := e.AsSelect()
+			if isHeaders(sel.Operand()) {
+				if err := check(sel.FieldName()); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// errNotBool is the evaluation error of a dyn expression that gave
+// something other than a bool for this request.
+var errNotBool = errors.New("the expression did not give a bool")
+
+// Match evaluates the filter on r. matched is true only when the expression
+// gives true; evalErr explains a false that came from an evaluation error
+// (missing field, wrong type, timeout) and is meant for debug logs. It
+// never panics on any input.
+func (f *Filter) Match(ctx context.Context, r *Request) (matched bool, evalErr error) {
+	if f.prg == nil {
+		return false, Reject(DirectiveFilter, reasonMisconfigured)
+	}
+	timeout := f.Timeout
+	if timeout <= 0 {
+		timeout = DefaultFilterTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, _, err := f.prg.ContextEval(ctx, &filterVars{r: r})
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("%w (got %s)", errNotBool, out.Type())
+	}
+	return bool(b), nil
+}
+
+// filterVars binds the filter's variables to one request, converting each
+// only when the expression reads it, at most once per evaluation. One
+// evaluation runs on one goroutine, so no locking is needed.
+type filterVars struct {
+	r       *Request
+	body    ref.Val
+	headers map[string]string
+	query   map[string]string
+}
+
+// ResolveName implements interpreter.Activation.
+func (v *filterVars) ResolveName(name string) (any, bool) {
+	switch name {
+	case filterVarBody:
+		if v.body == nil {
+			v.body = filterBody(v.r)
+		}
+		return v.body, true
+	case filterVarRaw:
+		return string(v.r.Body), true
+	case filterVarHeaders:
+		if v.headers == nil {
+			v.headers = firstValues(v.r.Header)
+		}
+		return v.headers, true
+	case filterVarQuery:
+		if v.query == nil {
+			v.query = firstValues(v.r.Query)
+		}
+		return v.query, true
+	case filterVarMethod:
+		return v.r.Method, true
+	case filterVarPath:
+		return v.r.Path, true
+	case filterVarJWT:
+		if v.r.JWTClaims == nil {
+			return map[string]any{}, true
+		}
+		return v.r.JWTClaims, true
+	}
+	return nil, false
+}
+
+// Parent implements interpreter.Activation: there is none.
+func (*filterVars) Parent() interpreter.Activation { return nil }
+
+// filterBody is the `body` variable: the form fields (first values) of a
+// form body, else the decoded JSON value, else null. The JSON is the one
+// the request decoded once for every condition.
+func filterBody(r *Request) ref.Val {
+	if r.IsForm() {
+		return types.DefaultTypeAdapter.NativeToValue(firstValues(r.Form()))
+	}
+	if v, ok := r.JSON(); ok {
+		return types.DefaultTypeAdapter.NativeToValue(v)
+	}
+	return types.NullValue
+}
+
+// firstValues flattens a header or query set to the first value of each
+// name, as a sender's single-valued fields are read everywhere else.
+func firstValues(vals map[string][]string) map[string]string {
+	out := make(map[string]string, len(vals))
+	for k, vs := range vals {
+		if len(vs) > 0 {
+			out[k] = vs[0]
+		}
+	}
+	return out
+}
+
+// Interface guard: the bindings are a CEL activation.
+var _ interpreter.Activation = (*filterVars)(nil)

@@ -1,0 +1,312 @@
+package validators
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// filterRequest builds the Request a webhook would become.
+func filterRequest(contentType, body string, header http.Header, query string) *Request {
+	h := http.Header{}
+	for k, v := range header {
+		h[http.CanonicalHeaderKey(k)] = v
+	}
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	q, _ := url.ParseQuery(query)
+	return &Request{Method: http.MethodPost, Host: "hooks.example.com", Path: "/hook", Header: h, Query: q, Body: []byte(body)}
+}
+
+func compiledFilter(t testing.TB, expr string) *Filter {
+	t.Helper()
+	f := &Filter{Expression: expr}
+	if err := f.Validate(); err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	return f
+}
+
+const (
+	githubPushMain = `{"ref":"refs/heads/main","repository":{"full_name":"acme/models"},"commits":[{"id":"a1","modified":["models/train.py"]},{"id":"b2","modified":["README.md"]}],"size":2}`
+	githubPushDev  = `{"ref":"refs/heads/dev","repository":{"full_name":"acme/models"},"commits":[],"size":0}`
+	v7Export       = `{"dataset":{"name":"cars-2026","id":42},"event":"export.complete","item_count":1500}`
+	slackForm      = "token=x&team_id=T0001&user_id=U123&command=%2Ftrain&text=epochs%3D5&user_id=U999"
+)
+
+func TestFilterMatches(t *testing.T) {
+	githubHeaders := http.Header{"X-GitHub-Event": {"push"}, "X-GitHub-Delivery": {"d-1"}}
+	tests := []struct {
+		name    string
+		expr    string
+		req     *Request
+		want    bool
+		wantErr bool // an evaluation error explains the false
+	}{
+		{"github push to main", `body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push"`,
+			filterRequest("application/json", githubPushMain, githubHeaders, ""), true, false},
+		{"github push to dev", `body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push"`,
+			filterRequest("application/json", githubPushDev, githubHeaders, ""), false, false},
+		{"github ping event", `body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push"`,
+			filterRequest("application/json", githubPushMain, http.Header{"X-GitHub-Event": {"ping"}}, ""), false, false},
+		{"github changed path", `body.commits.exists(c, c.modified.exists(f, f.startsWith("models/")))`,
+			filterRequest("application/json", githubPushMain, nil, ""), true, false},
+		{"JSON body with another content type", `body.ref == "refs/heads/main"`,
+			filterRequest("text/plain", githubPushMain, nil, ""), true, false},
+		{"slack allowed user (first value)", `body.user_id in ["U123", "U456"]`,
+			filterRequest("application/x-www-form-urlencoded", slackForm, nil, ""), true, false},
+		{"slack other user", `body.user_id in ["U456"]`,
+			filterRequest("application/x-www-form-urlencoded", slackForm, nil, ""), false, false},
+		{"slack command", `body.command == "/train" && body.text.startsWith("epochs=")`,
+			filterRequest("application/x-www-form-urlencoded; charset=utf-8", slackForm, nil, ""), true, false},
+		{"v7 dataset prefix", `body.dataset.name.startsWith("cars-")`,
+			filterRequest("application/json", v7Export, nil, ""), true, false},
+		{"number against int literal", `body.item_count > 1000 && body.dataset.id == 42`,
+			filterRequest("application/json", v7Export, nil, ""), true, false},
+		{"missing field is no match", `body.action == "opened"`,
+			filterRequest("application/json", v7Export, nil, ""), false, true},
+		{"missing field behind ||", `body.action == "opened" || body.event == "export.complete"`,
+			filterRequest("application/json", v7Export, nil, ""), true, false},
+		{"has() tests presence", `!has(body.action)`,
+			filterRequest("application/json", v7Export, nil, ""), true, false},
+		{"optional field", `body.?action.orValue("none") == "none"`,
+			filterRequest("application/json", v7Export, nil, ""), true, false},
+		{"field of a non-JSON body", `body.ref == "x"`,
+			filterRequest("text/plain", "not json", nil, ""), false, true},
+		{"null body", `body == null && raw == "not json"`,
+			filterRequest("text/plain", "not json", nil, ""), true, false},
+		{"empty body is null", `body == null && raw == ""`,
+			filterRequest("", "", nil, ""), true, false},
+		{"raw", `raw.contains("cars-")`,
+			filterRequest("application/json", v7Export, nil, ""), true, false},
+		{"query", `query["source"] == "ci" && !("debug" in query)`,
+			filterRequest("application/json", "{}", nil, "source=ci&source=other"), true, false},
+		{"method and path", `method == "POST" && path == "/hook"`,
+			filterRequest("application/json", "{}", nil, ""), true, false},
+		{"header presence", `"X-Github-Delivery" in headers`,
+			filterRequest("application/json", "{}", githubHeaders, ""), true, false},
+		{"missing header is no match", `headers["X-Gitlab-Event"] == "Push Hook"`,
+			filterRequest("application/json", "{}", githubHeaders, ""), false, true},
+		{"jwt empty without webhook_jwt", `jwt.size() == 0`,
+			filterRequest("application/json", "{}", nil, ""), true, false},
+		{"dyn that is not a bool", `body.ref`,
+			filterRequest("application/json", githubPushMain, nil, ""), false, true},
+		{"dyn that is a bool", `body.enabled`,
+			filterRequest("application/json", `{"enabled":true}`, nil, ""), true, false},
+		{"top-level array", `body.size() == 2 && body[0] == "a"`,
+			filterRequest("application/json", `["a","b"]`, nil, ""), true, false},
+		{"strings extension", `body.ref.split("/")[2].lowerAscii() == "main"`,
+			filterRequest("application/json", githubPushMain, nil, ""), true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := compiledFilter(t, tc.expr)
+			got, err := f.Match(context.Background(), tc.req)
+			if got != tc.want {
+				t.Fatalf("match = %v (err %v), want %v", got, err, tc.want)
+			}
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("evaluation error %v, want error: %v", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestFilterJWTClaims(t *testing.T) {
+	f := compiledFilter(t, `jwt.repository == "acme/models" && jwt.run_attempt >= 1`)
+	r := filterRequest("application/json", "{}", nil, "")
+	r.JWTClaims = map[string]any{"repository": "acme/models", "run_attempt": float64(2)}
+	if ok, err := f.Match(context.Background(), r); !ok {
+		t.Fatalf("claims did not match: %v", err)
+	}
+	r.JWTClaims = map[string]any{"repository": "evil/fork", "run_attempt": float64(2)}
+	if ok, _ := f.Match(context.Background(), r); ok {
+		t.Fatal("another repository matched")
+	}
+}
+
+func TestFilterConfigErrors(t *testing.T) {
+	tests := []struct {
+		expr string
+		want []string
+	}{
+		{``, []string{"no expression"}},
+		{`   `, []string{"no expression"}},
+		{`body.ref ==`, []string{"does not compile", "Syntax error"}},
+		{`bdy.ref == "x"`, []string{"does not compile", "undeclared reference to 'bdy'"}},
+		{`raw + 1`, []string{"does not compile", "no matching overload"}},
+		{`raw`, []string{"gives string, not a bool"}},
+		{`headers.size()`, []string{"gives int, not a bool"}},
+		{`headers["X-GitHub-Event"] == "push"`, []string{`header "X-GitHub-Event" is never found`, `"X-Github-Event"`}},
+		{`"x-slack-signature" in headers`, []string{`"X-Slack-Signature"`}},
+		{`has(headers.authorization)`, []string{`"Authorization"`}},
+		{`headers[?"webhook-id"].hasValue()`, []string{`"Webhook-Id"`}},
+	}
+	for _, tc := range tests {
+		f := &Filter{Expression: tc.expr}
+		err := f.Validate()
+		if err == nil {
+			t.Errorf("%q: no config error", tc.expr)
+			continue
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, DirectiveFilter+": ") {
+			t.Errorf("%q: error %q does not name the directive", tc.expr, msg)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%q: error %q does not contain %q", tc.expr, msg, w)
+			}
+		}
+	}
+	// Canonical names and other lookups pass.
+	for _, ok := range []string{
+		`headers["X-Github-Event"] == "push"`,
+		`"Webhook-Id" in headers`,
+		`headers.exists(k, k.lowerAscii() == "x-github-event")`,
+		`query["X-GitHub-Event"] == "push"`, // query names are not canonicalized
+	} {
+		if err := (&Filter{Expression: ok}).Validate(); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}
+
+func TestFilterUnvalidatedNeverMatches(t *testing.T) {
+	var f Filter
+	ok, err := f.Match(context.Background(), filterRequest("", "", nil, ""))
+	if ok || err == nil {
+		t.Fatal("a filter that was never compiled must not match")
+	}
+}
+
+// bigArrayBody is a JSON body with an n-element array: the shape a hostile
+// sender uses to make a comprehension walk a lot of data.
+func bigArrayBody(n int) string {
+	var b strings.Builder
+	b.WriteString(`{"items":[`)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%d", i)
+	}
+	b.WriteString("]}")
+	return b.String()
+}
+
+func TestFilterHostileBodyIsBounded(t *testing.T) {
+	quadratic := `body.items.all(x, body.items.exists(y, y == x))`
+	body := bigArrayBody(20000) // 2e8 comparisons unbounded
+
+	t.Run("timeout", func(t *testing.T) {
+		f := &Filter{Expression: quadratic, Timeout: 100 * time.Millisecond}
+		if err := f.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		ok, err := f.Match(context.Background(), filterRequest("application/json", body, nil, ""))
+		if ok || err == nil || !strings.Contains(err.Error(), "interrupted") {
+			t.Fatalf("match %v err %v, want an interrupted evaluation", ok, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("evaluation took %s despite a 100ms timeout", d)
+		}
+	})
+	t.Run("defaults", func(t *testing.T) {
+		f := compiledFilter(t, quadratic)
+		start := time.Now()
+		ok, err := f.Match(context.Background(), filterRequest("application/json", body, nil, ""))
+		if ok || err == nil {
+			t.Fatalf("match %v err %v, want the evaluation stopped", ok, err)
+		}
+		if d := time.Since(start); d > DefaultFilterTimeout+time.Second {
+			t.Fatalf("evaluation took %s", d)
+		}
+	})
+	t.Run("cancelled request", func(t *testing.T) {
+		f := compiledFilter(t, quadratic)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if ok, err := f.Match(ctx, filterRequest("application/json", body, nil, "")); ok || err == nil {
+			t.Fatalf("a cancelled request's filter ran on: %v %v", ok, err)
+		}
+	})
+	t.Run("ordinary filter on a large body", func(t *testing.T) {
+		f := compiledFilter(t, `body.items.size() > 3 && body.items.exists(x, x == 19999)`)
+		if ok, err := f.Match(context.Background(), filterRequest("application/json", body, nil, "")); !ok {
+			t.Fatalf("a linear filter over 20000 items did not finish: %v", err)
+		}
+	})
+}
+
+func TestFilterConcurrentMatch(t *testing.T) {
+	f := compiledFilter(t, `body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push" && body.commits.exists(c, c.id == "a1")`)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			body, want := githubPushMain, true
+			if i%2 == 1 {
+				body, want = githubPushDev, false
+			}
+			// Requests shared between goroutines too: JSON decoding is once.
+			r := filterRequest("application/json", body, http.Header{"X-GitHub-Event": {"push"}}, "")
+			for j := 0; j < 20; j++ {
+				if got, err := f.Match(context.Background(), r); got != want {
+					errs <- fmt.Errorf("goroutine %d: %v (%v), want %v", i, got, err, want)
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestFilterNotBoolError(t *testing.T) {
+	f := compiledFilter(t, `body.ref`)
+	_, err := f.Match(context.Background(), filterRequest("application/json", githubPushMain, nil, ""))
+	if !errors.Is(err, errNotBool) {
+		t.Fatalf("error %v, want errNotBool", err)
+	}
+}
+
+// BenchmarkFilterGitHubPush measures a typical filter against its baseline
+// in the same run: decoding the body alone, which any condition reading the
+// JSON pays anyway.
+func BenchmarkFilterGitHubPush(b *testing.B) {
+	f := compiledFilter(b, `body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push"`)
+	hdr := http.Header{"X-GitHub-Event": {"push"}}
+	b.Run("baseline-json-decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r := filterRequest("application/json", githubPushMain, hdr, "")
+			if _, ok := r.JSON(); !ok {
+				b.Fatal("not JSON")
+			}
+		}
+	})
+	b.Run("filter", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			// A fresh request each time: the JSON decode is part of the cost.
+			r := filterRequest("application/json", githubPushMain, hdr, "")
+			if ok, err := f.Match(context.Background(), r); !ok {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,178 @@
+package validators
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DirectiveRateLimit is the directive name webhook_rate_limit rejections carry.
+const DirectiveRateLimit = "webhook_rate_limit"
+
+// reasonQuotaExceeded is the one reason a rate limit rejects with.
+const reasonQuotaExceeded = "quota exceeded"
+
+// QuotaTaker is the shared state a rate limit needs: take one unit of a
+// fixed-window quota. launch.Store (bbolt, redis) implements it, so that the
+// counters survive restarts and are exact across every instance sharing the
+// store; validators does not import launch, it only names this method.
+type QuotaTaker interface {
+	// TakeQuota consumes one unit of key's quota of limit per period in the
+	// window containing now. allowed is false when the window is exhausted;
+	// retryAfter is then the time until the window resets.
+	TakeQuota(ctx context.Context, key string, limit int, period time.Duration, now time.Time) (allowed bool, retryAfter time.Duration, err error)
+}
+
+// Limit is one quota: at most N launches per Period.
+type Limit struct {
+	N      int
+	Period time.Duration
+}
+
+// String is the Caddyfile form of the limit, e.g. "10 1h0m0s".
+func (l Limit) String() string { return strconv.Itoa(l.N) + " " + l.Period.String() }
+
+// QuotaExceeded is the rejection of a request over its quota. It unwraps to
+// the *Rejection (so AsRejection finds it) and tells the sender when to come
+// back: the HTTP layer turns RetryAfter into a Retry-After header.
+type QuotaExceeded struct {
+	// RetryAfter is the time until the exhausted window resets.
+	RetryAfter time.Duration
+	// Limit is the quota that was exhausted.
+	Limit Limit
+
+	rejection *Rejection
+}
+
+// Error is the rejection's message, "webhook_rate_limit: quota exceeded".
+func (e *QuotaExceeded) Error() string { return e.Unwrap().Error() }
+
+// Unwrap returns the webhook_rate_limit *Rejection (built on demand for a
+// QuotaExceeded made by hand).
+func (e *QuotaExceeded) Unwrap() error {
+	if e.rejection == nil {
+		return Reject(DirectiveRateLimit, reasonQuotaExceeded)
+	}
+	return e.rejection
+}
+
+// RetryAfterSeconds is RetryAfter in whole seconds, rounded up and at least
+// 1: the value of a Retry-After header. Rounding down would send the sender
+// back before the window reset, into another rejection.
+func (e *QuotaExceeded) RetryAfterSeconds() int64 {
+	return retryAfterSeconds(e.RetryAfter)
+}
+
+func retryAfterSeconds(d time.Duration) int64 {
+	s := int64(d / time.Second)
+	if d%time.Second != 0 {
+		s++
+	}
+	return max(s, 1)
+}
+
+// RateLimit is the webhook_rate_limit condition: every request that reaches
+// it takes one unit of each limit of its trigger's quota; a request that
+// finds a limit exhausted is rejected with QuotaExceeded.
+//
+// Set the fields, call Validate once, then call Take from any number of
+// goroutines. Fields must not change after Validate.
+type RateLimit struct {
+	// Limits are the quotas, all of which must have room. Validate orders
+	// them by period, shortest first (see Take).
+	Limits []Limit
+	// Store keeps the counters (the valohai app's store).
+	Store QuotaTaker
+}
+
+// Validate checks the limits and orders them shortest period first.
+func (rl *RateLimit) Validate() error {
+	if len(rl.Limits) == 0 {
+		return fmt.Errorf("%s: no limit configured: use `%s <quota> <period>`, e.g. %s 10 1h", DirectiveRateLimit, DirectiveRateLimit, DirectiveRateLimit)
+	}
+	for _, l := range rl.Limits {
+		if l.N < 1 {
+			return fmt.Errorf("%s: quota %d must be at least 1 (to stop a trigger, remove its route)", DirectiveRateLimit, l.N)
+		}
+		if l.Period < time.Second {
+			return fmt.Errorf("%s: period %s is too short: use at least 1s, e.g. 1m or 1h", DirectiveRateLimit, l.Period)
+		}
+	}
+	if rl.Store == nil {
+		return fmt.Errorf("%s: no store to keep the counters in", DirectiveRateLimit)
+	}
+	slices.SortStableFunc(rl.Limits, func(a, b Limit) int { return cmp.Compare(a.Period, b.Period) })
+	return nil
+}
+
+// Take consumes one unit of every limit of the quota named by scope (see
+// TriggerScope) and key (the expanded `key` option, "" for none). It returns
+// nil when every limit had room, a *QuotaExceeded when one did not, and a
+// plain error when the store failed (the caller fails closed).
+//
+// Limits are taken in order, shortest period first, stopping at the first
+// exhausted one: a burst denied by `10 1h` does not also eat into `100 24h`.
+// Units taken from earlier limits before a later one denies are not given
+// back (the store offers no refund); each limit stays an exact upper bound.
+func (rl *RateLimit) Take(ctx context.Context, scope, key string, now time.Time) error {
+	if len(rl.Limits) == 0 || rl.Store == nil {
+		return Reject(DirectiveRateLimit, reasonMisconfigured)
+	}
+	for _, l := range rl.Limits {
+		allowed, retryAfter, err := rl.Store.TakeQuota(ctx, QuotaKey(scope, l, key), l.N, l.Period, now)
+		if err != nil {
+			return fmt.Errorf("%s: quota store: %w", DirectiveRateLimit, err)
+		}
+		if !allowed {
+			return &QuotaExceeded{
+				RetryAfter: retryAfter,
+				Limit:      l,
+				rejection:  Reject(DirectiveRateLimit, reasonQuotaExceeded),
+			}
+		}
+	}
+	return nil
+}
+
+// AsQuotaExceeded returns the QuotaExceeded inside err, if any.
+func AsQuotaExceeded(err error) (*QuotaExceeded, bool) {
+	var q *QuotaExceeded
+	ok := errors.As(err, &q)
+	return q, ok
+}
+
+// TriggerScope names a trigger URL for quotas and dedupe keys: the host
+// (lowercased: host names are case-insensitive) and the cleaned, lowercased,
+// escaped path. Caddy's path matcher ignores case and a trailing-slash or
+// doubled-slash variant can reach the same handler, so every variant that
+// can reach a trigger shares its quota: a sender cannot get a fresh quota
+// by writing /GitHub instead of /github. Escaping keeps '#' out of the
+// scope, which QuotaKey and DedupeKey rely on.
+func TriggerScope(host, p string) string {
+	if p == "" {
+		p = "/"
+	}
+	p = path.Clean("/" + p)
+	escaped := (&url.URL{Path: strings.ToLower(p)}).EscapedPath()
+	// Go's server refuses Host headers with '/' or '#'; escaping the host
+	// anyway keeps every scope unambiguous (host "a/b" + path "/c" is not
+	// host "a" + path "/b/c") whatever hands the values in.
+	return url.PathEscape(strings.ToLower(host)) + escaped
+}
+
+// QuotaKey is the store key of one limit of one quota. Everything the
+// configuration decides (scope, limit) comes before the sender-controlled
+// key value, separated by '#', which the scope never contains: two
+// different (scope, limit, key) triples never share a counter. The limit is
+// part of the key so that two limits of the same period (or the same limit
+// repeated in two directives) each keep their own counter.
+func QuotaKey(scope string, l Limit, key string) string {
+	return scope + "#" + strconv.Itoa(l.N) + "/" + l.Period.String() + "#" + key
+}
