@@ -104,6 +104,8 @@ func TestExampleCaddyfileAndREADMEWalkthrough(t *testing.T) {
 	}
 	mustContain(t, string(out), `"status":"completed"`)
 
+	mustContain(t, string(out), `"response_type":"ephemeral","text":"Started pipeline #`)
+
 	res, err := http.Get("http://127.0.0.1:8481/__simulator/calls")
 	if err != nil {
 		t.Fatal(err)
@@ -113,24 +115,35 @@ func TestExampleCaddyfileAndREADMEWalkthrough(t *testing.T) {
 	if err := json.NewDecoder(res.Body).Decode(&calls); err != nil {
 		t.Fatal(err)
 	}
-	steps := map[string]bool{}
+	launched := map[string]bool{}
 	for _, c := range calls {
-		if c.Path == "/api/v0/executions/" && c.Status == http.StatusCreated {
-			var body struct {
-				Step       string         `json:"step"`
-				Commit     string         `json:"commit"`
-				Parameters map[string]any `json:"parameters"`
-			}
-			if err := json.Unmarshal(c.Body, &body); err != nil {
-				t.Fatal(err)
-			}
-			steps[body.Step] = true
+		if c.Status != http.StatusCreated {
+			continue
+		}
+		var body struct {
+			Step       string         `json:"step"`
+			Title      string         `json:"title"`
+			Commit     string         `json:"commit"`
+			Parameters map[string]any `json:"parameters"`
+		}
+		if err := json.Unmarshal(c.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		switch c.Path {
+		case "/api/v0/executions/":
+			launched["execution "+body.Step] = true
 			if body.Step == "train" && (body.Commit != "6113728f27ae82c7b1a177c8d03f9e96e0adf246" || body.Parameters["epochs"] != float64(10)) {
 				t.Fatalf("train execution body %+v", body)
 			}
+		case "/api/v0/pipelines/":
+			launched["pipeline "+body.Title] = true
+		case "/api/v0/projects/0190a8e3-5b8e-7a4c-9d1f-3c2b1a0e9f7d/fetch/":
+			launched["fetch"] = true
 		}
 	}
-	if !steps["train"] || !steps["label-import"] {
-		t.Fatalf("simulator recorded executions %v, want train and label-import\n%s", steps, out)
+	for _, want := range []string{"fetch", "execution train", "pipeline /predict by rick", "pipeline Labels: ANNOTATION_CREATED"} {
+		if !launched[want] {
+			t.Fatalf("simulator has no %q; it recorded %v\n%s", want, launched, out)
+		}
 	}
 }
