@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hooklaunch/caddy-valohai/launch/store/redistest"
 )
 
 // The fault tests run the built binary (what users run) as separate
@@ -242,4 +244,51 @@ func TestFaultKill9WithPendingRuns(t *testing.T) {
 	}
 	f.startGateway()
 	f.assertEachOnce(ids, 30*time.Second)
+}
+
+// Two gateways share one redis store; the one holding runs is killed while
+// Valohai is slow. The survivor takes the runs over when their leases run out
+// and launches each exactly once.
+func TestFaultRedisSurvivorTakesOver(t *testing.T) {
+	f := newFaultEnv(t)
+	redisURL := redistest.Start(t)
+	gateway := func(addr string) *caddyProc {
+		return startCaddyProc(t, fmt.Sprintf(`{
+	admin off
+	valohai {
+		api_url   http://%[2]s
+		api_token %[3]s
+		store     redis %[4]s
+		retry     200 100ms 400ms
+	}
+}
+http://%[1]s {
+	handle /hook {
+		webhook_token fault-token
+		valohai_launch faults {
+			project %[5]s
+			execution train {
+				commit main
+				title  "{run_id}"
+			}
+			wait 0s
+		}
+	}
+}
+`, addr, f.simAddr, testToken, redisURL, testProject), addr)
+	}
+	doomed := gateway(f.hookAddr)
+	survivorAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	gateway(survivorAddr)
+
+	f.env.simControl("delay", `{"delay":"5s"}`)
+	ids := f.sendAll(10) // all to the doomed gateway
+	time.Sleep(300 * time.Millisecond)
+	doomed.kill()
+	f.env.simControl("reset", `{}`)
+	if n := len(f.launchedTitles()); n != 0 {
+		t.Fatalf("%d runs launched before the kill; the test needs them in flight", n)
+	}
+	// The leases (15s) run out, then the survivor's workers claim the runs.
+	f.assertEachOnce(ids, 45*time.Second)
 }
