@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The bodies must be exactly the size the report names, valid JSON, and
+// carry the fields the chain's filter and the launch's placeholders read.
+func TestPushBodyIsExactValidPushEvent(t *testing.T) {
+	for _, size := range []int{1024, 4096, 1 << 20} {
+		b, err := pushBody(size)
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		if len(b) != size {
+			t.Fatalf("size %d: got %d bytes", size, len(b))
+		}
+		var doc struct {
+			Ref        string `json:"ref"`
+			After      string `json:"after"`
+			HeadCommit struct {
+				ID string `json:"id"`
+			} `json:"head_commit"`
+			Commits []json.RawMessage `json:"commits"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatalf("size %d: not JSON: %v", size, err)
+		}
+		if doc.Ref != "refs/heads/main" || doc.After == "" || doc.HeadCommit.ID != doc.After {
+			t.Fatalf("size %d: ref %q after %q head %q", size, doc.Ref, doc.After, doc.HeadCommit.ID)
+		}
+		if size == 1<<20 && len(doc.Commits) < 1000 {
+			t.Fatalf("a 1 MiB body should be many small objects, got %d commits", len(doc.Commits))
+		}
+	}
+	if _, err := pushBody(100); err == nil {
+		t.Fatal("a body smaller than an empty push event must be refused")
+	}
+}
+
+// The signatures are checked against the senders' published examples.
+func TestSignHeadersMatchPublishedExamples(t *testing.T) {
+	// GitHub's "Validating webhook deliveries" example.
+	h, err := signHeaders("github", "It's a Secret to Everybody", []byte("Hello, World!"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "X-Hub-Signature-256: sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+	if h[1] != want {
+		t.Fatalf("github: %q, want %q", h[1], want)
+	}
+	// Slack's "Verifying requests from Slack" example.
+	body := "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+	h, err = signHeaders("slack", "8f742231b10e8888abcd99yyyzzz85a5", []byte(body), 1531420618)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h[1] != "X-Slack-Request-Timestamp: 1531420618" ||
+		h[2] != "X-Slack-Signature: v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503" {
+		t.Fatalf("slack: %q", h)
+	}
+	if _, err := signHeaders("github", "", []byte("x"), 0); err == nil {
+		t.Fatal("an empty secret must be refused")
+	}
+	if _, err := signHeaders("stripe", "s", []byte("x"), 0); err == nil {
+		t.Fatal("an unknown scheme must be refused")
+	}
+}
+
+func TestSendCountsStatusesAndRefusesNonLoopback(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Header.Get("X-Sig") != "s" || string(b) != "body" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		if n.Add(1)%4 == 0 {
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	res, err := send(srv.URL, 20, 3, []byte("body"), http.Header{"X-Sig": {"s"}}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sent != 20 || res.OK != 15 || res.Non2xx != 5 || res.Statuses["202"] != 15 || res.Statuses["429"] != 5 {
+		t.Fatalf("%+v", res)
+	}
+	if _, err := send("http://192.0.2.1:80/", 1, 1, nil, http.Header{}, time.Second); err == nil ||
+		!strings.Contains(err.Error(), "only loopback") {
+		t.Fatalf("a non-loopback target must be refused, got %v", err)
+	}
+}
+
+func TestMedianIgnoresNaN(t *testing.T) {
+	if m := median([]float64{3, math.NaN(), 1, 2}); m != 2 {
+		t.Fatalf("median %v", m)
+	}
+	if m := median([]float64{4, 1, 3, 2}); m != 2.5 {
+		t.Fatalf("median %v", m)
+	}
+	if !math.IsNaN(median(nil)) {
+		t.Fatal("median of nothing must be NaN")
+	}
+}
+
+// Ratios are taken within a round, then the median over rounds: one round
+// where the whole machine was slow must not move the figure.
+func TestSummarizePairsRatiosWithinRounds(t *testing.T) {
+	tr := func(r int, scen string, ok int, cpu float64) trial {
+		return trial{Round: r, Size: "1k", Scenario: scen, OK: ok, DurUS: 1e6, CPUS: cpu}
+	}
+	trials := []trial{
+		tr(1, "bare", 1000, 0.5), tr(1, "chain", 900, 0.5),
+		tr(2, "bare", 100, 0.5), tr(2, "chain", 90, 0.05), // a slow round: same ratio
+		tr(3, "bare", 1000, 0.5), tr(3, "chain", 800, 0.5),
+	}
+	s := summarize(trials)["1k"]["chain"]
+	if math.Abs(s.vsBare-0.9) > 1e-9 {
+		t.Fatalf("vsBare %v, want 0.9", s.vsBare)
+	}
+	if !s.valid() {
+		t.Fatal("all-2xx trials must be valid")
+	}
+	// bare CPU/1k: 0.5, 5, 0.5; chain: 0.5556, 0.5556, 0.625
+	if math.Abs(s.vsBareCPU-0.9) > 1e-9 {
+		t.Fatalf("vsBareCPU %v, want 0.9", s.vsBareCPU)
+	}
+	trials = append(trials, trial{Round: 4, Size: "1k", Scenario: "chain", OK: 10, Non2xx: 1, DurUS: 1e6})
+	if summarize(trials)["1k"]["chain"].valid() {
+		t.Fatal("a trial with a non-2xx answer must make the figure invalid")
+	}
+	trials = []trial{tr(1, "chain", 0, 0)}
+	if summarize(trials)["1k"]["chain"].valid() {
+		t.Fatal("a trial without any answer must make the figure invalid")
+	}
+}
+
+func TestReportReadsRunShFiles(t *testing.T) {
+	dir := t.TempDir()
+	trials := "round\tsize\tscenario\tok\tnon2xx\tsockerr\tdur_us\tp50_us\tp99_us\tcpu_s\thwm_kb\taux_cpu_s\n" +
+		"1\t1k\tbare\t10000\t0\t0\t1000000\t2000\t9000\t0.5\t65536\t0\n" +
+		"1\t1k\tchain\t9000\t0\t0\t1000000\t2500\t9500\t0.5\t66560\t0\n" +
+		"1\t1k\twebhook\t300\t0\t0\t1000000\t45000\t900000\t1\t56320\t0\n" +
+		"1\t1k\tlaunch-bbolt\t600\t0\t0\t1000000\t40000\t200000\t0.3\t204800\t0\n"
+	mem := "store\tsent\tqueued\trss_before_kb\trss_after_kb\tanon_before_kb\tanon_after_kb\theap_before\theap_after\tstore_before\tstore_after\taux_rss_before_kb\taux_rss_after_kb\n" +
+		"bbolt\t10000\t10500\t100000\t202400\t90000\t190000\t1000000\t11485760\t0\t10485760\t0\t0\n"
+	if err := os.WriteFile(filepath.Join(dir, "trials.tsv"), []byte(trials), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "mem.tsv"), []byte(mem), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gb := filepath.Join(dir, "gobench")
+	os.Mkdir(gb, 0o755)
+	os.WriteFile(filepath.Join(gb, "run-1.txt"), []byte(
+		"BenchmarkVerifyGitHub/1MiB-2   \t 1000\t   540000 ns/op\t1941.7 MB/s\t 0 B/op\t 0 allocs/op\n"+
+			"BenchmarkRawHMAC/1MiB-2        \t 1000\t   500000 ns/op\n"), 0o644)
+	var out bytes.Buffer
+	if err := cmdReport([]string{"-trials", filepath.Join(dir, "trials.tsv"), "-mem", filepath.Join(dir, "mem.tsv"), "-gobench", gb}, &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"| issue 4: chain vs bare Caddy (body read), 1 KiB | 0.90× | 0.90× | ≥ 0.85× | met |",
+		"| issues 6/7: full trigger (bbolt) vs adnanh/webhook, 1 KiB | 2.00× | 6.67× | ≥ 1.5× | met |",
+		"HMAC verify time vs raw crypto/hmac, 1MiB (540000 vs 500000 ns/op, medians of 1) | 1.08× | – | ≤ 1.1× (1 MiB) | met |",
+		"| bbolt | 10000 | 10500 | 100.00 MiB | 97.66 MiB | 10.00 MiB | 10.00 MiB | – |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q\n%s", want, got)
+		}
+	}
+
+	// With bare-respond measured, the goal is judged against it.
+	trials += "1\t1k\tbare-respond\t12000\t0\t0\t1000000\t1500\t8000\t0.48\t65536\t0\n"
+	if err := os.WriteFile(filepath.Join(dir, "trials.tsv"), []byte(trials), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := cmdReport([]string{"-trials", filepath.Join(dir, "trials.tsv")}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| issue 4: chain vs bare Caddy `respond`, 1 KiB | 0.75× | 0.72× | ≥ 0.85× | **missed** |",
+		"| chain vs bare Caddy reading the body, 1 KiB | 0.90× | 0.90× | (informational) | – |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q\n%s", want, out.String())
+		}
+	}
+}

@@ -1,0 +1,521 @@
+#!/usr/bin/env bash
+# bench/run.sh: whole-server benchmarks of caddy-valohai, each figure a ratio
+# against a baseline measured in the same invocation, interleaved.
+#
+#   bench/run.sh                       # everything, ~10 minutes
+#   bench/run.sh -d 5 -r 7             # longer trials, more rounds
+#   bench/run.sh -s bare,chain -z 1k   # some scenarios, some sizes
+#
+# Scenarios (-s, comma-separated):
+#   bare          Caddy reads the body and answers `respond` (baseline)
+#   bare-respond  `respond` alone, the body left to Go's server (1 KiB only:
+#                 Go closes the connection after an unread body > 256 KiB)
+#   hmac          webhook_hmac github <secret> -> respond
+#   chain         webhook_hmac slack + webhook_timestamp + webhook_filter
+#                 + webhook_rate_limit -> respond
+#   chain-nolimit the chain without webhook_rate_limit (shows what the
+#                 durable quota costs)
+#   launch-bbolt  the chain + valohai_launch (wait 0s, 202 after the durable
+#                 store) on bbolt, against a slowed-down simulator in
+#                 another Caddy process
+#   launch-redis  the same on the redis store (a redis-server started here)
+#   webhook       adnanh/webhook: payload-hmac-sha256 -> /bin/true (peer)
+# Sizes (-z): 1k, 1m.
+#
+# Every request is valid (signed at the start of its trial, timestamp
+# fresh); every status is counted and any non-2xx marks the figure invalid.
+# All traffic stays on 127.0.0.1; every loop is bounded in count and time.
+# See bench/README.md for the method and the last results.
+set -euo pipefail
+
+DURATION=3          # seconds measured per trial (1 MiB trials: twice that)
+WARMUP=1            # seconds of unmeasured load before each trial (1 MiB: twice)
+ROUNDS=5            # interleaved rounds; figures are medians over rounds
+CONNS=32            # concurrent keep-alive connections, 1 KiB bodies
+CONNS_1M=8          # the same for 1 MiB bodies (see README: latency = conns x service time)
+SCENARIOS="bare,bare-respond,hmac,chain,chain-nolimit,launch-bbolt,launch-redis,webhook"
+SIZES="1k,1m"
+PIN=1               # server on one core, load generator on the other
+MEM=1               # memory per 10,000 queued runs
+PROFILE=1           # CPU profiles of the goal scenarios
+PROFILE_SECONDS=4
+GOBENCH=1           # go test -bench VerifyGitHub|RawHMAC
+GOBENCH_RUNS=3
+SIM_DELAY=5s        # how slow the simulated Valohai answers during trials
+MEM_RUNS=10000
+OUT=""
+KEEP=0
+
+usage() {
+	sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+	cat <<EOF
+
+Options:
+  -d, --duration SEC     measured seconds per trial (default $DURATION)
+  -w, --warmup SEC       unmeasured warm-up seconds per trial (default $WARMUP)
+  -r, --rounds N         interleaved rounds (default $ROUNDS)
+  -c, --connections N    concurrent connections, 1 KiB bodies (default $CONNS)
+      --connections-1m N concurrent connections, 1 MiB bodies (default $CONNS_1M)
+  -s, --scenarios LIST   default $SCENARIOS
+  -z, --sizes LIST       default $SIZES
+  -o, --out DIR          where results go (default: a new /tmp folder)
+      --sim-delay DUR    how slowly the simulated Valohai answers (default $SIM_DELAY)
+      --no-pin           do not pin server and load generator to separate cores
+      --no-mem           skip the memory-per-10k-queued-runs measurement
+      --no-profile       skip the CPU profiles
+      --no-gobench       skip go test -bench VerifyGitHub|RawHMAC
+      --keep             keep the work folder (binaries, logs, stores)
+EOF
+}
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-d | --duration) DURATION=$2; shift 2 ;;
+	-w | --warmup) WARMUP=$2; shift 2 ;;
+	-r | --rounds) ROUNDS=$2; shift 2 ;;
+	-c | --connections) CONNS=$2; shift 2 ;;
+	--connections-1m) CONNS_1M=$2; shift 2 ;;
+	-s | --scenarios) SCENARIOS=$2; shift 2 ;;
+	-z | --sizes) SIZES=$2; shift 2 ;;
+	-o | --out) OUT=$2; shift 2 ;;
+	--sim-delay) SIM_DELAY=$2; shift 2 ;;
+	--no-pin) PIN=0; shift ;;
+	--no-mem) MEM=0; shift ;;
+	--no-profile) PROFILE=0; shift ;;
+	--no-gobench) GOBENCH=0; shift ;;
+	--keep) KEEP=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+	esac
+done
+
+for v in DURATION ROUNDS CONNS CONNS_1M; do
+	if ! [[ ${!v} =~ ^[1-9][0-9]*$ ]]; then
+		echo "run.sh: $v must be a positive integer" >&2
+		exit 2
+	fi
+done
+[[ $WARMUP =~ ^[0-9]+$ ]] || { echo "run.sh: WARMUP must be a whole number of seconds" >&2; exit 2; }
+if [ "$ROUNDS" -gt 50 ] || [ "$DURATION" -gt 120 ]; then
+	echo "run.sh: at most 50 rounds of 120 s: the run must stop by itself in reasonable time" >&2
+	exit 2
+fi
+
+IFS=, read -r -a SCEN_LIST <<<"$SCENARIOS"
+IFS=, read -r -a SIZE_LIST <<<"$SIZES"
+for s in "${SCEN_LIST[@]}"; do
+	case "$s" in bare | bare-respond | hmac | chain | chain-nolimit | launch-bbolt | launch-redis | webhook) ;;
+	*) echo "run.sh: unknown scenario $s" >&2; exit 2 ;;
+	esac
+done
+for z in "${SIZE_LIST[@]}"; do
+	case "$z" in 1k | 1m) ;; *) echo "run.sh: unknown size $z (1k or 1m)" >&2; exit 2 ;; esac
+done
+has_scen() { [[ ",$SCENARIOS," == *",$1,"* ]]; }
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=$(mktemp -d /tmp/caddy-valohai-bench.XXXXXX)
+OUT=${OUT:-$WORK/results}
+mkdir -p "$OUT" "$OUT/logs" "$WORK/data"
+OUT=$(cd "$OUT" && pwd)
+LOG=$OUT/run.log
+START_TS=$(date +%s)
+
+log() { printf '[%4ds] %s\n' $(($(date +%s) - START_TS)) "$*" | tee -a "$LOG" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+# --- processes we start, and only those, are stopped ----------------------
+# stop_pid signals a pid only while it is still a child of this script, so a
+# number reused by someone else's process is never signalled.
+stop_pid() { # pid [grace tenths of a second before SIGKILL, default 30]
+	local pid=$1 grace=${2:-30} i
+	[ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 0
+	[ "$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null)" = "$$" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for i in $(seq 1 "$grace"); do
+		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+SRV_PID="" SIM_PID="" REDIS_PID="" LOAD_PID=""
+cleanup() {
+	local pid
+	for pid in "$LOAD_PID" "$SRV_PID" "$REDIS_PID" "$SIM_PID"; do stop_pid "$pid"; done
+	if [ "$KEEP" = 0 ]; then # keep only the results
+		if [[ $OUT == "$WORK"/* ]]; then
+			find "$WORK" -mindepth 1 -maxdepth 1 ! -path "$OUT" -exec rm -rf {} +
+		else
+			rm -rf "$WORK"
+		fi
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- tools ------------------------------------------------------------------
+need_pkgs=()
+command -v wrk >/dev/null || need_pkgs+=(wrk)
+command -v curl >/dev/null || need_pkgs+=(curl)
+has_scen webhook && ! command -v webhook >/dev/null && need_pkgs+=(webhook)
+if has_scen launch-redis && ! command -v redis-server >/dev/null; then need_pkgs+=(redis-server); fi
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+	[ "$(id -u)" = 0 ] || die "missing ${need_pkgs[*]}: run as root or apt-get install -y ${need_pkgs[*]}"
+	log "installing ${need_pkgs[*]} (Debian packages)"
+	apt-get update -qq >>"$LOG" 2>&1
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >>"$LOG" 2>&1 || die "apt-get install ${need_pkgs[*]}"
+fi
+command -v go >/dev/null || die "go is not on PATH"
+
+NPROC=$(nproc)
+if [ "$PIN" = 1 ] && [ "$NPROC" -ge 2 ]; then
+	SERVER_CPUS=$((NPROC - 1)) # the last core for the server under test
+	CLIENT_CPUS=$(seq -s, 0 $((NPROC - 2)))
+	WRK_THREADS=1
+	# taskset execs its command, so $! of a backgrounded "${ON_SERVER[@]}" cmd
+	# is the server's own pid (its /proc/<pid>/stat is what we read).
+	ON_SERVER=(taskset -c "$SERVER_CPUS")
+	ON_CLIENT=(taskset -c "$CLIENT_CPUS")
+else
+	PIN=0
+	WRK_THREADS=$NPROC
+	ON_SERVER=()
+	ON_CLIENT=()
+fi
+CLK_TCK=$(getconf CLK_TCK)
+
+log "work folder $WORK, results in $OUT"
+log "building ./cmd/caddy and bench/benchtool once"
+(cd "$REPO" && go build -o "$WORK/caddy" ./cmd/caddy && go build -o "$WORK/benchtool" ./bench/benchtool) >>"$LOG" 2>&1 || die "build (see $LOG)"
+CADDY=$WORK/caddy
+BT=$WORK/benchtool
+
+# Modules present in this build: a scenario whose directives are not (yet)
+# registered is reported as skipped instead of failing the run.
+"$CADDY" list-modules >"$WORK/modules.txt" 2>/dev/null
+have_module() { grep -qx "http.handlers.$1" "$WORK/modules.txt"; }
+SKIPPED=()
+skip() { SKIPPED+=("$1: $2"); log "skipping $1: $2"; }
+ACTIVE=()
+for s in "${SCEN_LIST[@]}"; do
+	missing=""
+	case "$s" in
+	hmac) have_module webhook_hmac || missing="webhook_hmac" ;;
+	chain | chain-nolimit | launch-*)
+		for m in webhook_hmac webhook_timestamp webhook_filter webhook_rate_limit; do
+			have_module "$m" || missing="$missing $m"
+		done
+		[[ $s == launch-* ]] && { have_module valohai_launch || missing="$missing valohai_launch"; }
+		;;
+	esac
+	if [ -n "$missing" ]; then skip "$s" "directive(s)$missing not in this build"; else ACTIVE+=("$s"); fi
+done
+
+# --- fixed inputs -------------------------------------------------------------
+# Random per invocation, passed to the servers through the environment.
+BENCH_SECRET="bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+BENCH_SIM_TOKEN="sim-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+export BENCH_SECRET BENCH_SIM_TOKEN
+export BENCH_PROJECT=0190a8e3-5b8e-7a4c-9d1f-3c2b1a0e9f7d
+export BENCH_REPO=$REPO
+export XDG_DATA_HOME=$WORK/xdg/data XDG_CONFIG_HOME=$WORK/xdg/config
+read -r BENCH_PORT BENCH_ADMIN_PORT BENCH_SIM_PORT REDIS_PORT <<<"$("$BT" ports -n 4 | tr '\n' ' ')"
+export BENCH_PORT BENCH_ADMIN_PORT BENCH_SIM_PORT
+"$BT" body -size 1024 -o "$WORK/body-1k.json"
+"$BT" body -size 1048576 -o "$WORK/body-1m.json"
+
+wait_port() { # port pid name: the port accepts connections within 20 s
+	local port=$1 pid=$2 name=$3 i
+	for i in $(seq 1 200); do
+		kill -0 "$pid" 2>/dev/null || die "$name exited at start (see $OUT/logs)"
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	die "$name did not listen on $port within 20 s"
+}
+
+# cpu_ticks pid: user+system ticks of the process and of its reaped
+# children (adnanh/webhook's /bin/true runs are its work too).
+cpu_ticks() { awk '{print $14+$15+$16+$17}' "/proc/$1/stat"; }
+status_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
+
+start_simulator() {
+	BENCH_DATA=$WORK/data "${ON_CLIENT[@]}" "$CADDY" run --adapter caddyfile \
+		--config "$REPO/bench/caddyfiles/simulator.caddyfile" >"$OUT/logs/simulator.log" 2>&1 &
+	SIM_PID=$!
+	wait_port "$BENCH_SIM_PORT" "$SIM_PID" simulator
+	sim_delay "$SIM_DELAY"
+}
+sim_delay() {
+	curl -fsS -m 5 -X POST -H 'Content-Type: application/json' -d "{\"delay\":\"$1\"}" \
+		"http://127.0.0.1:$BENCH_SIM_PORT/__simulator/delay" >/dev/null || die "could not slow the simulator down"
+}
+
+start_redis() { # a fresh, durable (AOF, fsync every second) redis-server
+	rm -rf "$WORK/redis" && mkdir -p "$WORK/redis"
+	"${ON_CLIENT[@]}" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$WORK/redis" \
+		--save '' --appendonly yes --appendfsync everysec --protected-mode yes \
+		>"$OUT/logs/redis.log" 2>&1 &
+	REDIS_PID=$!
+	wait_port "$REDIS_PORT" "$REDIS_PID" redis-server
+}
+stop_redis() { stop_pid "$REDIS_PID"; REDIS_PID=""; rm -rf "$WORK/redis"; }
+
+# start_server scenario name: starts the server of a scenario on BENCH_PORT
+# with a fresh data folder; sets SRV_PID, URL and SCHEME.
+start_server() {
+	local scen=$1 name=$2 cf
+	export BENCH_DATA=$WORK/data/$name
+	rm -rf "$BENCH_DATA" && mkdir -p "$BENCH_DATA"
+	URL=http://127.0.0.1:$BENCH_PORT/hook
+	SCHEME=slack
+	case "$scen" in
+	bare) cf=bare; SCHEME=github ;;
+	bare-respond) cf=bare-respond; SCHEME=github ;;
+	hmac) cf=hmac; SCHEME=github ;;
+	chain) cf=chain ;;
+	chain-nolimit) cf=chain-nolimit ;;
+	launch-bbolt) cf=launch; export BENCH_STORE_KIND=file BENCH_STORE_ARG=$BENCH_DATA/valohai ;;
+	launch-redis)
+		cf=launch
+		start_redis
+		export BENCH_STORE_KIND=redis BENCH_STORE_ARG=redis://127.0.0.1:$REDIS_PORT/0
+		;;
+	webhook)
+		SCHEME=github
+		URL=http://127.0.0.1:$BENCH_PORT/hooks/bench
+		"${ON_SERVER[@]}" webhook -hooks "$REPO/bench/webhook-hooks.json" -template \
+			-ip 127.0.0.1 -port "$BENCH_PORT" >"$OUT/logs/$name.log" 2>&1 &
+		SRV_PID=$!
+		wait_port "$BENCH_PORT" "$SRV_PID" "$name"
+		return
+		;;
+	esac
+	"${ON_SERVER[@]}" "$CADDY" run --adapter caddyfile --config "$REPO/bench/caddyfiles/$cf.caddyfile" \
+		>"$OUT/logs/$name.log" 2>&1 &
+	SRV_PID=$!
+	wait_port "$BENCH_PORT" "$SRV_PID" "$name"
+}
+stop_server() {
+	# Measurements are taken: no need to wait for a graceful drain of workers
+	# stuck on the slowed-down simulator (the stores are thrown away).
+	stop_pid "$SRV_PID" 5
+	SRV_PID=""
+	if [ "$1" = launch-redis ]; then stop_redis; fi
+	rm -rf "$BENCH_DATA"
+}
+
+# sign size: signs the body now (the timestamp is fresh for this trial,
+# which lasts far less than the 5 min tolerance) into $WORK/headers.
+sign() {
+	"$BT" sign -scheme "$SCHEME" -body "$WORK/body-$1.json" >"$WORK/headers"
+}
+
+# load seconds size: wrk against URL; prints the WRKJSON line. 1 MiB trials
+# run twice as long with fewer connections (see README).
+load() {
+	local out secs=$1 conns=$CONNS
+	if [ "$2" = 1m ]; then secs=$((secs * 2)) conns=$CONNS_1M; fi
+	out=$(BENCH_BODY=$WORK/body-$2.json BENCH_HEADERS=$WORK/headers \
+		"${ON_CLIENT[@]}" timeout $((secs + 60)) wrk -t"$WRK_THREADS" -c"$conns" -d"$secs"s --timeout 10s -s "$REPO/bench/wrk/post.lua" "$URL" 2>&1) ||
+		{ echo "$out" >>"$LOG"; die "wrk failed against $URL"; }
+	echo "$out" | sed -n 's/^WRKJSON //p'
+}
+# probe size: one request as the trial sends it; fails unless 2xx.
+probe() {
+	local args=() line code
+	while IFS= read -r line; do [ -n "$line" ] && args+=(-H "$line"); done <"$WORK/headers"
+	code=$(curl -sS -m 60 -o "$WORK/probe-body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+		"${args[@]}" --data-binary "@$WORK/body-$1.json" "$URL") || { echo "curl failed"; return 1; }
+	echo "$code $(head -c 200 "$WORK/probe-body")"
+	[[ $code == 2?? ]]
+}
+jget() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
+
+TRIALS=$OUT/trials.tsv
+printf 'round\tsize\tscenario\tok\tnon2xx\tsockerr\tdur_us\tp50_us\tp99_us\tcpu_s\thwm_kb\taux_cpu_s\n' >"$TRIALS"
+declare -A BROKEN=()
+
+run_trial() { # round size scenario
+	local r=$1 z=$2 s=$3 name="$3-$2-r$1" w j c0 c1 a0=0 a1=0
+	start_server "$s" "$name"
+	sign "$z"
+	# One request first: a configuration that rejects valid requests is
+	# reported with its answer, not measured.
+	if ! probe "$z" >"$WORK/probe.txt"; then
+		BROKEN[$s]="a valid request was answered $(head -c 300 "$WORK/probe.txt" | tr '\n' ' '); see logs/$name.log"
+		log "$name: ${BROKEN[$s]}"
+		stop_server "$s"
+		return
+	fi
+	if [ "$WARMUP" -gt 0 ]; then # unmeasured: fills the pipeline, sizes the heap
+		w=$(load "$WARMUP" "$z")
+		if [ "$(jget "$w" non2xx)" != 0 ]; then
+			BROKEN[$s]="warm-up answered non-2xx: $w; see logs/$name.log"
+			log "$name: ${BROKEN[$s]}"
+			stop_server "$s"
+			return
+		fi
+	fi
+	c0=$(cpu_ticks "$SRV_PID")
+	[ -n "$REDIS_PID" ] && a0=$(cpu_ticks "$REDIS_PID")
+	j=$(load "$DURATION" "$z")
+	c1=$(cpu_ticks "$SRV_PID")
+	[ -n "$REDIS_PID" ] && a1=$(cpu_ticks "$REDIS_PID")
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$z" "$s" \
+		"$(jget "$j" ok)" "$(jget "$j" non2xx)" \
+		$(($(jget "$j" err_connect) + $(jget "$j" err_read) + $(jget "$j" err_write) + $(jget "$j" err_timeout))) \
+		"$(jget "$j" duration_us)" "$(jget "$j" lat_p50_us)" "$(jget "$j" lat_p99_us)" \
+		"$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN{printf "%.3f", (b-a)/t}')" \
+		"$(status_kb "$SRV_PID" VmHWM)" \
+		"$(awk -v a="$a0" -v b="$a1" -v t="$CLK_TCK" 'BEGIN{printf "%.3f", (b-a)/t}')" >>"$TRIALS"
+	log "$name: $(awk -v n="$(jget "$j" ok)" -v d="$(jget "$j" duration_us)" 'BEGIN{printf "%.0f", n/(d/1e6)}') req/s 2xx, non-2xx $(jget "$j" non2xx)"
+	stop_server "$s"
+}
+
+need_sim=0
+for s in "${ACTIVE[@]}"; do [[ $s == launch-* ]] && need_sim=1; done
+[ "$need_sim" = 1 ] && start_simulator
+
+log "machine: $NPROC cores ($(lscpu | sed -n 's/^Model name: *//p')), kernel $(uname -r); pin=$PIN"
+log "plan: ${#ACTIVE[@]} scenarios x ${#SIZE_LIST[@]} sizes x $ROUNDS rounds of ${WARMUP}s+${DURATION}s, $CONNS connections"
+for r in $(seq 1 "$ROUNDS"); do
+	order=("${ACTIVE[@]}")
+	if [ $((r % 2)) = 0 ]; then # every other round backwards, so no scenario always follows the same one
+		order=()
+		for ((i = ${#ACTIVE[@]} - 1; i >= 0; i--)); do order+=("${ACTIVE[$i]}"); done
+	fi
+	for z in "${SIZE_LIST[@]}"; do
+		for s in "${order[@]}"; do
+			[ -n "${BROKEN[$s]:-}" ] && continue
+			[ "$s" = bare-respond ] && [ "$z" = 1m ] && continue
+			run_trial "$r" "$z" "$s"
+		done
+	done
+done
+for s in "${!BROKEN[@]}"; do skip "$s" "${BROKEN[$s]}"; done
+
+# --- CPU profiles of the scenarios with goals -------------------------------
+PROFILES=()
+if [ "$PROFILE" = 1 ]; then
+	mkdir -p "$OUT/profiles"
+	for pz in chain:1k launch-bbolt:1k launch-redis:1k launch-bbolt:1m; do
+		s=${pz%%:*} z=${pz##*:}
+		[[ " ${ACTIVE[*]} " == *" $s "* ]] && [ -z "${BROKEN[$s]:-}" ] || continue
+		[[ ",$SIZES," == *",$z,"* ]] || continue
+		name="profile-$s-$z"
+		start_server "$s" "$name"
+		sign "$z"
+		load $((PROFILE_SECONDS + 2)) "$z" >"$OUT/profiles/$name.wrk" &
+		LOAD_PID=$!
+		sleep 1
+		curl -fsS -m $((PROFILE_SECONDS + 20)) -o "$OUT/profiles/$name.pprof" \
+			"http://127.0.0.1:$BENCH_ADMIN_PORT/debug/pprof/profile?seconds=$PROFILE_SECONDS" ||
+			log "$name: no profile from the admin API"
+		wait "$LOAD_PID" || true
+		LOAD_PID=""
+		stop_server "$s"
+		if [ -s "$OUT/profiles/$name.pprof" ]; then
+			go tool pprof -top -nodecount=25 "$CADDY" "$OUT/profiles/$name.pprof" >"$OUT/profiles/$name.top.txt" 2>/dev/null || true
+			go tool pprof -top -cum -nodecount=40 "$CADDY" "$OUT/profiles/$name.pprof" >"$OUT/profiles/$name.cum.txt" 2>/dev/null || true
+			PROFILES+=("$name")
+			log "$name: profile written"
+		fi
+	done
+fi
+
+# --- memory per 10,000 queued runs ------------------------------------------
+MEMTSV=""
+HEAPS=()
+if [ "$MEM" = 1 ] && [ -n "$SIM_PID" ]; then
+	mkdir -p "$OUT/profiles"
+	MEMTSV=$OUT/mem.tsv
+	printf 'store\tsent\tqueued\trss_before_kb\trss_after_kb\tanon_before_kb\tanon_after_kb\theap_before\theap_after\tstore_before\tstore_after\taux_rss_before_kb\taux_rss_after_kb\n' >"$MEMTSV"
+	sim_delay 1h # Valohai stalls: the workers hold 4 runs, the rest stays queued
+	heap_alloc() { curl -fsS -m 30 "http://127.0.0.1:$BENCH_ADMIN_PORT/debug/pprof/heap?gc=1&debug=1" | sed -n 's/^# HeapAlloc = \([0-9]*\).*/\1/p'; }
+	store_bytes() {
+		if [ "$1" = launch-redis ]; then
+			redis-cli -p "$REDIS_PORT" info memory | tr -d '\r' | sed -n 's/^used_memory:\([0-9]*\)/\1/p'
+		else stat -c %s "$BENCH_DATA/valohai/valohai.db" 2>/dev/null || du -sb "$BENCH_DATA/valohai" | cut -f1; fi
+	}
+	for s in launch-bbolt launch-redis; do
+		[[ " ${ACTIVE[*]} " == *" $s "* ]] && [ -z "${BROKEN[$s]:-}" ] || continue
+		name="mem-$s"
+		start_server "$s" "$name"
+		sign 1k
+		"$BT" send -url "$URL" -n 500 -c 16 -body "$WORK/body-1k.json" -headers "$WORK/headers" >>"$LOG" || die "$name: warm-up"
+		sleep 1
+		hb=$(heap_alloc)
+		rb=$(status_kb "$SRV_PID" VmRSS) ab=$(status_kb "$SRV_PID" RssAnon) sb=$(store_bytes "$s")
+		xb=0 xa=0
+		[ -n "$REDIS_PID" ] && xb=$(status_kb "$REDIS_PID" VmRSS)
+		"$BT" send -url "$URL" -n "$MEM_RUNS" -c 16 -body "$WORK/body-1k.json" -headers "$WORK/headers" >>"$LOG" || die "$name: sending $MEM_RUNS runs"
+		sleep 2
+		ra=$(status_kb "$SRV_PID" VmRSS) aa=$(status_kb "$SRV_PID" RssAnon) sa=$(store_bytes "$s")
+		[ -n "$REDIS_PID" ] && xa=$(status_kb "$REDIS_PID" VmRSS)
+		ha=$(heap_alloc)
+		curl -fsS -m 30 -o "$OUT/profiles/$name.heap.pprof" "http://127.0.0.1:$BENCH_ADMIN_PORT/debug/pprof/heap?gc=1" &&
+			go tool pprof -top -sample_index=inuse_space -nodecount=20 "$CADDY" "$OUT/profiles/$name.heap.pprof" \
+				>"$OUT/profiles/$name.heap.txt" 2>/dev/null && HEAPS+=("$name") || true
+		q=$(curl -fsS -m 10 "http://127.0.0.1:$BENCH_ADMIN_PORT/metrics" | sed -n 's/^caddy_valohai_queue_depth \([0-9.e+]*\)/\1/p')
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${s#launch-}" "$MEM_RUNS" "${q:-0}" \
+			"$rb" "$ra" "$ab" "$aa" "${hb:-0}" "${ha:-0}" "${sb:-0}" "${sa:-0}" "$xb" "$xa" >>"$MEMTSV"
+		log "$name: queue depth ${q:-?}, RSS $rb -> $ra KiB"
+		stop_server "$s"
+	done
+	sim_delay "$SIM_DELAY"
+fi
+
+# --- hot-function benchmark: webhook_hmac's verify vs raw crypto/hmac -------
+GOBENCH_DIR=""
+if [ "$GOBENCH" = 1 ]; then
+	GOBENCH_DIR=$OUT/gobench
+	mkdir -p "$GOBENCH_DIR"
+	log "go test -bench 'VerifyGitHub|RawHMAC' ./validators, $GOBENCH_RUNS invocations"
+	(cd "$REPO" && go test -c -o "$WORK/validators.test" ./validators) >>"$LOG" 2>&1 || die "building the validators test binary"
+	for i in $(seq 1 "$GOBENCH_RUNS"); do
+		(cd "$REPO/validators" && "${ON_SERVER[@]}" "$WORK/validators.test" -test.run='^$' \
+			-test.bench='VerifyGitHub|RawHMAC' -test.benchmem -test.benchtime=300ms) >"$GOBENCH_DIR/run-$i.txt" 2>&1 ||
+			die "go bench (see $GOBENCH_DIR/run-$i.txt)"
+	done
+fi
+
+# --- report -------------------------------------------------------------------
+SUMMARY=$OUT/summary.md
+{
+	echo "## Results of bench/run.sh, $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo
+	echo "Machine: $NPROC cores, $(lscpu | sed -n 's/^Model name: *//p'), Linux $(uname -r), $(free -g | awk '/^Mem:/{print $2}') GiB;" \
+		"Go $(go env GOVERSION), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), $(command -v webhook >/dev/null && webhook -version 2>&1 | head -1 || echo 'webhook: not installed')."
+	echo "Options: $ROUNDS rounds; per trial ${DURATION}s measured after ${WARMUP}s warm-up with $CONNS connections for 1 KiB," \
+		"$((DURATION * 2))s after $((WARMUP * 2))s with $CONNS_1M connections for 1 MiB; wrk threads $WRK_THREADS," \
+		"$([ "$PIN" = 1 ] && echo "server pinned to CPU $SERVER_CPUS, wrk/simulator/redis to CPU $CLIENT_CPUS" || echo "no pinning")," \
+		"simulator delay $SIM_DELAY. Figures are medians over rounds; ratios are medians of same-round ratios."
+	"$BT" report -trials "$TRIALS" ${MEMTSV:+-mem "$MEMTSV"} ${GOBENCH_DIR:+-gobench "$GOBENCH_DIR"}
+	if [ ${#SKIPPED[@]} -gt 0 ]; then
+		echo
+		echo "### Skipped"
+		echo
+		for x in "${SKIPPED[@]}"; do echo "- $x"; done
+	fi
+	for p in "${PROFILES[@]}"; do
+		echo
+		echo "### CPU profile: $p (top 15 by own time)"
+		echo
+		echo '```'
+		sed -n '1,/flat%/p' "$OUT/profiles/$p.top.txt" | grep -E '^(Showing|Duration|Type)' || true
+		awk '/flat%/{f=1} f' "$OUT/profiles/$p.top.txt" | head -16
+		echo '```'
+	done
+	for p in "${HEAPS[@]}"; do
+		echo
+		echo "### Heap in use after the runs were queued: $p (top 12, after a forced GC)"
+		echo
+		echo '```'
+		awk '/flat%/{f=1} f' "$OUT/profiles/$p.heap.txt" | head -13
+		echo '```'
+	done
+} >"$SUMMARY"
+cat "$SUMMARY"
+log "done in $(($(date +%s) - START_TS)) s; summary $SUMMARY"
