@@ -56,8 +56,9 @@ type Dispatcher struct {
 	Performer Performer
 	Logger    *zap.Logger
 	Retry     RetryPolicy
-	// Workers is how many goroutines poll the queue for due runs (retries,
-	// runs of dead instances).
+	// Workers is how many goroutines take due runs from the queue (bursts,
+	// retries, runs of dead instances), and also how many runs may start
+	// inline at Submit: at most 2×Workers Valohai calls are in flight.
 	Workers int
 	// Lease is how long a claimed run stays invisible to other workers
 	// (default 15s). The worker holding a run renews the lease every third
@@ -77,6 +78,7 @@ type Dispatcher struct {
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
 	wake    chan struct{}
+	slots   chan struct{} // inline processing slots, Workers of them
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	ctx     context.Context
@@ -104,7 +106,8 @@ func (d *Dispatcher) Start() {
 		d.Retry = DefaultRetry
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
-	d.wake = make(chan struct{}, 1)
+	d.wake = make(chan struct{}, max(d.Workers, 1))
+	d.slots = make(chan struct{}, max(d.Workers, 1))
 	d.mu.Lock()
 	if d.waiters == nil {
 		d.waiters = map[string][]chan struct{}{}
@@ -125,8 +128,15 @@ func (d *Dispatcher) Stop() {
 	d.wg.Wait()
 }
 
-// Submit stores run (with payload) durably and queues it, then starts it in
-// the background. When Submit returns nil the run can no longer be lost.
+// Submit stores run (with payload) durably and queues it. When Submit
+// returns nil the run can no longer be lost.
+//
+// Concurrency towards Valohai is bounded: a run starts at once in this
+// process only while one of the Workers inline slots is free (leased to
+// this instance from birth, so no other worker touches it unless this
+// instance dies); otherwise it is queued due now and the queue workers (here,
+// or on any instance sharing the store) take it in turn. A burst of webhooks
+// thus never turns into a burst of goroutines and connections to Valohai.
 func (d *Dispatcher) Submit(ctx context.Context, run *Run, payload *Payload) error {
 	now := d.now()
 	run.CreatedAt, run.UpdatedAt = now, now
@@ -136,15 +146,28 @@ func (d *Dispatcher) Submit(ctx context.Context, run *Run, payload *Payload) err
 			run.Actions[i].State = ActionPending
 		}
 	}
-	// Leased to this instance from birth: started right here, picked up by
-	// any worker only if this instance dies before finishing it.
-	run.NextAttemptAt = now.Add(d.Lease)
+	inline := false
+	select {
+	case d.slots <- struct{}{}:
+		inline = true
+		run.NextAttemptAt = now.Add(d.Lease)
+	default:
+		run.NextAttemptAt = now
+	}
 	if err := d.Store.CreateRun(ctx, run, payload); err != nil {
+		if inline {
+			<-d.slots
+		}
 		return err
+	}
+	if !inline {
+		d.kick()
+		return nil
 	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		defer func() { <-d.slots }()
 		d.process(run.ID)
 	}()
 	return nil
@@ -233,6 +256,7 @@ func (d *Dispatcher) RetryRun(ctx context.Context, runID string) (*Run, error) {
 	return run, nil
 }
 
+// kick wakes an idle queue worker, if any is waiting.
 func (d *Dispatcher) kick() {
 	select {
 	case d.wake <- struct{}{}:

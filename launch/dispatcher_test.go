@@ -3,6 +3,7 @@ package launch_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -154,5 +155,49 @@ func TestRetryPolicyBackoff(t *testing.T) {
 	}
 	if d := p.Backoff(1, 30*time.Second); d != 30*time.Second {
 		t.Fatalf("Retry-After not honoured: %v", d)
+	}
+}
+
+// counting tracks how many Perform calls run at once.
+type counting struct {
+	delay     time.Duration
+	now, peak atomic.Int32
+	calls     atomic.Int32
+}
+
+func (c *counting) Perform(ctx context.Context, a *launch.Action) (*launch.ActionResult, error) {
+	n := c.now.Add(1)
+	for {
+		p := c.peak.Load()
+		if n <= p || c.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	time.Sleep(c.delay)
+	c.now.Add(-1)
+	c.calls.Add(1)
+	return &launch.ActionResult{ID: "x"}, nil
+}
+
+// A burst of runs does not become a burst of Valohai calls: at most
+// 2×Workers are in flight, and every run is still launched once.
+func TestDispatcherBoundsConcurrency(t *testing.T) {
+	p := &counting{delay: 50 * time.Millisecond}
+	d, st, _ := newDispatcher(t, p, time.Second) // Workers: 2
+	const runs = 40
+	for i := range runs {
+		submit(t, d, fmt.Sprintf("burst-%d", i), 1)
+	}
+	for i := range runs {
+		waitFinal(t, d, fmt.Sprintf("burst-%d", i))
+	}
+	if got := p.calls.Load(); got != runs {
+		t.Fatalf("%d calls for %d runs", got, runs)
+	}
+	if peak := p.peak.Load(); peak > 4 {
+		t.Fatalf("%d Valohai calls in flight at once, want at most 2×Workers = 4", peak)
+	}
+	if n, _ := st.QueueDepth(context.Background()); n != 0 {
+		t.Fatalf("queue depth %d after the burst", n)
 	}
 }
