@@ -1,6 +1,8 @@
 package validators
 
 import (
+	"github.com/tidwall/gjson"
+
 	"context"
 	"errors"
 	"fmt"
@@ -92,6 +94,10 @@ type Filter struct {
 	Timeout time.Duration
 
 	prg cel.Program
+	// bodyPaths are the static field paths the expression reads from
+	// `body` (body.a.b → [a b]); nil when it uses `body` in any other way
+	// (whole, indexed, iterated by name), which needs the full decode.
+	bodyPaths [][]string
 }
 
 // Validate compiles and type-checks the expression. The result must be a
@@ -123,7 +129,49 @@ func (f *Filter) Validate() error {
 		return fmt.Errorf("%s: preparing the expression: %v", DirectiveFilter, err)
 	}
 	f.prg = prg
+	f.bodyPaths = staticBodyPaths(checked.NativeRep())
 	return nil
+}
+
+// staticBodyPaths returns the field paths the expression reads from body
+// when every use of body is a chain of field selections (body.ref,
+// body.head_commit.id, has(body.x), body.items.exists(...)), so that
+// evaluation can extract just those subtrees from the raw JSON instead of
+// decoding the whole body: on a 1 MiB push event the full decode was most
+// of the filter's cost. Any other use returns nil (decode everything).
+func staticBodyPaths(a *ast.AST) [][]string {
+	var paths [][]string
+	for _, e := range ast.MatchDescendants(ast.NavigateAST(a), ast.AllMatcher()) {
+		switch e.Kind() {
+		case ast.ComprehensionKind:
+			c := e.AsComprehension()
+			if c.IterVar() == filterVarBody || c.AccuVar() == filterVarBody || c.IterVar2() == filterVarBody {
+				return nil // a macro variable shadows body
+			}
+		case ast.IdentKind:
+			if e.AsIdent() != filterVarBody {
+				continue
+			}
+			var path []string
+			cur := e
+			for {
+				parent, ok := cur.Parent()
+				if !ok || parent.Kind() != ast.SelectKind || parent.AsSelect().Operand().ID() != cur.ID() {
+					break
+				}
+				path = append(path, parent.AsSelect().FieldName())
+				cur = parent
+			}
+			if len(path) == 0 {
+				return nil // body itself: needs the whole value
+			}
+			paths = append(paths, path)
+		}
+	}
+	if paths == nil {
+		paths = [][]string{} // body unused: nothing to extract
+	}
+	return paths
 }
 
 // checkHeaderNames rejects a header looked up by a name in a form it never
@@ -196,7 +244,7 @@ func (f *Filter) Match(ctx context.Context, r *Request) (matched bool, evalErr e
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	out, _, err := f.prg.ContextEval(ctx, &filterVars{r: r})
+	out, _, err := f.prg.ContextEval(ctx, &filterVars{r: r, paths: f.bodyPaths})
 	if err != nil {
 		return false, err
 	}
@@ -212,6 +260,7 @@ func (f *Filter) Match(ctx context.Context, r *Request) (matched bool, evalErr e
 // evaluation runs on one goroutine, so no locking is needed.
 type filterVars struct {
 	r       *Request
+	paths   [][]string
 	body    ref.Val
 	headers map[string]string
 	query   map[string]string
@@ -222,7 +271,7 @@ func (v *filterVars) ResolveName(name string) (any, bool) {
 	switch name {
 	case filterVarBody:
 		if v.body == nil {
-			v.body = filterBody(v.r)
+			v.body = filterBody(v.r, v.paths)
 		}
 		return v.body, true
 	case filterVarRaw:
@@ -254,16 +303,62 @@ func (v *filterVars) ResolveName(name string) (any, bool) {
 func (*filterVars) Parent() interpreter.Activation { return nil }
 
 // filterBody is the `body` variable: the form fields (first values) of a
-// form body, else the decoded JSON value, else null. The JSON is the one
-// the request decoded once for every condition.
-func filterBody(r *Request) ref.Val {
+// form body, else the JSON value, else null. With static paths, only the
+// subtrees the expression reads are extracted from the raw JSON (gjson);
+// the result is the same for every expression that reads body only through
+// those paths, since any other use of body turned paths off.
+func filterBody(r *Request, paths [][]string) ref.Val {
 	if r.IsForm() {
 		return types.DefaultTypeAdapter.NativeToValue(firstValues(r.Form()))
 	}
-	if v, ok := r.JSON(); ok {
-		return types.DefaultTypeAdapter.NativeToValue(v)
+	if paths == nil {
+		if v, ok := r.JSON(); ok {
+			return types.DefaultTypeAdapter.NativeToValue(v)
+		}
+		return types.NullValue
 	}
-	return types.NullValue
+	if !gjson.ValidBytes(r.Body) {
+		return types.NullValue
+	}
+	root := gjson.ParseBytes(r.Body)
+	if !root.IsObject() {
+		// A scalar or array body: no field of it exists; keep its value.
+		return types.DefaultTypeAdapter.NativeToValue(root.Value())
+	}
+	partial := map[string]any{}
+	for _, path := range paths {
+		insertPath(partial, root, path)
+	}
+	return types.DefaultTypeAdapter.NativeToValue(partial)
+}
+
+// insertPath copies the value at path from the JSON object into m, creating
+// intermediate objects only where the JSON has objects; absent fields stay
+// absent, as in a full decode.
+func insertPath(m map[string]any, obj gjson.Result, path []string) {
+	for i, key := range path {
+		res := obj.Get(gjson.Escape(key))
+		if !res.Exists() {
+			return
+		}
+		if i == len(path)-1 || !res.IsObject() {
+			// The last key, or a non-object the path cannot go through
+			// (CEL then reports the missing field as a full decode would).
+			if _, done := m[key].(map[string]any); !done || i == len(path)-1 {
+				m[key] = res.Value()
+			}
+			return
+		}
+		next, ok := m[key].(map[string]any)
+		if !ok {
+			if _, set := m[key]; set {
+				return // already the whole subtree from a shorter path
+			}
+			next = map[string]any{}
+			m[key] = next
+		}
+		m, obj = next, res
+	}
 }
 
 // firstValues flattens a header or query set to the first value of each

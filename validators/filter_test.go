@@ -315,3 +315,76 @@ func BenchmarkFilterGitHubPush(b *testing.B) {
 		}
 	})
 }
+
+// Extracting only the paths an expression reads must give the same answers
+// as decoding the whole body, for every expression and body.
+func TestFilterStaticPathsMatchFullDecode(t *testing.T) {
+	exprs := []string{
+		`body.ref == "refs/heads/main"`,
+		`body.head_commit.id == "a1" && body.ref.startsWith("refs/heads/")`,
+		`has(body.head_commit.id)`,
+		`has(body.missing)`,
+		`body.commits.exists(c, c.id == "a1")`,
+		`body.commits.size() > 1`,
+		`body.repository.full_name == "org/repo" && body.repository.private == false`,
+		`body.repository.owner.login == "org" && body.repository.size > 3`,
+		`body.head_commit.id == "a1" && body.head_commit.author.name == "rick"`,
+		`body.count > 3`,
+		`body.a.b.c == 1`,
+		`body.?ref.orValue("") == "refs/heads/main"`,
+		`body["ref"] == "refs/heads/main"`,
+		`"ref" in body`,
+		`method == "POST"`,
+	}
+	bodies := []string{
+		`{"ref":"refs/heads/main","head_commit":{"id":"a1","author":{"name":"rick"}},"commits":[{"id":"a1"},{"id":"b2"}],"repository":{"full_name":"org/repo","private":false,"size":7,"owner":{"login":"org"}},"count":4,"a":{"b":{"c":1}}}`,
+		`{"ref":"refs/heads/dev","head_commit":null,"commits":[],"count":"4","a":[1,2]}`,
+		`{"ref":5,"a":{"b":"x"},"head_commit":{"id":["a1"]}}`,
+		`[1,2,3]`,
+		`"just a string"`,
+		`not json`,
+		`{"fo.o":1,"ref":"refs/heads/main","commits":{"id":"a1"}}`,
+		``,
+	}
+	for _, expr := range exprs {
+		lazy := compiledFilter(t, expr)
+		full := compiledFilter(t, expr)
+		full.bodyPaths = nil
+		for _, body := range bodies {
+			r1 := filterRequest("application/json", body, nil, "")
+			r2 := filterRequest("application/json", body, nil, "")
+			m1, e1 := lazy.Match(context.Background(), r1)
+			m2, e2 := full.Match(context.Background(), r2)
+			if m1 != m2 || (e1 == nil) != (e2 == nil) {
+				t.Errorf("%s on %s: paths %v gave %v (%v), full decode %v (%v)", expr, body, lazy.bodyPaths, m1, e1, m2, e2)
+			}
+		}
+	}
+	if p := compiledFilter(t, `body.head_commit.id == "x" && body.ref == "y"`).bodyPaths; len(p) != 2 {
+		t.Fatalf("paths %v, want two static paths", p)
+	}
+	if p := compiledFilter(t, `body["ref"] == "y"`).bodyPaths; p != nil {
+		t.Fatalf("an indexed body needs the full decode, got paths %v", p)
+	}
+}
+
+func BenchmarkFilterLargePush(b *testing.B) {
+	body := bigArrayBody(60000) // ~350 KB
+	body = `{"ref":"refs/heads/main",` + body[1:]
+	f := compiledFilter(b, `body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push"`)
+	b.Run("static-paths", func(b *testing.B) { benchFilter(b, f, body) })
+	full := compiledFilter(b, `body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push"`)
+	full.bodyPaths = nil
+	b.Run("full-decode", func(b *testing.B) { benchFilter(b, full, body) })
+}
+
+func benchFilter(b *testing.B, f *Filter, body string) {
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := filterRequest("application/json", body, http.Header{"X-Github-Event": {"push"}}, "")
+		if ok, err := f.Match(context.Background(), r); !ok {
+			b.Fatal(err)
+		}
+	}
+}
