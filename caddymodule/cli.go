@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -74,7 +73,7 @@ func runsCommand() *cobra.Command {
 		if len(q) > 0 {
 			uri += "?" + q.Encode()
 		}
-		return adminCall(*addr, http.MethodGet, uri, os.Stdout)
+		return adminCall(*addr, http.MethodGet, uri, cmd.OutOrStdout())
 	}
 	return cmd
 }
@@ -87,7 +86,7 @@ func retryCommand() *cobra.Command {
 	}
 	addr := adminAddressFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return adminCall(*addr, http.MethodPost, "/valohai/runs/"+url.PathEscape(args[0])+"/retry", os.Stdout)
+		return adminCall(*addr, http.MethodPost, "/valohai/runs/"+url.PathEscape(args[0])+"/retry", cmd.OutOrStdout())
 	}
 	return cmd
 }

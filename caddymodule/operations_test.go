@@ -134,6 +134,24 @@ func TestTriggerLogMetricsNotify(t *testing.T) {
 		t.Fatalf("retry of an unknown run: %d", r.status)
 	}
 
+	// The CLI reads the same trigger log through the admin API.
+	var out strings.Builder
+	cli := runsCommand()
+	cli.SetOut(&out)
+	cli.SetArgs([]string{"--address", adminAddr, "--status", "completed", "--trigger", "ops"})
+	if err := cli.Execute(); err != nil {
+		t.Fatalf("caddy valohai runs: %v", err)
+	}
+	if !strings.Contains(out.String(), failedID) || !strings.Contains(out.String(), ok.body[strings.Index(ok.body, `"run_id":"`)+10:][:36]) {
+		t.Fatalf("caddy valohai runs printed:\n%s", out.String())
+	}
+	cli = retryCommand()
+	cli.SetOut(&out)
+	cli.SetArgs([]string{"--address", adminAddr, "no-such-run"})
+	if err := cli.Execute(); err == nil {
+		t.Fatal("caddy valohai retry of an unknown run succeeded")
+	}
+
 	// Metrics on Caddy's registry, with bounded labels.
 	res, err := http.Get(admin + "/metrics")
 	if err != nil {
