@@ -93,6 +93,7 @@ cleanup() {
 	stop_pid "$SIM_PID"
 	if [ "$KEEP" = 0 ]; then
 		rm -rf "$WORK/data" "$WORK/caddy" "$WORK/soak" "$WORK/xdg"
+		rmdir "$WORK" 2>/dev/null || true # kept when the results are inside it
 	fi
 }
 trap cleanup EXIT

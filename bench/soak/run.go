@@ -316,6 +316,12 @@ func cmdRun(args []string, out io.Writer) (failed bool, err error) {
 	loadTime := time.Since(start)
 	stopLoad()
 	<-sampleDone
+	// The last tick may have lost the race with the deadline: the 100 %
+	// point is read now.
+	if m, err := readMem(o.pid, o.storePath); err == nil {
+		m.At = loadTime
+		samples = append(samples, m)
+	}
 	<-outageDone
 	<-heapDone
 	s.RequestsSent = min(sent.Load(), o.maxRequests)
