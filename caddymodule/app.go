@@ -242,12 +242,23 @@ func expandURL(repl *caddy.Replacer, name, raw string, logger *zap.Logger) (stri
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return "", fmt.Errorf("valohai: %s %q is not an absolute http(s) URL, e.g. https://app.valohai.com", name, s)
+		return "", fmt.Errorf("valohai: %s is not an absolute http(s) URL, e.g. https://app.valohai.com", name)
 	}
 	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		logger.Warn("plain http URL to a non-loopback host: use https in production", zap.String("option", name), zap.String("url", s))
+		logger.Warn("plain http URL to a non-loopback host: use https in production", zap.String("option", name), zap.String("url", urlForLog(u)))
 	}
 	return s, nil
+}
+
+// urlForLog shows where a configured URL points without what may be a
+// credential in it: notify URLs such as Slack's incoming webhooks carry
+// their secret in the path, others in the query or user info.
+func urlForLog(u *url.URL) string {
+	out := u.Scheme + "://" + u.Host
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+		out += "/…"
+	}
+	return out
 }
 
 func isLoopback(host string) bool {

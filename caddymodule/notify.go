@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"go.uber.org/zap"
@@ -79,6 +81,12 @@ func (a *App) sendNote(note failureNote) error {
 		req.Header.Set("User-Agent", "caddy-valohai")
 		res, err := notifyClient.Do(req)
 		if err != nil {
+			// *url.Error quotes the whole URL, which may hold the notify
+			// endpoint's secret (Slack webhooks keep it in the path).
+			var uerr *url.Error
+			if errors.As(err, &uerr) {
+				err = fmt.Errorf("%s %s: %w", uerr.Op, urlForLog(req.URL), uerr.Err)
+			}
 			last = err
 			continue
 		}
