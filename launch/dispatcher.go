@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -164,11 +165,15 @@ func (d *Dispatcher) Submit(ctx context.Context, run *Run, payload *Payload) err
 		d.kick()
 		return nil
 	}
+	// The worker starts from the run just stored instead of reading it
+	// back, on its own copy: the caller keeps using run.
+	own := *run
+	own.Actions = slices.Clone(run.Actions)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		defer func() { <-d.slots }()
-		d.process(run.ID)
+		d.process(own.ID, &own)
 	}()
 	return nil
 }
@@ -283,7 +288,7 @@ func (d *Dispatcher) worker() {
 			if !ok {
 				break
 			}
-			d.process(id)
+			d.process(id, nil)
 		}
 		select {
 		case <-d.ctx.Done():
@@ -337,16 +342,18 @@ func (d *Dispatcher) observe(kind ActionKind, err error, attempts int, took time
 	d.Observe(kind, result, took)
 }
 
-// process sends the run's pending actions in order. Progress is stored after
+// process sends the run's (loaded from the store when run is nil) pending actions in order. Progress is stored after
 // every action, so an action Valohai accepted is never sent again.
-func (d *Dispatcher) process(runID string) {
+func (d *Dispatcher) process(runID string, run *Run) {
 	ctx := context.WithoutCancel(d.ctx)
 	stopRenew := d.renewLease(ctx, runID)
-	run, err := d.Store.GetRun(ctx, runID)
-	if err != nil {
-		stopRenew()
-		d.Logger.Error("loading a queued run failed", zap.String("run_id", runID), zap.Error(err))
-		return
+	if run == nil {
+		var err error
+		if run, err = d.Store.GetRun(ctx, runID); err != nil {
+			stopRenew()
+			d.Logger.Error("loading a queued run failed", zap.String("run_id", runID), zap.Error(err))
+			return
+		}
 	}
 	// Every exit below first stops the renewal, so that it cannot put the
 	// run back on the queue after it was requeued or completed.
