@@ -153,13 +153,19 @@ func TestTriggerLogMetricsNotify(t *testing.T) {
 	}
 
 	// Metrics on Caddy's registry, with bounded labels.
-	res, err := http.Get(admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	m := string(body)
+	// A run is stored final a moment before it leaves the queue: wait for
+	// the gauge to catch up rather than racing it.
+	var m string
+	waitFor(t, "an empty queue in the metrics", 5*time.Second, func() bool {
+		res, err := http.Get(admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		m = string(body)
+		return strings.Contains(m, "caddy_valohai_queue_depth 0")
+	})
 	for _, want := range []string{
 		`caddy_valohai_requests_total{outcome="completed",trigger="ops"}`,
 		`caddy_valohai_requests_total{outcome="error",trigger="ops"} 1`,

@@ -79,9 +79,7 @@ func TestDispatcherRetriesTransientErrors(t *testing.T) {
 	if run.Status != launch.StatusCompleted || run.Actions[0].Attempts != 3 || p.calls.Load() != 3 {
 		t.Fatalf("status %s attempts %d calls %d", run.Status, run.Actions[0].Attempts, p.calls.Load())
 	}
-	if n, _ := st.QueueDepth(context.Background()); n != 0 {
-		t.Fatalf("queue depth %d after completion", n)
-	}
+	waitQueueEmpty(t, st)
 	time.Sleep(50 * time.Millisecond)
 	if finals.Load() != 1 {
 		t.Fatalf("OnFinal called %d times", finals.Load())
@@ -197,7 +195,23 @@ func TestDispatcherBoundsConcurrency(t *testing.T) {
 	if peak := p.peak.Load(); peak > 4 {
 		t.Fatalf("%d Valohai calls in flight at once, want at most 2×Workers = 4", peak)
 	}
-	if n, _ := st.QueueDepth(context.Background()); n != 0 {
-		t.Fatalf("queue depth %d after the burst", n)
+	waitQueueEmpty(t, st)
+}
+
+// waitQueueEmpty waits for the queue to empty: a run is stored final just
+// before it leaves the queue, so Wait may return a moment before the last
+// CompleteRun.
+func waitQueueEmpty(t *testing.T, st launch.Store) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, _ := st.QueueDepth(context.Background())
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue depth %d, want 0 once the runs are final", n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
