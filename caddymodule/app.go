@@ -57,6 +57,13 @@ type App struct {
 	// MaxBody is the default body cap of conditions and valohai_launch
 	// (default 25 MiB).
 	MaxBody int64 `json:"max_body,omitempty"`
+	// MaxBodyInFlight caps the body bytes buffered at once over all
+	// requests (default 256 MiB); a request that would pass it is answered
+	// 503 with Retry-After. It must be at least max_body.
+	MaxBodyInFlight int64 `json:"max_body_in_flight,omitempty"`
+	// BodyTimeout is how long one request body may take to arrive
+	// (default 60s), whatever the server's timeouts; past it, 408.
+	BodyTimeout caddy.Duration `json:"body_timeout,omitempty"`
 	// Workers is the number of launch workers (default 4).
 	Workers int `json:"workers,omitempty"`
 	// Retry bounds retries of failed Valohai calls (default 12 1s 10m).
@@ -79,6 +86,7 @@ type App struct {
 	rejections chan launch.Rejected
 	metrics    *metrics
 	notifyURL  string
+	bodies     *bodyReader
 
 	triggersMu sync.Mutex
 	triggers   map[string]*Launch
@@ -187,6 +195,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.MaxBody <= 0 {
 		a.MaxBody = defaultMaxBody
 	}
+	if a.MaxBodyInFlight <= 0 {
+		a.MaxBodyInFlight = defaultMaxBodyInFlight
+	}
+	if a.MaxBodyInFlight < a.MaxBody {
+		return fmt.Errorf("valohai: max_body_in_flight (%d bytes) is smaller than max_body (%d bytes): no body of the largest allowed size could be read; raise max_body_in_flight", a.MaxBodyInFlight, a.MaxBody)
+	}
+	if a.BodyTimeout <= 0 {
+		a.BodyTimeout = caddy.Duration(defaultBodyTimeout)
+	}
+	a.bodies = &bodyReader{budget: a.MaxBodyInFlight, timeout: time.Duration(a.BodyTimeout)}
 	if a.Workers <= 0 {
 		a.Workers = defaultWorkers
 	}

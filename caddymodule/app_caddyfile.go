@@ -68,6 +68,18 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			default:
 				return nil, d.Err("valohai: store takes `file <dir>` or `redis <url> [<key prefix>]`, e.g. store redis {env.REDIS_URL}")
 			}
+		case "max_body_in_flight":
+			var v string
+			if v, err = one(); err == nil {
+				if app.MaxBodyInFlight, err = parseSize(v); err != nil || app.MaxBodyInFlight <= 0 {
+					return nil, d.Errf("valohai: max_body_in_flight: bad size %q (e.g. 256MiB)", v)
+				}
+			}
+		case "body_timeout":
+			var v string
+			if v, err = one(); err == nil {
+				app.BodyTimeout, err = parseDuration(d, opt, v)
+			}
 		case "payload_ttl", "run_retention":
 			var v string
 			if v, err = one(); err == nil {

@@ -34,7 +34,13 @@ func (c *condition) serve(common *Common, directive string, w http.ResponseWrite
 	if err != nil {
 		return err
 	}
-	if err := verify(vr); err != nil {
+	err = verify(vr)
+	if rej := vr.ReadJSONRejection(directive); rej != nil {
+		// The condition read a field of a hostile JSON body: refuse the
+		// body itself, whatever the condition concluded without it.
+		return common.rejectStatus(c.app, c.logger, r, rej, http.StatusBadRequest)
+	}
+	if err != nil {
 		return common.reject(c.app, c.logger, r, err)
 	}
 	return next.ServeHTTP(w, r)

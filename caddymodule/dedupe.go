@@ -48,6 +48,7 @@ type DedupeHandler struct {
 
 	condition
 	dedupe validators.Dedupe
+	scope  configScope
 }
 
 // CaddyModule returns the Caddy module information.
@@ -83,6 +84,9 @@ func (h *DedupeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 			key = k
 		}
 	}
+	if rej := vr.ReadJSONRejection(dir); rej != nil {
+		return h.rejectStatus(h.app, h.logger, r, rej, http.StatusBadRequest)
+	}
 	if key == "" {
 		h.logger.Info("delivery key is empty: not deduplicated",
 			zap.String("host", r.Host), zap.String("path", r.URL.Path),
@@ -90,7 +94,7 @@ func (h *DedupeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 		return next.ServeHTTP(w, r)
 	}
 
-	scope := triggerScope(r)
+	scope := h.scope.of(r, h)
 	runID := runIDFor(r)
 	held, first, err := h.dedupe.Claim(r.Context(), scope, key, runID, vr.Clock())
 	if err != nil {

@@ -73,6 +73,9 @@ func (h *FilterHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 		return err
 	}
 	matched, evalErr := h.filter.Match(r.Context(), vr)
+	if rej := vr.ReadJSONRejection(validators.DirectiveFilter); rej != nil {
+		return h.rejectStatus(h.app, h.logger, r, rej, http.StatusBadRequest)
+	}
 	if matched {
 		return next.ServeHTTP(w, r)
 	}

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"fmt"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -162,6 +163,11 @@ func (l *Launch) Provision(ctx caddy.Context) error {
 		if l.respBody, err = launch.ParseTemplate(l.Response.Body); err != nil {
 			return fmt.Errorf("valohai_launch %s: response body: %v", l.Trigger, err)
 		}
+		if ct := l.Response.ContentType; ct == "" || isJSONType(ct) {
+			if err := l.respBody.ValidateJSON(); err != nil {
+				return fmt.Errorf("valohai_launch %s: response body: %v (or set content_type to a non-JSON type)", l.Trigger, err)
+			}
+		}
 	}
 	app.registerTrigger(l)
 	return nil
@@ -185,21 +191,21 @@ func (l *Launch) answer(w http.ResponseWriter, run *launch.Run, look launch.Look
 	if ct == "" {
 		ct = "application/json"
 	}
-	isJSON := strings.Contains(ct, "json")
 	results := resultsOf(run)
-	body := l.respBody.String(func(key string) (any, bool) {
-		v, ok := resultPlaceholder(results, key)
-		if !ok {
-			v, ok = look(key)
+	lookup := func(key string) (any, bool) {
+		if v, ok := resultPlaceholder(results, key); ok {
+			return v, true
 		}
-		if s, isString := v.(string); ok && isString && isJSON {
-			// Inside a JSON string: escape, so that a quote in a webhook
-			// field cannot break (or inject into) the answer.
-			q, _ := json.Marshal(s)
-			return string(q[1 : len(q)-1]), true
-		}
-		return v, ok
-	})
+		return look(key)
+	}
+	var body string
+	if isJSONType(ct) {
+		// Every value is escaped into its place in the JSON, so no webhook
+		// field can break the answer or add a member to it.
+		body = l.respBody.JSON(lookup)
+	} else {
+		body = l.respBody.String(lookup)
+	}
 	status := l.Response.Status
 	if status == 0 {
 		status = http.StatusOK
@@ -295,6 +301,11 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	vr, r, err := l.webhookRequest(w, r, l.app, "valohai_launch")
 	if err != nil {
 		return err
+	}
+	if rej := vr.JSONRejection("valohai_launch"); rej != nil {
+		// Placeholders and the run's step code read this body: refuse one
+		// that JSON readers would not agree on (README.md, "Hostile input").
+		return l.rejectStatus(l.app, l.logger, r, rej, http.StatusBadRequest)
 	}
 	runID := runIDFor(r)
 	look := requestLookup(r, vr, runID)
@@ -619,3 +630,13 @@ var (
 	_ caddy.CleanerUpper          = (*Launch)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Launch)(nil)
 )
+
+// isJSONType reports whether a response content type is JSON
+// (application/json, or a +json type such as application/problem+json).
+func isJSONType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		mt = strings.ToLower(strings.TrimSpace(strings.Split(ct, ";")[0]))
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}

@@ -3,9 +3,11 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"path"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -47,7 +49,8 @@ func (p *Payloads) Provision(ctx caddy.Context) error {
 }
 
 // ServeHTTP answers 403 for a bad or expired signature and 404 for a payload
-// that is gone; otherwise the stored bytes with their Content-Type.
+// that is gone; otherwise the stored bytes, byte for byte, as a download
+// that no browser renders (README.md, "Payload links").
 func (p *Payloads) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -69,10 +72,14 @@ func (p *Payloads) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("valohai_payloads: %v", err))
 	}
 	h := w.Header()
-	h.Set("Content-Type", pl.ContentType)
+	h.Set("Content-Type", servedPayloadType(pl.ContentType))
 	h.Set("Content-Length", strconv.Itoa(len(pl.Body)))
 	h.Set("Cache-Control", "private, no-store")
+	// The body is the sender's, served on the gateway's origin to whoever
+	// opens the link (Valohai users do): never as an active document.
+	h.Set("Content-Disposition", `attachment; filename="`+payloadFileName(runID)+`"`)
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "sandbox")
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return nil
@@ -96,3 +103,39 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*Payloads)(nil)
 	_ caddyfile.Unmarshaler       = (*Payloads)(nil)
 )
+
+// servedPayloadType is the Content-Type a stored payload is served with:
+// the sender's when it is JSON, a form or plain text (types no browser
+// runs), else application/octet-stream. A text/html or image/svg+xml body
+// is therefore never served as such.
+func servedPayloadType(ct string) string {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "application/octet-stream"
+	}
+	switch {
+	case mt == "application/json", mt == "application/x-www-form-urlencoded", mt == "text/plain",
+		strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"):
+	default:
+		return "application/octet-stream"
+	}
+	if cs, ok := params["charset"]; ok {
+		return mime.FormatMediaType(mt, map[string]string{"charset": cs})
+	}
+	return mt
+}
+
+// payloadFileName names the download after the run id, reduced to the
+// characters a run id has, so nothing from the URL reaches the header.
+func payloadFileName(runID string) string {
+	name := strings.Map(func(r rune) rune {
+		if r == '-' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') {
+			return r
+		}
+		return -1
+	}, runID)
+	if name == "" {
+		name = "payload"
+	}
+	return name + ".payload"
+}

@@ -43,6 +43,7 @@ type RateLimitHandler struct {
 
 	condition
 	limit validators.RateLimit
+	scope configScope
 }
 
 // LimitConfig is one quota: at most Quota requests per Period.
@@ -86,7 +87,10 @@ func (h *RateLimitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, nex
 			key = repl.ReplaceAll(h.Key, "")
 		}
 	}
-	err = h.limit.Take(r.Context(), triggerScope(r), key, vr.Clock())
+	if rej := vr.ReadJSONRejection(dir); rej != nil {
+		return h.rejectStatus(h.app, h.logger, r, rej, http.StatusBadRequest)
+	}
+	err = h.limit.Take(r.Context(), h.scope.of(r, h), key, vr.Clock())
 	if err == nil {
 		return next.ServeHTTP(w, r)
 	}
@@ -100,17 +104,6 @@ func (h *RateLimitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, nex
 	// let the sender retry later.
 	h.logger.Error("rate limit store failed", zap.String("path", r.URL.Path), zap.Error(err))
 	return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("%s: quota store unavailable", dir))
-}
-
-// triggerScope names the trigger URL a request was sent to: its host and
-// the path as the sender wrote it (before any handle_path stripping), so
-// that a quota or a dedupe key belongs to the URL, whatever route reaches it.
-func triggerScope(r *http.Request) string {
-	p := r.URL.Path
-	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
-		p = orig.URL.Path
-	}
-	return validators.TriggerScope(r.Host, p)
 }
 
 // UnmarshalCaddyfile parses

@@ -3,7 +3,7 @@ package caddymodule
 import (
 	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -72,19 +72,9 @@ func (c *Common) webhookRequest(w http.ResponseWriter, r *http.Request, app *App
 	if limit <= 0 {
 		limit = app.MaxBody
 	}
-	if r.ContentLength > limit {
-		// Refuse before reading a byte of an announced oversized body.
-		return nil, r, caddyhttp.Error(http.StatusRequestEntityTooLarge,
-			fmt.Errorf("%s: body larger than %d bytes", directive, limit))
-	}
-	body, err := readBody(w, r, limit)
+	body, err := app.bodies.read(w, r, limit)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, r, caddyhttp.Error(http.StatusRequestEntityTooLarge,
-				fmt.Errorf("%s: body larger than %d bytes", directive, limit))
-		}
-		return nil, r, caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("%s: reading body: %v", directive, err))
+		return nil, r, bodyError(w, directive, limit, err)
 	}
 	vr := &validators.Request{
 		Method:     r.Method,
@@ -114,29 +104,6 @@ func (c *Common) methodAllowed(m string) bool {
 		}
 	}
 	return false
-}
-
-// readBody reads the whole body up to limit in one buffer sized from
-// Content-Length when the sender announced it.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.Body == nil {
-		return nil, nil
-	}
-	rd := http.MaxBytesReader(w, r.Body, limit)
-	if r.ContentLength > 0 {
-		buf := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(rd, buf); err != nil {
-			return nil, err
-		}
-		// A sender lying about Content-Length is caught by the server;
-		// make sure nothing is left over the cap.
-		var one [1]byte
-		if n, _ := rd.Read(one[:]); n > 0 {
-			return nil, &http.MaxBytesError{Limit: limit}
-		}
-		return buf, nil
-	}
-	return io.ReadAll(rd)
 }
 
 func requestURL(r *http.Request) string {
@@ -194,7 +161,9 @@ func jsonValue(res gjson.Result) (any, bool) {
 	case gjson.Null:
 		return nil, true
 	default:
-		return res.Value(), true
+		// Objects and arrays stay their JSON text: turning them into Go
+		// values only to print them again costs time quadratic in depth.
+		return json.RawMessage(res.Raw), true
 	}
 }
 
@@ -206,6 +175,12 @@ func (c *Common) reject(app *App, logger *zap.Logger, r *http.Request, err error
 	if status == 0 {
 		status = http.StatusBadRequest
 	}
+	return c.rejectStatus(app, logger, r, err, status)
+}
+
+// rejectStatus is reject with a fixed status: a hostile body is a 400
+// whatever status the directive sets for its own failures.
+func (c *Common) rejectStatus(app *App, logger *zap.Logger, r *http.Request, err error, status int) error {
 	directive, reason := "unknown", err.Error()
 	if rej, ok := validators.AsRejection(err); ok {
 		directive, reason = rej.Directive, rej.Reason

@@ -68,6 +68,9 @@ func (ri *RunInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 	id := vr.Query.Get("run_id")
 	if id == "" && r.Method == http.MethodPost {
 		id, _ = vr.Field("run_id")
+		if rej := vr.ReadJSONRejection("valohai_run_info"); rej != nil {
+			return caddyhttp.Error(http.StatusBadRequest, rej)
+		}
 	}
 	if id == "" {
 		return caddyhttp.Error(http.StatusBadRequest, errors.New("valohai_run_info: run_id is required (query parameter, or a JSON or form field of a POST)"))

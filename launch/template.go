@@ -266,13 +266,7 @@ func valueText(v any) string {
 	case int64:
 		return strconv.FormatInt(x, 10)
 	case json.RawMessage:
-		var decoded any
-		dec := json.NewDecoder(bytes.NewReader(x))
-		dec.UseNumber()
-		if err := dec.Decode(&decoded); err != nil {
-			return string(x)
-		}
-		return valueText(decoded)
+		return rawText(x)
 	case []byte:
 		return string(x)
 	case fmt.Stringer:
@@ -295,6 +289,24 @@ func valueText(v any) string {
 		return strconv.FormatFloat(rv.Float(), 'f', -1, 64)
 	}
 	return compactJSON(v)
+}
+
+// rawText is the text form of a JSON value kept as its raw text: a string
+// unquoted, anything else compacted, without decoding objects and lists
+// into Go values only to print them again.
+func rawText(x json.RawMessage) string {
+	trimmed := bytes.TrimSpace(x)
+	if len(trimmed) > 0 && trimmed[0] == '"' {
+		var s string
+		if err := json.Unmarshal(trimmed, &s); err == nil {
+			return s
+		}
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, trimmed); err != nil {
+		return string(x)
+	}
+	return buf.String()
 }
 
 // compactJSON renders objects and lists as compact JSON without HTML

@@ -60,7 +60,7 @@ func (d *Dedupe) Validate() error {
 }
 
 // Claim records runID as the run of the delivery named by scope (see
-// TriggerScope) and key, unless another run holds it within the window.
+// ConfigScope) and key, unless another run holds it within the window.
 // first reports whether this call claimed it; otherwise runOf is the run id
 // of the first delivery. An empty key is ErrNoDedupeKey; a store failure is
 // returned as is (the caller fails closed).

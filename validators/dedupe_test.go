@@ -76,7 +76,7 @@ func TestDedupeClaimRepeatAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	scope := TriggerScope("hooks.example.com", "/github")
+	scope := ConfigScope("hooks.example.com", "/github")
 
 	run, first, err := d.Claim(ctx, scope, "delivery-1", "run-a", rlNow)
 	if err != nil || !first || run != "run-a" {
@@ -87,7 +87,7 @@ func TestDedupeClaimRepeatAndExpiry(t *testing.T) {
 		t.Fatalf("repeat within the window: %q %v %v, want run-a held", run, first, err)
 	}
 	// Another trigger, or another delivery, is not a repeat.
-	if _, first, _ := d.Claim(ctx, TriggerScope("hooks.example.com", "/gitlab"), "delivery-1", "run-c", rlNow); !first {
+	if _, first, _ := d.Claim(ctx, ConfigScope("hooks.example.com", "/gitlab"), "delivery-1", "run-c", rlNow); !first {
 		t.Fatal("the same delivery id at another trigger was taken for a repeat")
 	}
 	if _, first, _ := d.Claim(ctx, scope, "delivery-2", "run-d", rlNow); !first {
@@ -191,8 +191,8 @@ func TestDedupeConcurrentClaimsOneWinner(t *testing.T) {
 }
 
 func TestDedupeKeySeparatesTriggerFromKey(t *testing.T) {
-	a := DedupeKey(TriggerScope("h", "/a"), "b#c")
-	b := DedupeKey(TriggerScope("h", "/a#b"), "c")
+	a := DedupeKey(ConfigScope("h", "/a"), "b#c")
+	b := DedupeKey(ConfigScope("h", "/a#b"), "c")
 	if a == b {
 		t.Fatalf("trigger /a key b#c and trigger /a#b key c share %q", a)
 	}

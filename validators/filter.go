@@ -317,7 +317,7 @@ func filterBody(r *Request, paths [][]string) ref.Val {
 		}
 		return types.NullValue
 	}
-	if !gjson.ValidBytes(r.Body) {
+	if !r.jsonReadable() || !gjson.ValidBytes(r.Body) {
 		return types.NullValue
 	}
 	root := gjson.ParseBytes(r.Body)

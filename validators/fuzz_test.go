@@ -216,11 +216,19 @@ func FuzzRequestField(f *testing.F) {
 		if !isObject {
 			return
 		}
+		if rej := r.JSONRejection("t"); rej != nil {
+			// A duplicate key anywhere (readers disagree on the winner):
+			// the body is refused and no field of it is read.
+			if ok {
+				t.Fatalf("field %q of refused body %s (%v) = %q", name, body, rej, got)
+			}
+			return
+		}
+		if count > 1 {
+			t.Fatalf("body %s repeats %q but was not refused", body, name)
+		}
 		if ok != (count > 0) {
 			t.Fatalf("field %q of %s: present=%t, encoding/json finds it %d times", name, body, ok, count)
-		}
-		if count != 1 {
-			return // duplicate keys: JSON leaves the winner undefined
 		}
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
@@ -258,4 +266,103 @@ func topLevelMember(body []byte, name string) (raw json.RawMessage, count int, i
 		}
 	}
 	return raw, count, true
+}
+
+// FuzzJSONCheck holds the depth and duplicate-key scan to its promises on
+// any input: it never panics and never recurses (10 MB of '[' is among the
+// seeds), it refuses exactly the bodies nested deeper than MaxJSONDepth or
+// repeating a key, and what it lets through encoding/json also accepts.
+func FuzzJSONCheck(f *testing.F) {
+	f.Add([]byte(`{"a":[1,2,{"b":null}]}`))
+	f.Add([]byte(`{"ref":"refs/heads/evil","ref":"refs/heads/main"}`))
+	f.Add([]byte(`{"a":1,"\u0061":2}`))
+	f.Add([]byte(strings.Repeat("[", 1000) + strings.Repeat("]", 1000)))
+	f.Add([]byte(strings.Repeat("[", 1001) + strings.Repeat("]", 1001)))
+	f.Add([]byte(strings.Repeat(`{"a":`, 1001) + "1" + strings.Repeat("}", 1001)))
+	f.Add(bytes.Repeat([]byte("["), 10<<20))
+	f.Add([]byte(`{"a":1`))
+	f.Add([]byte(`  [] x`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		err := checkJSON(body)
+		depth, maxDepth := 0, 0
+		inString, escaped := false, false
+		for _, c := range body {
+			switch {
+			case inString && escaped:
+				escaped = false
+			case inString && c == '\\':
+				escaped = true
+			case inString && c == '"':
+				inString = false
+			case inString:
+			case c == '"':
+				inString = true
+			case c == '[' || c == '{':
+				depth++
+				maxDepth = max(maxDepth, depth)
+			case c == ']' || c == '}':
+				depth--
+			}
+		}
+		switch err {
+		case nil:
+			if !json.Valid(body) {
+				t.Fatalf("checkJSON accepted %q, which encoding/json refuses", body)
+			}
+			if maxDepth > MaxJSONDepth {
+				t.Fatalf("checkJSON accepted a body nested %d deep", maxDepth)
+			}
+			var v any
+			if dupErr := json.Unmarshal(body, &v); dupErr != nil {
+				t.Fatalf("accepted body does not decode: %v", dupErr)
+			}
+		case errJSONTooDeep:
+			if maxDepth <= MaxJSONDepth {
+				t.Fatalf("checkJSON says too deep for a body nested %d deep: %q", maxDepth, body)
+			}
+		case errJSONDuplicateKey:
+			if json.Valid(body) && maxDepth <= MaxJSONDepth && !hasDuplicateKey(body) {
+				t.Fatalf("checkJSON says duplicate key for %q", body)
+			}
+		}
+	})
+}
+
+// hasDuplicateKey decodes body with encoding/json, object by object, and
+// reports whether one object repeats a key: the reference the scan is held
+// to (only for bodies encoding/json can decode without deep recursion).
+func hasDuplicateKey(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var walk func() bool
+	walk = func() bool {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				k, _ := dec.Token()
+				key, _ := k.(string)
+				if seen[key] {
+					return true
+				}
+				seen[key] = true
+				if walk() {
+					return true
+				}
+			}
+			dec.Token()
+		case json.Delim('['):
+			for dec.More() {
+				if walk() {
+					return true
+				}
+			}
+			dec.Token()
+		}
+		return false
+	}
+	return walk()
 }

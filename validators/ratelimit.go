@@ -3,13 +3,13 @@ package validators
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"path"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -113,7 +113,7 @@ func (rl *RateLimit) Validate() error {
 }
 
 // Take consumes one unit of every limit of the quota named by scope (see
-// TriggerScope) and key (the expanded `key` option, "" for none). It returns
+// ConfigScope) and key (the expanded `key` option, "" for none). It returns
 // nil when every limit had room, a *QuotaExceeded when one did not, and a
 // plain error when the store failed (the caller fails closed).
 //
@@ -148,23 +148,24 @@ func AsQuotaExceeded(err error) (*QuotaExceeded, bool) {
 	return q, ok
 }
 
-// TriggerScope names a trigger URL for quotas and dedupe keys: the host
-// (lowercased: host names are case-insensitive) and the cleaned, lowercased,
-// escaped path. Caddy's path matcher ignores case and a trailing-slash or
-// doubled-slash variant can reach the same handler, so every variant that
-// can reach a trigger shares its quota: a sender cannot get a fresh quota
-// by writing /GitHub instead of /github. Escaping keeps '#' out of the
-// scope, which QuotaKey and DedupeKey rely on.
-func TriggerScope(host, p string) string {
-	if p == "" {
-		p = "/"
+// ConfigScope names the place in the configuration that a quota or a set
+// of dedupe keys belongs to, from parts the configuration decides (the
+// matchers of the routes around the handler, see README.md "Scope of
+// quotas and delivery keys"), never from the request: a sender cannot get
+// a fresh quota or a fresh dedupe window by writing another Host port, case
+// or path variant. Equal parts give equal scopes on every instance; the
+// scope is a hash, so it never contains the '#' that QuotaKey and DedupeKey
+// rely on.
+func ConfigScope(parts ...string) string {
+	h := sha256.New()
+	var n [8]byte
+	for _, p := range parts {
+		// Length-prefixed: ("ab","c") and ("a","bc") differ.
+		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+		h.Write(n[:])
+		h.Write([]byte(p))
 	}
-	p = path.Clean("/" + p)
-	escaped := (&url.URL{Path: strings.ToLower(p)}).EscapedPath()
-	// Go's server refuses Host headers with '/' or '#'; escaping the host
-	// anyway keeps every scope unambiguous (host "a/b" + path "/c" is not
-	// host "a" + path "/b/c") whatever hands the values in.
-	return url.PathEscape(strings.ToLower(host)) + escaped
+	return "cfg-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // QuotaKey is the store key of one limit of one quota. Everything the

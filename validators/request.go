@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -32,6 +33,11 @@ type Request struct {
 
 	// JWTClaims holds the verified claims of a webhook_jwt condition, or nil.
 	JWTClaims map[string]any
+
+	checkOnce sync.Once
+	checkErr  error // nil, errJSONTooDeep, errJSONDuplicateKey or errJSONSyntax
+	// jsonRead is set once anything looked into the body as JSON.
+	jsonRead atomic.Bool
 
 	jsonOnce  sync.Once
 	jsonValue any
@@ -69,11 +75,55 @@ func (r *Request) IsForm() bool {
 	return r.MediaType() == "application/x-www-form-urlencoded"
 }
 
+// checkedJSON scans a body that opens an object or array once (linear, no
+// recursion) and reports what is wrong with it, or nil. Other bodies
+// (scalars, forms, empty) report nil: nothing in them can nest.
+func (r *Request) checkedJSON() error {
+	r.checkOnce.Do(func() {
+		if looksLikeJSONContainer(r.Body) {
+			r.checkErr = checkJSON(r.Body)
+		}
+	})
+	return r.checkErr
+}
+
+// JSONRejection is the answer of a handler that reads the JSON body when
+// that body is hostile: nested deeper than MaxJSONDepth, or repeating a key
+// in one object (readers disagree on which value counts, so a filter and a
+// launch could see two different requests). It is nil for any other body,
+// including one that is not JSON at all (JSON readers find nothing in it).
+func (r *Request) JSONRejection(directive string) *Rejection {
+	switch err := r.checkedJSON(); err {
+	case errJSONTooDeep, errJSONDuplicateKey:
+		return Reject(directive, err.Error())
+	}
+	return nil
+}
+
+// ReadJSONRejection is JSONRejection once something (a field source, a
+// filter, a {webhook.json.*} placeholder) has looked into the body as JSON,
+// and nil before: the first handler that reads JSON is the one that
+// refuses a hostile body, whatever its own verdict was.
+func (r *Request) ReadJSONRejection(directive string) *Rejection {
+	if !r.jsonRead.Load() {
+		return nil
+	}
+	return r.JSONRejection(directive)
+}
+
+// jsonReadable reports whether the body may be handed to a JSON reader
+// (gjson, encoding/json): a checked, valid container, or something that
+// cannot nest. It marks the body as read as JSON.
+func (r *Request) jsonReadable() bool {
+	r.jsonRead.Store(true)
+	return r.checkedJSON() == nil
+}
+
 // JSON returns the body decoded as a JSON value (map[string]any, []any,
 // string, float64, bool or nil) and whether it was valid JSON. Decoded once.
 func (r *Request) JSON() (any, bool) {
 	r.jsonOnce.Do(func() {
-		if len(r.Body) == 0 || !gjson.ValidBytes(r.Body) {
+		if len(r.Body) == 0 || !r.jsonReadable() {
 			return
 		}
 		var v any
@@ -85,7 +135,11 @@ func (r *Request) JSON() (any, bool) {
 }
 
 // JSONPath looks a gjson path up in the raw body, without decoding it whole.
+// A hostile or malformed container body has no paths.
 func (r *Request) JSONPath(path string) gjson.Result {
+	if !r.jsonReadable() {
+		return gjson.Result{}
+	}
 	return gjson.GetBytes(r.Body, path)
 }
 
@@ -114,7 +168,7 @@ func (r *Request) Field(name string) (string, bool) {
 		}
 		return vals[0], true
 	}
-	res := gjson.GetBytes(r.Body, gjson.Escape(name))
+	res := r.JSONPath(gjson.Escape(name))
 	if !res.Exists() {
 		return "", false
 	}

@@ -1,0 +1,170 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// Limits of body reading (README.md, "Hostile input").
+const (
+	// defaultMaxBodyInFlight is the app's default budget of body bytes
+	// buffered at once, over all requests.
+	defaultMaxBodyInFlight = 256 << 20
+	// defaultBodyTimeout is how long one body may take to arrive, whatever
+	// the server's own timeouts are.
+	defaultBodyTimeout = 60 * time.Second
+	// firstBodyChunk is the buffer a body starts with; it doubles as
+	// bytes arrive, never from the announced Content-Length alone.
+	firstBodyChunk = 16 << 10
+	// drainMax and drainTime bound what is read and thrown away after a
+	// 413, so that a client that writes its whole body before reading the
+	// answer (Node's http, Python's http.client) reads the 413 instead of a
+	// connection reset.
+	drainMax  = 64 << 20
+	drainTime = 10 * time.Second
+	// budgetRetryAfter is the Retry-After of a 503 for a spent budget.
+	budgetRetryAfter = 1
+)
+
+var (
+	errBodyTooLarge = errors.New("body too large")
+	errBodyBudget   = errors.New("body budget spent")
+	errBodyTimeout  = errors.New("body timeout")
+)
+
+// bodyReader reads request bodies under the app's limits: a budget of
+// bytes buffered at once across all requests, and a read deadline per body.
+type bodyReader struct {
+	budget   int64
+	inFlight atomic.Int64
+	timeout  time.Duration
+}
+
+// reserve takes n bytes of the budget, or reports that it is spent.
+func (b *bodyReader) reserve(n int64) bool {
+	if b.inFlight.Add(n) > b.budget {
+		b.inFlight.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *bodyReader) release(n int64) { b.inFlight.Add(-n) }
+
+// read reads r's body whole, up to limit bytes. The buffer grows as bytes
+// arrive, each growth taken from the budget first; what the body holds is
+// given back when the request ends. Errors are errBodyTooLarge (after
+// draining what the client still sends, within bounds), errBodyBudget,
+// errBodyTimeout or the read error.
+func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	rc := http.NewResponseController(w)
+	if r.ContentLength > limit {
+		// Announced too large: refuse before reading a byte of it.
+		drainRefused(w, r, rc, true)
+		return nil, errBodyTooLarge
+	}
+	// Its own deadline, whatever the server's timeouts; lifted once the
+	// body is in, so it never cuts the answer or a keep-alive short.
+	if b.timeout > 0 && rc.SetReadDeadline(time.Now().Add(b.timeout)) == nil {
+		defer rc.SetReadDeadline(time.Time{})
+	}
+	size := int64(firstBodyChunk)
+	if r.ContentLength >= 0 && r.ContentLength+1 < size {
+		size = r.ContentLength + 1 // +1: room to see the body end
+	}
+	if !b.reserve(size) {
+		return nil, errBodyBudget
+	}
+	reserved := size
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			grow := min(int64(cap(buf)), limit+1-int64(cap(buf)))
+			if grow <= 0 {
+				b.release(reserved)
+				drainRefused(w, r, rc, false)
+				return nil, errBodyTooLarge
+			}
+			if !b.reserve(grow) {
+				b.release(reserved)
+				return nil, errBodyBudget
+			}
+			reserved += grow
+			next := make([]byte, len(buf), int64(cap(buf))+grow)
+			copy(next, buf)
+			buf = next
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			b.release(reserved)
+			drainRefused(w, r, rc, false)
+			return nil, errBodyTooLarge
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			b.release(reserved)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, errBodyTimeout
+			}
+			return nil, err
+		}
+	}
+	// Held until the request ends: every handler and the launch share it.
+	context.AfterFunc(r.Context(), func() { b.release(reserved) })
+	return buf, nil
+}
+
+// drainRefused reads and throws away what the client is still sending
+// after its body was refused as too large, within drainMax and drainTime,
+// with a fixed small buffer, and asks for the connection to close. Without
+// it, Go's server closes the connection while the client is still writing,
+// and a client that reads the answer only after writing everything sees a
+// reset instead of the 413. A client waiting on "Expect: 100-continue" has
+// sent nothing and gets the 413 at once; HTTP/2 refuses a stream without
+// touching the connection.
+func drainRefused(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, announced bool) {
+	if r.ProtoMajor != 1 {
+		return
+	}
+	w.Header().Set("Connection", "close")
+	if announced && r.Header.Get("Expect") != "" {
+		return
+	}
+	if rc.SetReadDeadline(time.Now().Add(drainTime)) != nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, r.Body, drainMax)
+}
+
+// bodyError is the HTTP answer to a body that could not be read.
+func bodyError(w http.ResponseWriter, directive string, limit int64, err error) error {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return caddyhttp.Error(http.StatusRequestEntityTooLarge,
+			fmt.Errorf("%s: body larger than %d bytes", directive, limit))
+	case errors.Is(err, errBodyBudget):
+		w.Header().Set("Retry-After", strconv.Itoa(budgetRetryAfter))
+		return caddyhttp.Error(http.StatusServiceUnavailable,
+			fmt.Errorf("%s: too many request bodies in flight, retry later", directive))
+	case errors.Is(err, errBodyTimeout):
+		w.Header().Set("Connection", "close")
+		return caddyhttp.Error(http.StatusRequestTimeout,
+			fmt.Errorf("%s: the body did not arrive within body_timeout", directive))
+	}
+	return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("%s: reading body: %v", directive, err))
+}
