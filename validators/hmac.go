@@ -547,11 +547,17 @@ func parseStripe(raw string, c *candidates) (ts, reason string) {
 // reference library does: entries without a version are skipped, other
 // versions ignored.
 func parseStandard(raw string, c *candidates) string {
+	return parseStandardVersion(raw, "v1", c)
+}
+
+// parseStandardVersion reads the entries of one version of a Standard
+// Webhooks signature header: v1 (HMAC) or v1a (Ed25519).
+func parseStandardVersion(raw, want string, c *candidates) string {
 	for rest := raw; rest != ""; {
 		var entry string
 		entry, rest, _ = strings.Cut(rest, " ")
 		version, sig, ok := strings.Cut(entry, ",")
-		if !ok || version != "v1" || sig == "" {
+		if !ok || version != want || sig == "" {
 			continue
 		}
 		if !c.add(sig) {
