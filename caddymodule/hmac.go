@@ -3,12 +3,14 @@ package caddymodule
 import (
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
@@ -59,7 +61,8 @@ type HMACHandler struct {
 	Tolerance caddy.Duration `json:"tolerance,omitempty"`
 
 	condition
-	hmac validators.HMAC
+	hmac   validators.HMAC
+	answer answerFunc
 }
 
 // SourceConfig names where a value is read: header, query or field, plus an
@@ -149,12 +152,39 @@ func (h *HMACHandler) Provision(ctx caddy.Context) error {
 	if h.Tolerance > 0 {
 		h.hmac.Tolerance = time.Duration(h.Tolerance)
 	}
+	if strings.EqualFold(h.Preset, "slack") {
+		h.answer = h.answerSlackURLVerification
+	}
 	return h.hmac.Validate()
 }
 
 // ServeHTTP passes requests whose signature matches.
 func (h *HMACHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return h.serve(&h.Common, validators.DirectiveHMAC, w, r, next, h.hmac.Verify)
+	return h.serveAnswering(&h.Common, validators.DirectiveHMAC, w, r, next, h.hmac.Verify, h.answer)
+}
+
+// answerSlackURLVerification answers the challenge Slack's Events API
+// sends (signed like every event) when a Request URL is saved:
+// {"type":"url_verification","challenge":"..."} gets {"challenge":"..."}
+// and launches nothing.
+func (h *HMACHandler) answerSlackURLVerification(w http.ResponseWriter, vr *validators.Request) (bool, error) {
+	if vr.IsForm() {
+		return false, nil // slash commands and interactivity are forms
+	}
+	v, ok := vr.JSON()
+	if !ok {
+		return false, nil
+	}
+	obj, ok := v.(map[string]any)
+	if !ok || obj["type"] != "url_verification" {
+		return false, nil
+	}
+	challenge, ok := obj["challenge"].(string)
+	if !ok {
+		return false, nil
+	}
+	h.logger.Debug("slack url_verification answered", zap.String("path", vr.Path))
+	return true, answerJSON(w, map[string]string{"challenge": challenge})
 }
 
 // UnmarshalCaddyfile parses
