@@ -31,7 +31,9 @@ var (
 	standardKey    = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x5a}, 32))
 )
 
-func hexPublic(k ed25519.PrivateKey) string { return hex.EncodeToString(k.Public().(ed25519.PublicKey)) }
+func hexPublic(k ed25519.PrivateKey) string {
+	return hex.EncodeToString(k.Public().(ed25519.PublicKey))
+}
 func whpk(k ed25519.PrivateKey) string {
 	return "whpk_" + base64.StdEncoding.EncodeToString(k.Public().(ed25519.PublicKey))
 }
