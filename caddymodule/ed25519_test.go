@@ -3,10 +3,14 @@ package caddymodule
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -219,6 +223,76 @@ func TestEd25519ConfigErrors(t *testing.T) {
 		err := loadCaddyfile(cf)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+// `caddy valohai sign discord|standard-v1a` prints what the sender sends;
+// the trigger accepts it.
+func TestSignEd25519CLIThroughCaddy(t *testing.T) {
+	t.Setenv("VH_TEST_DISCORD_PUBLIC_KEY", hexPublic(discordKey))
+	env := startEnv(t, ed25519Routes(), "")
+	der, err := x509.MarshalPKCS8PrivateKey(discordKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemFile := filepath.Join(t.TempDir(), "discord.pem")
+	if err := os.WriteFile(pemFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	out, stderr, err := runSignCLI(t, "", "discord", "--secret-file", pemFile, "--body", discordPing, "--url", env.hook+"/discord")
+	if err != nil {
+		t.Fatalf("sign discord: %v %s", err, stderr)
+	}
+	h, curl := parseSignOutput(t, out)
+	if !strings.Contains(stderr, hexPublic(discordKey)) {
+		t.Errorf("stderr %q does not name the public key to configure", stderr)
+	}
+	if !strings.HasPrefix(curl, "curl ") || strings.Contains(out, "PRIVATE") {
+		t.Errorf("output %q", out)
+	}
+	if r := env.post("/discord", []byte(discordPing), flatHeaders(h)); r.status != 200 || r.body != `{"type":1}` {
+		t.Fatalf("signed PING: %d %q", r.status, r.body)
+	}
+	// A signing time outside the window: noted, and the trigger says 401.
+	_, stderr, err = runSignCLI(t, "", "--preset", "discord", "--secret-file", pemFile, "--body", discordPing, "--time", unixAt(-time.Hour))
+	if err != nil || !strings.Contains(stderr, "outside the receiver's tolerance") {
+		t.Errorf("old --time: %v %q", err, stderr)
+	}
+
+	t.Setenv("VH_TEST_STD_PRIVATE", "whsk_"+base64.StdEncoding.EncodeToString(standardKey.Seed()))
+	body := `{"type":"invoice.paid","data":{"id":"in_1"}}`
+	out, stderr, err = runSignCLI(t, "", "standard-v1a", "--secret-env", "VH_TEST_STD_PRIVATE", "--body", body, "--id", "msg_cli")
+	if err != nil {
+		t.Fatalf("sign standard-v1a: %v %s", err, stderr)
+	}
+	h, _ = parseSignOutput(t, out)
+	if h.Get("Webhook-Id") != "msg_cli" || !strings.HasPrefix(h.Get("Webhook-Signature"), "v1a,") || !strings.Contains(stderr, whpk(standardKey)) {
+		t.Fatalf("standard-v1a output %q %q", out, stderr)
+	}
+	r := env.post("/standard-v1a", []byte(body), flatHeaders(h))
+	if r.status != 200 || decodeLaunch(t, r).Status != "completed" {
+		t.Fatalf("signed v1a: %d %q", r.status, r.body)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"discord", "--secret-file", pemFile, "--body", "{}", "--header", "X-Sig"}, "--header does not apply in --preset discord mode"},
+		{[]string{"discord", "--body", "{}"}, "no private key"},
+		{[]string{"discord", "--secret", "c2VjcmV0LWtleS1ub3QtZWQyNTUxOQ", "--body", "{}"}, "the private key:"},
+		{[]string{"discord", "--preset", "github", "--secret-file", pemFile, "--body", "{}"}, "the preset is given twice"},
+		{[]string{"discord", "--secret-file", pemFile}, "signs a body"},
+		{[]string{"discord", "--secret-file", pemFile, "--body", "{}", "--id", "x"}, "signs no id"},
+	} {
+		_, _, err := runSignCLI(t, "", c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("sign %q: %v, want %q", c.args, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "c2VjcmV0") {
+			t.Errorf("the error %q contains the key", err)
 		}
 	}
 }
