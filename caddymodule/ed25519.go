@@ -102,25 +102,15 @@ func (h *Ed25519Handler) Provision(ctx caddy.Context) error {
 	if h.Message != "" {
 		h.ed.Message = h.Message
 	}
-	if h.Timestamp != nil {
-		src, err := validators.ParseSource(h.Timestamp.From, h.Timestamp.Name)
-		if err != nil {
-			return errorf("%s: timestamp: %v", dir, err)
-		}
-		ts := &validators.TimestampSource{Source: src}
-		if h.Timestamp.Format != "" {
-			if ts.Format, err = validators.ParseTimestampFormat(h.Timestamp.Format); err != nil {
-				return errorf("%s: timestamp: %v", dir, err)
-			}
-		}
+	ts, id, err := signedStringSources(dir, h.Timestamp, h.ID)
+	if err != nil {
+		return err
+	}
+	if ts != nil {
 		h.ed.Timestamp = ts
 	}
-	if h.ID != nil {
-		src, err := validators.ParseSource(h.ID.From, h.ID.Name)
-		if err != nil {
-			return errorf("%s: id: %v", dir, err)
-		}
-		h.ed.ID = &src
+	if id != nil {
+		h.ed.ID = id
 	}
 	if h.Tolerance > 0 {
 		h.ed.Tolerance = time.Duration(h.Tolerance)
@@ -197,6 +187,12 @@ func (h *Ed25519Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			return args[0], nil
 		}
+		if ok, err := parseSignedStringOption(d, dir, sub, args, &h.Message, &h.Tolerance, &h.Timestamp, &h.ID); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		var err error
 		switch sub {
 		case "preset":
@@ -210,29 +206,6 @@ func (h *Ed25519Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Header, err = one()
 		case "encoding":
 			h.Encoding, err = one()
-		case "message":
-			var m string
-			if m, err = one(); err == nil {
-				h.Message = undoHeaderShorthand(m)
-			}
-		case "tolerance":
-			var v string
-			if v, err = one(); err == nil {
-				h.Tolerance, err = parseDuration(d, dir+": tolerance", v)
-			}
-		case "timestamp":
-			if len(args) < 2 || len(args) > 3 {
-				return d.Err(dir + ": timestamp takes header|query|field <name> [unix|unix_ms|rfc3339]")
-			}
-			h.Timestamp = &SourceConfig{From: args[0], Name: args[1]}
-			if len(args) == 3 {
-				h.Timestamp.Format = args[2]
-			}
-		case "id":
-			if len(args) != 2 {
-				return d.Err(dir + ": id takes header|query|field <name>")
-			}
-			h.ID = &SourceConfig{From: args[0], Name: args[1]}
 		default:
 			return d.Errf("%s: unknown sub-directive %q", dir, sub)
 		}

@@ -241,17 +241,9 @@ func (e *Ed25519) build() (*ed25519Plan, error) {
 	default:
 		return nil, fmt.Errorf("unknown scheme %q: use plain or %s", string(e.Scheme), SchemeStandardV1a)
 	}
-	tmpl := e.Message
-	if tmpl == "" {
-		tmpl = DefaultMessage
-	}
-	parts, err := parseMessage(tmpl)
+	msg, err := planMessage(e.Message, e.Timestamp, e.ID, false)
 	if err != nil {
-		return nil, fmt.Errorf("message %q: %w", tmpl, err)
-	}
-	uses := messageUses(parts)
-	if !uses.body {
-		return nil, fmt.Errorf("message %q does not contain {body}: a signature that does not cover the body lets anyone change the body; add {body}", tmpl)
+		return nil, err
 	}
 	if e.Tolerance < 0 {
 		return nil, fmt.Errorf("tolerance %s is negative: use a positive duration such as 5m", e.Tolerance)
@@ -264,37 +256,11 @@ func (e *Ed25519) build() (*ed25519Plan, error) {
 		signature: e.Signature,
 		scheme:    scheme,
 		encoding:  enc,
-		parts:     parts,
-		bodyOnly:  len(parts) == 1 && parts[0].kind == partBody,
+		parts:     msg.parts,
+		bodyOnly:  len(msg.parts) == 1 && msg.parts[0].kind == partBody,
+		timestamp: msg.timestamp,
+		id:        msg.id,
 		tolerance: tolerance,
-	}
-	switch {
-	case e.Timestamp == nil && uses.timestamp:
-		return nil, fmt.Errorf("message %q uses {timestamp} but no timestamp source is configured: add `timestamp header <name> [unix|unix_ms|rfc3339]`", tmpl)
-	case e.Timestamp != nil:
-		if err := e.Timestamp.Source.check(); err != nil {
-			return nil, fmt.Errorf("timestamp: %w", err)
-		}
-		format, err := ParseTimestampFormat(string(e.Timestamp.Format))
-		if err != nil {
-			return nil, fmt.Errorf("timestamp: %w", err)
-		}
-		if !uses.timestamp && !uses.covers(e.Timestamp.Source) {
-			return nil, fmt.Errorf("timestamp %s is not signed: add {timestamp} to message (e.g. \"{timestamp}{body}\"), or remove timestamp and use webhook_timestamp for an unsigned freshness check", e.Timestamp.Source)
-		}
-		p.timestamp = &TimestampSource{Source: e.Timestamp.Source, Format: format}
-	}
-	switch {
-	case e.ID == nil && uses.id:
-		return nil, fmt.Errorf("message %q uses {id} but no id source is configured: add `id header <name>` (e.g. id header webhook-id)", tmpl)
-	case e.ID != nil && !uses.id:
-		return nil, fmt.Errorf("id %s is set but message %q has no {id}: add {id} to message or remove id", *e.ID, tmpl)
-	case e.ID != nil:
-		if err := e.ID.check(); err != nil {
-			return nil, fmt.Errorf("id: %w", err)
-		}
-		id := *e.ID
-		p.id = &id
 	}
 	p.keys = make([]ed25519.PublicKey, len(e.PublicKeys))
 	for i, k := range e.PublicKeys {

@@ -29,26 +29,8 @@ func (e *Ed25519) Sign(priv ed25519.PrivateKey, body []byte, opts SignOptions) (
 	if now.IsZero() {
 		now = time.Now()
 	}
-	out := &Signed{Header: http.Header{}, Query: url.Values{}}
-	for name, vals := range opts.Header {
-		for _, v := range vals {
-			out.Header.Add(name, v)
-		}
-	}
-	place := func(src Source, value string) error {
-		switch src.Kind {
-		case SourceHeader:
-			out.Header.Set(src.Name, value)
-		case SourceQuery:
-			if opts.URL == "" {
-				return fmt.Errorf("%s: %s: the value goes in the URL's query: give the trigger URL", DirectiveEd25519, src)
-			}
-			out.Query.Set(src.Name, value)
-		default:
-			return fmt.Errorf("%s: %s: a value inside the body cannot be added by the signer: put it in the body yourself", DirectiveEd25519, src)
-		}
-		return nil
-	}
+	out := newSigned(opts)
+	place := func(src Source, value string) error { return out.place(DirectiveEd25519, src, value, opts.URL) }
 	bodyReq := &Request{Header: out.Header, Body: body}
 
 	var ts string
