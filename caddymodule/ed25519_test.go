@@ -147,6 +147,26 @@ func TestDiscordInteractionsThroughCaddy(t *testing.T) {
 		}
 	})
 
+	t.Run("Valohai slow: still answered in Discord's format within 3 s", func(t *testing.T) {
+		before := len(env.executionCalls())
+		env.simControl("delay", `{"delay":"4s"}`)
+		defer env.simControl("reset", `{}`)
+		start := time.Now()
+		r := env.post("/discord", []byte(discordCommand), discordHeaders(discordKey, now, discordCommand))
+		took := time.Since(start)
+		if took >= 3*time.Second {
+			t.Fatalf("answered after %s: Discord gives up after 3 s", took)
+		}
+		// The run is stored and pending: the response block still answers
+		// (the execution counter is not known yet; the run id is).
+		if r.status != http.StatusOK || !regexp.MustCompile(`^\{"type":4,"data":\{"content":"Started execution #\d* \(run [0-9a-f-]{36}\)"\}\}$`).MatchString(r.body) {
+			t.Fatalf("pending answer: %d %q", r.status, r.body)
+		}
+		// The workers carry on: the execution lands once Valohai answers
+		// (and before the next subtest counts launches).
+		waitFor(t, "the pending run's execution", 15*time.Second, func() bool { return len(env.executionCalls()) == before+1 })
+	})
+
 	t.Run("rejections are 401 and launch nothing", func(t *testing.T) {
 		stale := unixAt(-6 * time.Minute)
 		missingSig := discordHeaders(discordKey, now, discordCommand)

@@ -228,7 +228,7 @@ func TestSendersDocThroughCaddy(t *testing.T) {
 		if took := time.Since(start); took >= 3*time.Second {
 			t.Errorf("command answered after %s", took)
 		}
-		if !regexp.MustCompile(`^\{"type":4,"data":\{"content":"Started execution #\d+"\}\}$`).MatchString(r.body) {
+		if !regexp.MustCompile(`^\{"type":4,"data":\{"content":"Started execution #\d+ \(run [0-9a-f-]{36}\)"\}\}$`).MatchString(r.body) {
 			t.Errorf("command answer %q", r.body)
 		}
 		send(t, "/hooks/discord", discordCommand, discordHeaders(strangerKey, now, discordCommand), 401, 0)
