@@ -68,7 +68,7 @@ const signLong = `Prints what a sender sends to a trigger: one "Name: value" lin
 header, then (with --url) a curl command ready to paste. Use it to test a
 trigger by hand, or to script a sender.
 
-Three modes:
+Four modes:
   HMAC (default)  --preset github|slack|stripe|standard|shopify|linear|valohai,
                   or custom fields as in webhook_hmac (--header, --algorithm,
                   --encoding, --prefix, --message, --timestamp-header, ...),
@@ -78,6 +78,11 @@ Three modes:
   --jwt           mints a JWT (HS256 with the secret, or RS256/ES256/EdDSA
                   with --jwt-key-file) with iat and exp, sent as
                   "Authorization: Bearer <jwt>".
+  discord | standard-v1a   (as --preset or the first argument) signs as
+                  Discord interactions or Standard Webhooks v1a do, for
+                  webhook_ed25519: the secret is the Ed25519 PRIVATE key
+                  (PEM from openssl genpkey -algorithm ed25519, whsk_<base64>,
+                  or the seed in hex); the public key to configure is noted.
 
 The secret: prefer --secret-env VAR or --secret-file PATH. A secret given
 with --secret is stored in your shell history and visible to other users
@@ -96,6 +101,11 @@ const signExample = `  # GitHub, with the secret from the environment, to a loca
     --message '{timestamp}.{body}' --timestamp-header X-Timestamp \
     --secret-file ./secret --body '{"ok":true}'
 
+  # A Discord interaction, signed with a test key pair:
+  openssl genpkey -algorithm ed25519 -out discord-test.pem
+  caddy valohai sign discord --secret-file discord-test.pem \
+    --body '{"type":1}' --url http://localhost:8080/hooks/discord
+
   # webhook_token:
   caddy valohai sign --token --secret-env V7_TOKEN --url https://hooks.example.com/v7
 
@@ -107,16 +117,16 @@ const signExample = `  # GitHub, with the secret from the environment, to a loca
 func signCommand() *cobra.Command {
 	f := &signFlags{}
 	cmd := &cobra.Command{
-		Use:     "sign [--preset <name> | custom HMAC flags | --token | --jwt] [--secret-env <VAR> | --secret-file <path>] [--body <s> | --body-file <path>] [--url <trigger URL>]",
+		Use:     "sign [<preset> | --preset <name> | custom HMAC flags | --token | --jwt] [--secret-env <VAR> | --secret-file <path>] [--body <s> | --body-file <path>] [--url <trigger URL>]",
 		Short:   "Print the headers a sender would send (HMAC preset or custom, token, JWT), ready for curl",
 		Long:    signLong,
 		Example: signExample,
-		Args:    cobra.NoArgs,
+		Args:    cobra.MaximumNArgs(1),
 	}
 	fl := cmd.Flags()
 	fl.SortFlags = false
 
-	fl.StringVar(&f.preset, "preset", "", "HMAC preset: "+strings.Join(validators.PresetNames(), ", "))
+	fl.StringVar(&f.preset, "preset", "", "HMAC preset: "+strings.Join(validators.PresetNames(), ", ")+"; or Ed25519: "+strings.Join(signEd25519Presets, ", ")+" (the secret is then the private key); also accepted as the first argument")
 	fl.StringVar(&f.header, "header", "", "HMAC: header carrying the signature (overrides the preset's)")
 	fl.StringVar(&f.query, "query", "", "HMAC: query parameter carrying the signature instead of a header (needs --url)")
 	fl.StringVar(&f.algorithm, "algorithm", "", "HMAC: sha1, sha256 (default) or sha512")
@@ -159,7 +169,14 @@ func signCommand() *cobra.Command {
 	fl.StringVar(&f.subject, "subject", "", "JWT: sub claim")
 	fl.DurationVar(&f.ttl, "ttl", 5*time.Minute, "JWT: lifetime: exp = iat + ttl")
 
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 1 {
+			// `caddy valohai sign discord` is `--preset discord`.
+			if f.preset != "" && !strings.EqualFold(f.preset, args[0]) {
+				return fmt.Errorf("the preset is given twice (%q and --preset %q): give it once", args[0], f.preset)
+			}
+			f.preset = args[0]
+		}
 		return runSign(cmd, f)
 	}
 	return cmd
@@ -179,7 +196,12 @@ func runSign(cmd *cobra.Command, f *signFlags) error {
 		return errors.New("--token and --jwt are different modes: use one")
 	}
 	mode, foreign := "HMAC", [][]string{signTokenFlags, signJWTFlags}
+	edPreset := signEd25519Preset(f.preset)
 	switch {
+	case edPreset != "" && (f.token || f.jwtMode):
+		return fmt.Errorf("--preset %s signs with an Ed25519 private key: it does not combine with --token or --jwt", f.preset)
+	case edPreset != "":
+		mode, foreign = "--preset "+f.preset, [][]string{signEd25519Foreign, signTokenFlags, signJWTFlags}
 	case f.token:
 		mode, foreign = "--token", [][]string{signHMACFlags, signJWTFlags}
 	case f.jwtMode:
@@ -235,6 +257,15 @@ func runSign(cmd *cobra.Command, f *signFlags) error {
 		out, err = signTokenMode(f, extra)
 	case f.jwtMode:
 		out, err = signJWTMode(f, extra, now)
+	case edPreset != "":
+		if !haveBody {
+			return errors.New("--preset " + f.preset + " signs a body: give it with --body '<text>' or --body-file <path>")
+		}
+		var at time.Time
+		if fl.Changed("time") {
+			at = now
+		}
+		out, err = signEd25519Mode(f, edPreset, extra, body, at)
 	default:
 		if !haveBody {
 			return errors.New("HMAC mode signs a body: give it with --body '<text>' or --body-file <path> (--body '' for an empty body)")
@@ -769,4 +800,52 @@ func signCurlCommand(rawURL string, names []string, header http.Header, f *signF
 // special, and a single quote is written as '\”.
 func signShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// The Ed25519 presets of `caddy valohai sign`, and the webhook_ed25519
+// preset each one signs for.
+var (
+	signEd25519Presets = []string{"discord", "standard-v1a"}
+	// signEd25519Foreign are the HMAC flags that have no meaning with an
+	// Ed25519 preset, whose header layout is fixed.
+	signEd25519Foreign = []string{"header", "query", "algorithm", "encoding", "prefix", "message", "timestamp-header", "timestamp-query", "timestamp-field", "timestamp-format", "id-header", "id-query", "id-field", "secret-encoding"}
+)
+
+// signEd25519Preset maps a --preset value to its webhook_ed25519 preset,
+// or "" when it is not an Ed25519 one.
+func signEd25519Preset(name string) string {
+	switch strings.ToLower(name) {
+	case "discord":
+		return "discord"
+	case "standard-v1a", "standard_v1a", "v1a":
+		return "standard"
+	}
+	return ""
+}
+
+// signEd25519Mode signs body as Discord or a Standard Webhooks v1a sender
+// does, with the private key given as the secret, and notes the public key
+// to configure in webhook_ed25519 (a public key is not secret).
+func signEd25519Mode(f *signFlags, preset string, extra http.Header, body []byte, at time.Time) (*signOutput, error) {
+	e, err := validators.Ed25519Preset(preset)
+	if err != nil {
+		return nil, err
+	}
+	if f.id != "" && e.ID == nil {
+		return nil, fmt.Errorf("--id: --preset %s signs no id", f.preset)
+	}
+	s, err := readSignSecret(f)
+	if err != nil {
+		return nil, errors.New(strings.Replace(err.Error(), "no secret:", "no private key:", 1))
+	}
+	priv, err := validators.ParseEd25519PrivateKey(s)
+	if err != nil {
+		return nil, fmt.Errorf("the private key: %v (make a test key with: openssl genpkey -algorithm ed25519 -out sender.pem)", err)
+	}
+	signed, err := e.Sign(priv, body, validators.SignOptions{Now: at, ID: f.id, URL: f.rawURL, Header: extra})
+	if err != nil {
+		return nil, err
+	}
+	notes := append(signed.Notes, "the receiver verifies with the public key "+e.FormatEd25519PublicKey(priv.Public().(ed25519.PublicKey))+" (webhook_ed25519 "+preset+" <public key>)")
+	return &signOutput{header: signed.Header, url: signed.URL, notes: notes}, nil
 }

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
@@ -30,6 +31,18 @@ func (c *condition) provision(ctx caddy.Context) error {
 // serve reads the shared request, runs verify and either passes the request
 // on or rejects it.
 func (c *condition) serve(common *Common, directive string, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, verify func(*validators.Request) error) error {
+	return c.serveAnswering(common, directive, w, r, next, verify, nil)
+}
+
+// answerFunc lets a condition answer a verified request itself instead of
+// passing it on: a sender's handshake (Discord's PING, Slack's
+// url_verification) that must get a fixed reply and launch nothing. It
+// reports whether it wrote the response.
+type answerFunc func(w http.ResponseWriter, vr *validators.Request) (bool, error)
+
+// serveAnswering is serve with an answer hook that runs only after verify
+// passed, so an unauthenticated request never gets a handshake reply.
+func (c *condition) serveAnswering(common *Common, directive string, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, verify func(*validators.Request) error, answer answerFunc) error {
 	vr, r, err := common.webhookRequest(w, r, c.app, directive)
 	if err != nil {
 		return err
@@ -43,7 +56,24 @@ func (c *condition) serve(common *Common, directive string, w http.ResponseWrite
 	if err != nil {
 		return common.reject(c.app, c.logger, r, err)
 	}
+	if answer != nil {
+		if done, err := answer(w, vr); done || err != nil {
+			return err
+		}
+	}
 	return next.ServeHTTP(w, r)
+}
+
+// answerJSON answers 200 with a small, compact JSON document.
+func answerJSON(w http.ResponseWriter, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(b)
+	return err
 }
 
 // expandSecrets expands {env.*} / {file.*} placeholders in secrets at

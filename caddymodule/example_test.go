@@ -146,4 +146,19 @@ func TestExampleCaddyfileAndREADMEWalkthrough(t *testing.T) {
 			t.Fatalf("simulator has no %q; it recorded %v\n%s", want, launched, out)
 		}
 	}
+
+	// The example's Discord trigger, signed by the binary's own
+	// `caddy valohai sign discord` with the demo key the example names: the
+	// PING gets Discord's PONG.
+	sign := exec.Command(bin, "valohai", "sign", "discord", "--secret", strings.Repeat("64", 32),
+		"--body", `{"type":1,"id":"1","application_id":"2","token":"t","version":1}`, "--url", "http://127.0.0.1:8480/hooks/discord")
+	signed, err := sign.Output()
+	if err != nil {
+		t.Fatalf("valohai sign discord: %v", err)
+	}
+	curl := string(signed[strings.Index(string(signed), "curl "):])
+	pong, err := exec.Command("bash", "-euo", "pipefail", "-c", curl).CombinedOutput()
+	if err != nil || !strings.Contains(string(pong), "HTTP/1.1 200") || !strings.HasSuffix(strings.TrimSpace(string(pong)), `{"type":1}`) {
+		t.Fatalf("the example's Discord PING: %v\n%s", err, pong)
+	}
 }

@@ -3,12 +3,14 @@ package caddymodule
 import (
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
@@ -59,7 +61,8 @@ type HMACHandler struct {
 	Tolerance caddy.Duration `json:"tolerance,omitempty"`
 
 	condition
-	hmac validators.HMAC
+	hmac   validators.HMAC
+	answer answerFunc
 }
 
 // SourceConfig names where a value is read: header, query or field, plus an
@@ -126,35 +129,52 @@ func (h *HMACHandler) Provision(ctx caddy.Context) error {
 	if h.Message != "" {
 		h.hmac.Message = h.Message
 	}
-	if h.Timestamp != nil {
-		src, err := validators.ParseSource(h.Timestamp.From, h.Timestamp.Name)
-		if err != nil {
-			return errorf("%s: timestamp: %v", dir, err)
-		}
-		ts := &validators.TimestampSource{Source: src}
-		if h.Timestamp.Format != "" {
-			if ts.Format, err = validators.ParseTimestampFormat(h.Timestamp.Format); err != nil {
-				return errorf("%s: timestamp: %v", dir, err)
-			}
-		}
+	ts, id, err := signedStringSources(dir, h.Timestamp, h.ID)
+	if err != nil {
+		return err
+	}
+	if ts != nil {
 		h.hmac.Timestamp = ts
 	}
-	if h.ID != nil {
-		src, err := validators.ParseSource(h.ID.From, h.ID.Name)
-		if err != nil {
-			return errorf("%s: id: %v", dir, err)
-		}
-		h.hmac.ID = &src
+	if id != nil {
+		h.hmac.ID = id
 	}
 	if h.Tolerance > 0 {
 		h.hmac.Tolerance = time.Duration(h.Tolerance)
+	}
+	if strings.EqualFold(h.Preset, "slack") {
+		h.answer = h.answerSlackURLVerification
 	}
 	return h.hmac.Validate()
 }
 
 // ServeHTTP passes requests whose signature matches.
 func (h *HMACHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return h.serve(&h.Common, validators.DirectiveHMAC, w, r, next, h.hmac.Verify)
+	return h.serveAnswering(&h.Common, validators.DirectiveHMAC, w, r, next, h.hmac.Verify, h.answer)
+}
+
+// answerSlackURLVerification answers the challenge Slack's Events API
+// sends (signed like every event) when a Request URL is saved:
+// {"type":"url_verification","challenge":"..."} gets {"challenge":"..."}
+// and launches nothing.
+func (h *HMACHandler) answerSlackURLVerification(w http.ResponseWriter, vr *validators.Request) (bool, error) {
+	if vr.IsForm() {
+		return false, nil // slash commands and interactivity are forms
+	}
+	v, ok := vr.JSON()
+	if !ok {
+		return false, nil
+	}
+	obj, ok := v.(map[string]any)
+	if !ok || obj["type"] != "url_verification" {
+		return false, nil
+	}
+	challenge, ok := obj["challenge"].(string)
+	if !ok {
+		return false, nil
+	}
+	h.logger.Debug("slack url_verification answered", zap.String("path", vr.Path))
+	return true, answerJSON(w, map[string]string{"challenge": challenge})
 }
 
 // UnmarshalCaddyfile parses
@@ -199,6 +219,12 @@ func (h *HMACHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			return args[0], nil
 		}
+		if ok, err := parseSignedStringOption(d, "webhook_hmac", sub, args, &h.Message, &h.Tolerance, &h.Timestamp, &h.ID); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		var err error
 		switch sub {
 		case "preset":
@@ -223,29 +249,6 @@ func (h *HMACHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if p, err = one(); err == nil {
 				h.Prefix = &p
 			}
-		case "message":
-			var m string
-			if m, err = one(); err == nil {
-				h.Message = undoHeaderShorthand(m)
-			}
-		case "tolerance":
-			var v string
-			if v, err = one(); err == nil {
-				h.Tolerance, err = parseDuration(d, "webhook_hmac: tolerance", v)
-			}
-		case "timestamp":
-			if len(args) < 2 || len(args) > 3 {
-				return d.Err("webhook_hmac: timestamp takes header|query|field <name> [unix|unix_ms|rfc3339]")
-			}
-			h.Timestamp = &SourceConfig{From: args[0], Name: args[1]}
-			if len(args) == 3 {
-				h.Timestamp.Format = args[2]
-			}
-		case "id":
-			if len(args) != 2 {
-				return d.Err("webhook_hmac: id takes header|query|field <name>")
-			}
-			h.ID = &SourceConfig{From: args[0], Name: args[1]}
 		default:
 			return d.Errf("webhook_hmac: unknown sub-directive %q", sub)
 		}
@@ -257,6 +260,69 @@ func (h *HMACHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Err("webhook_hmac: a secret is required: `webhook_hmac github {env.GITHUB_WEBHOOK_SECRET}` or a `secret` line in the block")
 	}
 	return nil
+}
+
+// signedStringSources turns the timestamp and id options that
+// webhook_hmac and webhook_ed25519 share into validator sources (nil when
+// not configured).
+func signedStringSources(dir string, timestamp, id *SourceConfig) (*validators.TimestampSource, *validators.Source, error) {
+	var ts *validators.TimestampSource
+	if timestamp != nil {
+		src, err := validators.ParseSource(timestamp.From, timestamp.Name)
+		if err != nil {
+			return nil, nil, errorf("%s: timestamp: %v", dir, err)
+		}
+		ts = &validators.TimestampSource{Source: src}
+		if timestamp.Format != "" {
+			if ts.Format, err = validators.ParseTimestampFormat(timestamp.Format); err != nil {
+				return nil, nil, errorf("%s: timestamp: %v", dir, err)
+			}
+		}
+	}
+	var idSrc *validators.Source
+	if id != nil {
+		src, err := validators.ParseSource(id.From, id.Name)
+		if err != nil {
+			return nil, nil, errorf("%s: id: %v", dir, err)
+		}
+		idSrc = &src
+	}
+	return ts, idSrc, nil
+}
+
+// parseSignedStringOption parses the sub-directives of the signed string
+// that webhook_hmac and webhook_ed25519 share (message, tolerance,
+// timestamp, id) and reports whether sub was one of them.
+func parseSignedStringOption(d *caddyfile.Dispenser, dir, sub string, args []string, message *string, tolerance *caddy.Duration, timestamp, id **SourceConfig) (bool, error) {
+	switch sub {
+	case "message", "tolerance":
+		if len(args) != 1 {
+			return true, d.Errf("%s: %s takes one value", dir, sub)
+		}
+		if sub == "message" {
+			*message = undoHeaderShorthand(args[0])
+			return true, nil
+		}
+		v, err := parseDuration(d, dir+": tolerance", args[0])
+		*tolerance = v
+		return true, err
+	case "timestamp":
+		if len(args) < 2 || len(args) > 3 {
+			return true, d.Errf("%s: timestamp takes header|query|field <name> [unix|unix_ms|rfc3339]", dir)
+		}
+		*timestamp = &SourceConfig{From: args[0], Name: args[1]}
+		if len(args) == 3 {
+			(*timestamp).Format = args[2]
+		}
+		return true, nil
+	case "id":
+		if len(args) != 2 {
+			return true, d.Errf("%s: id takes header|query|field <name>", dir)
+		}
+		*id = &SourceConfig{From: args[0], Name: args[1]}
+		return true, nil
+	}
+	return false, nil
 }
 
 // caddyHeaderPlaceholder is what the Caddyfile adapter makes of the

@@ -15,7 +15,7 @@ import (
 // since each lands directly after it); terminal handlers before respond.
 func init() {
 	conditions := []string{
-		"webhook_token", "webhook_hmac", "webhook_jwt", "webhook_timestamp",
+		"webhook_token", "webhook_hmac", "webhook_ed25519", "webhook_jwt", "webhook_timestamp",
 		"webhook_filter", "webhook_dedupe", "webhook_rate_limit",
 	}
 	for i := len(conditions) - 1; i >= 0; i-- {

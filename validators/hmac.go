@@ -228,18 +228,11 @@ func (h *HMAC) build() (*hmacPlan, error) {
 		return nil, fmt.Errorf("prefix %q cannot be used with scheme %s, whose header layout fixes how signatures are marked; remove prefix", h.Prefix, scheme)
 	}
 
-	tmpl := h.Message
-	if tmpl == "" {
-		tmpl = DefaultMessage
-	}
-	parts, err := parseMessage(tmpl)
+	msg, err := planMessage(h.Message, h.Timestamp, h.ID, scheme == SchemeStripe)
 	if err != nil {
-		return nil, fmt.Errorf("message %q: %w", tmpl, err)
+		return nil, err
 	}
-	uses := messageUses(parts)
-	if !uses.body {
-		return nil, fmt.Errorf("message %q does not contain {body}: a signature that does not cover the body lets anyone change the body; add {body}", tmpl)
-	}
+	tmpl, uses := msg.template, msg.uses
 
 	if h.Tolerance < 0 {
 		return nil, fmt.Errorf("tolerance %s is negative: use a positive duration such as 5m", h.Tolerance)
@@ -255,8 +248,10 @@ func (h *HMAC) build() (*hmacPlan, error) {
 		prefix:    h.Prefix,
 		encoding:  enc,
 		size:      size,
-		parts:     parts,
+		parts:     msg.parts,
 		tolerance: tolerance,
+		timestamp: msg.timestamp,
+		id:        msg.id,
 	}
 
 	if scheme == SchemeStripe {
@@ -266,41 +261,8 @@ func (h *HMAC) build() (*hmacPlan, error) {
 		if !uses.timestamp {
 			return nil, fmt.Errorf("message %q does not contain {timestamp}: scheme stripe signs its t= timestamp; use \"{timestamp}.{body}\"", tmpl)
 		}
-		p.checkTimestamp = true
-	} else {
-		switch {
-		case h.Timestamp == nil && uses.timestamp:
-			return nil, fmt.Errorf("message %q uses {timestamp} but no timestamp source is configured: add `timestamp header <name> [unix|unix_ms|rfc3339]`", tmpl)
-		case h.Timestamp != nil:
-			if err := h.Timestamp.Source.check(); err != nil {
-				return nil, fmt.Errorf("timestamp: %w", err)
-			}
-			format, err := ParseTimestampFormat(string(h.Timestamp.Format))
-			if err != nil {
-				return nil, fmt.Errorf("timestamp: %w", err)
-			}
-			if !uses.timestamp && !uses.covers(h.Timestamp.Source) {
-				// A freshness check on an unsigned timestamp is useless:
-				// a replayer just sends a new one (Linear PR #1268).
-				return nil, fmt.Errorf("timestamp %s is not signed: add {timestamp} to message (e.g. \"{timestamp}.{body}\"), or remove timestamp and use webhook_timestamp for an unsigned freshness check", h.Timestamp.Source)
-			}
-			p.timestamp = &TimestampSource{Source: h.Timestamp.Source, Format: format}
-			p.checkTimestamp = true
-		}
 	}
-
-	switch {
-	case h.ID == nil && uses.id:
-		return nil, fmt.Errorf("message %q uses {id} but no id source is configured: add `id header <name>` (e.g. id header webhook-id)", tmpl)
-	case h.ID != nil && !uses.id:
-		return nil, fmt.Errorf("id %s is set but message %q has no {id}: add {id} to message or remove id", *h.ID, tmpl)
-	case h.ID != nil:
-		if err := h.ID.check(); err != nil {
-			return nil, fmt.Errorf("id: %w", err)
-		}
-		id := *h.ID
-		p.id = &id
-	}
+	p.checkTimestamp = scheme == SchemeStripe || msg.timestamp != nil
 
 	p.keys = make([]*macPool, len(h.Secrets))
 	for i, s := range h.Secrets {
@@ -547,11 +509,17 @@ func parseStripe(raw string, c *candidates) (ts, reason string) {
 // reference library does: entries without a version are skipped, other
 // versions ignored.
 func parseStandard(raw string, c *candidates) string {
+	return parseStandardVersion(raw, "v1", c)
+}
+
+// parseStandardVersion reads the entries of one version of a Standard
+// Webhooks signature header: v1 (HMAC) or v1a (Ed25519).
+func parseStandardVersion(raw, want string, c *candidates) string {
 	for rest := raw; rest != ""; {
 		var entry string
 		entry, rest, _ = strings.Cut(rest, " ")
 		version, sig, ok := strings.Cut(entry, ",")
-		if !ok || version != "v1" || sig == "" {
+		if !ok || version != want || sig == "" {
 			continue
 		}
 		if !c.add(sig) {
@@ -704,6 +672,71 @@ func parseMessage(tmpl string) ([]messagePart, error) {
 	}
 	flush()
 	return parts, nil
+}
+
+// messagePlan is a signed-string template checked together with the
+// sources of its {timestamp} and {id}: what webhook_hmac and
+// webhook_ed25519 share.
+type messagePlan struct {
+	template  string
+	parts     []messagePart
+	uses      templateUses
+	timestamp *TimestampSource // nil when no timestamp source is configured
+	id        *Source          // nil when {id} is not signed
+}
+
+// planMessage parses a template (DefaultMessage when empty) and checks it
+// against its sources: the body must be signed, {timestamp} and {id} need
+// a source, and a timestamp source must be signed, since a freshness check
+// on an unsigned timestamp protects against nothing. schemeTimestamp is
+// set when the signature header itself carries the timestamp (Stripe's
+// t=); the timestamp source is then the caller's to check.
+func planMessage(message string, timestamp *TimestampSource, id *Source, schemeTimestamp bool) (*messagePlan, error) {
+	tmpl := message
+	if tmpl == "" {
+		tmpl = DefaultMessage
+	}
+	parts, err := parseMessage(tmpl)
+	if err != nil {
+		return nil, fmt.Errorf("message %q: %w", tmpl, err)
+	}
+	uses := messageUses(parts)
+	if !uses.body {
+		return nil, fmt.Errorf("message %q does not contain {body}: a signature that does not cover the body lets anyone change the body; add {body}", tmpl)
+	}
+	m := &messagePlan{template: tmpl, parts: parts, uses: uses}
+	switch {
+	case schemeTimestamp:
+	case timestamp == nil && uses.timestamp:
+		return nil, fmt.Errorf("message %q uses {timestamp} but no timestamp source is configured: add `timestamp header <name> [unix|unix_ms|rfc3339]`", tmpl)
+	case timestamp != nil:
+		if err := timestamp.Source.check(); err != nil {
+			return nil, fmt.Errorf("timestamp: %w", err)
+		}
+		format, err := ParseTimestampFormat(string(timestamp.Format))
+		if err != nil {
+			return nil, fmt.Errorf("timestamp: %w", err)
+		}
+		if !uses.timestamp && !uses.covers(timestamp.Source) {
+			// A freshness check on an unsigned timestamp is useless:
+			// a replayer just sends a new one (Linear PR #1268).
+			return nil, fmt.Errorf("timestamp %s is not signed: add {timestamp} to message (e.g. \"{timestamp}.{body}\"), or remove timestamp and use webhook_timestamp for an unsigned freshness check", timestamp.Source)
+		}
+		m.timestamp = &TimestampSource{Source: timestamp.Source, Format: format}
+	}
+	switch {
+	case id == nil && uses.id:
+		return nil, fmt.Errorf("message %q uses {id} but no id source is configured: add `id header <name>` (e.g. id header webhook-id)", tmpl)
+	case id != nil && !uses.id:
+		return nil, fmt.Errorf("id %s is set but message %q has no {id}: add {id} to message or remove id", *id, tmpl)
+	case id != nil:
+		if err := id.check(); err != nil {
+			return nil, fmt.Errorf("id: %w", err)
+		}
+		src := *id
+		m.id = &src
+	}
+	return m, nil
 }
 
 // templateUses records which placeholders a template contains.

@@ -80,26 +80,8 @@ func (h *HMAC) Sign(body []byte, opts SignOptions) (*Signed, error) {
 	}
 	uses := messageUses(p.parts)
 
-	out := &Signed{Header: http.Header{}, Query: url.Values{}}
-	for name, vals := range opts.Header {
-		for _, v := range vals {
-			out.Header.Add(name, v)
-		}
-	}
-	place := func(src Source, value string) error {
-		switch src.Kind {
-		case SourceHeader:
-			out.Header.Set(src.Name, value)
-		case SourceQuery:
-			if opts.URL == "" {
-				return fmt.Errorf("%s: %s: the value goes in the URL's query: give the trigger URL", DirectiveHMAC, src)
-			}
-			out.Query.Set(src.Name, value)
-		default:
-			return fmt.Errorf("%s: %s: a value inside the body cannot be added by the signer: put it in the body yourself", DirectiveHMAC, src)
-		}
-		return nil
-	}
+	out := newSigned(opts)
+	place := func(src Source, value string) error { return out.place(DirectiveHMAC, src, value, opts.URL) }
 
 	// The timestamp: Stripe's is inside its signature header, the others
 	// go where their source says, except a body field, which the caller
@@ -212,6 +194,35 @@ func (h *HMAC) Sign(body []byte, opts SignOptions) (*Signed, error) {
 		}
 	}
 	return out, nil
+}
+
+// newSigned starts what Sign returns, with a copy of the extra headers.
+func newSigned(opts SignOptions) *Signed {
+	out := &Signed{Header: http.Header{}, Query: url.Values{}}
+	for name, vals := range opts.Header {
+		for _, v := range vals {
+			out.Header.Add(name, v)
+		}
+	}
+	return out
+}
+
+// place puts a signed value (timestamp, id) where its source says: a
+// header, or the query of the trigger URL. A body field is the caller's
+// to write: the signer never changes the body.
+func (out *Signed) place(directive string, src Source, value, triggerURL string) error {
+	switch src.Kind {
+	case SourceHeader:
+		out.Header.Set(src.Name, value)
+	case SourceQuery:
+		if triggerURL == "" {
+			return fmt.Errorf("%s: %s: the value goes in the URL's query: give the trigger URL", directive, src)
+		}
+		out.Query.Set(src.Name, value)
+	default:
+		return fmt.Errorf("%s: %s: a value inside the body cannot be added by the signer: put it in the body yourself", directive, src)
+	}
+	return nil
 }
 
 // bodyTimestampNote tells the caller that the timestamp must be inside the

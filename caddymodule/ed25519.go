@@ -1,0 +1,227 @@
+package caddymodule
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/hooklaunch/caddy-valohai/validators"
+)
+
+func init() {
+	caddy.RegisterModule(new(Ed25519Handler))
+	httpcaddyfile.RegisterHandlerDirective("webhook_ed25519", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+		m := new(Ed25519Handler)
+		return m, m.UnmarshalCaddyfile(h.Dispenser)
+	})
+}
+
+// Ed25519Handler is the `webhook_ed25519` condition: an Ed25519 signature
+// made with the sender's private key, checked with its public keys
+// (Discord interactions, Standard Webhooks v1a).
+type Ed25519Handler struct {
+	Common
+	// Preset fills the fields below for a known sender: discord or
+	// standard (Standard Webhooks v1a). Fields set here still override it.
+	// With discord, a rejection is a 401 unless status says otherwise,
+	// and a verified PING interaction is answered {"type":1}.
+	Preset string `json:"preset,omitempty"`
+	// PublicKeys are the sender's public keys ({env.*}/{file.*} expanded
+	// at provision): 64 hex digits, whpk_<base64> or a PEM PUBLIC KEY. A
+	// signature by any one passes.
+	PublicKeys []string `json:"public_keys,omitempty"`
+	// Header carrying the signature.
+	Header string `json:"header,omitempty"`
+	// Encoding of the signature: hex, base64 or base64url.
+	Encoding string `json:"encoding,omitempty"`
+	// Message is the signed-string template: {body} {timestamp} {id}
+	// {header.NAME} {url}.
+	Message string `json:"message,omitempty"`
+	// Timestamp is the source of {timestamp}.
+	Timestamp *SourceConfig `json:"timestamp,omitempty"`
+	// ID is the source of {id}.
+	ID *SourceConfig `json:"id,omitempty"`
+	// Tolerance is the max |now - timestamp| (default 5m).
+	Tolerance caddy.Duration `json:"tolerance,omitempty"`
+
+	condition
+	ed     validators.Ed25519
+	answer answerFunc
+}
+
+// CaddyModule returns the Caddy module information.
+func (*Ed25519Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.webhook_ed25519", New: func() caddy.Module { return new(Ed25519Handler) }}
+}
+
+// Provision builds the Ed25519 condition from the preset and the fields.
+func (h *Ed25519Handler) Provision(ctx caddy.Context) error {
+	if err := h.provision(ctx); err != nil {
+		return err
+	}
+	const dir = validators.DirectiveEd25519
+	if h.Preset != "" {
+		p, err := validators.Ed25519Preset(h.Preset)
+		if err != nil {
+			return err
+		}
+		h.ed = p
+	}
+	if len(h.PublicKeys) == 0 {
+		return errorf("%s: no public key configured: add `public_key {env.YOUR_PUBLIC_KEY}` (several lines for rotation)", dir)
+	}
+	repl := caddy.NewReplacer()
+	for i, k := range h.PublicKeys {
+		v, err := repl.ReplaceOrErr(k, true, true)
+		if err != nil || strings.TrimSpace(v) == "" {
+			return errorf("%s: public_key #%d (%s) is empty after expanding placeholders: set the environment variable or file it names", dir, i+1, placeholderHint(k))
+		}
+		if err := h.ed.AddPublicKey(v); err != nil {
+			return errorf("%s: public_key #%d (%s): %v", dir, i+1, placeholderHint(k), err)
+		}
+	}
+	switch {
+	case h.Header != "":
+		src, err := validators.ParseSource("header", h.Header)
+		if err != nil {
+			return errorf("%s: header: %v", dir, err)
+		}
+		h.ed.Signature = src
+	case h.Preset == "":
+		return errorf("%s: where is the signature? add `header <name>`, or use a preset such as `webhook_ed25519 discord {env.DISCORD_PUBLIC_KEY}`", dir)
+	}
+	if h.Encoding != "" {
+		h.ed.Encoding = h.Encoding
+	}
+	if h.Message != "" {
+		h.ed.Message = h.Message
+	}
+	ts, id, err := signedStringSources(dir, h.Timestamp, h.ID)
+	if err != nil {
+		return err
+	}
+	if ts != nil {
+		h.ed.Timestamp = ts
+	}
+	if id != nil {
+		h.ed.ID = id
+	}
+	if h.Tolerance > 0 {
+		h.ed.Tolerance = time.Duration(h.Tolerance)
+	}
+	if strings.EqualFold(h.Preset, "discord") {
+		// Discord removes an endpoint that does not answer a bad
+		// signature with 401.
+		if h.Status == 0 {
+			h.Status = http.StatusUnauthorized
+		}
+		h.answer = h.answerDiscordPing
+	}
+	return h.ed.Validate()
+}
+
+// ServeHTTP passes requests whose signature verifies.
+func (h *Ed25519Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return h.serveAnswering(&h.Common, validators.DirectiveEd25519, w, r, next, h.ed.Verify, h.answer)
+}
+
+// answerDiscordPing answers Discord's PING (interaction type 1), which
+// Discord sends when the endpoint is saved and from time to time after,
+// with the PONG it requires; it launches nothing.
+func (h *Ed25519Handler) answerDiscordPing(w http.ResponseWriter, vr *validators.Request) (bool, error) {
+	v, ok := vr.JSON()
+	if !ok {
+		return false, nil
+	}
+	obj, ok := v.(map[string]any)
+	if !ok || obj["type"] != float64(1) {
+		return false, nil
+	}
+	h.logger.Debug("discord ping answered", zap.String("path", vr.Path))
+	return true, answerJSON(w, map[string]int{"type": 1})
+}
+
+// UnmarshalCaddyfile parses
+//
+//	webhook_ed25519 <preset> <public key>...
+//	webhook_ed25519 {
+//		preset     discord | standard
+//		public_key {env.KEY}
+//		header     X-Signature-Ed25519
+//		encoding   hex | base64 | base64url
+//		message    "{timestamp}{body}"
+//		timestamp  header X-Signature-Timestamp [unix|unix_ms|rfc3339]
+//		id         header webhook-id
+//		tolerance  5m
+//		status 401
+//		methods POST
+//		max_body 1MiB
+//	}
+func (h *Ed25519Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	const dir = "webhook_ed25519"
+	d.Next()
+	if args := d.RemainingArgs(); len(args) > 0 {
+		if len(args) < 2 {
+			return d.Err(dir + ": the short form is `webhook_ed25519 <preset> <public key>...`, e.g. webhook_ed25519 discord {env.DISCORD_PUBLIC_KEY}")
+		}
+		h.Preset, h.PublicKeys = args[0], append(h.PublicKeys, args[1:]...)
+	}
+	for d.NextBlock(0) {
+		if ok, err := h.parseCommon(d); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		sub := d.Val()
+		args := d.RemainingArgs()
+		one := func() (string, error) {
+			if len(args) != 1 {
+				return "", d.Errf("%s: %s takes one value", dir, sub)
+			}
+			return args[0], nil
+		}
+		if ok, err := parseSignedStringOption(d, dir, sub, args, &h.Message, &h.Tolerance, &h.Timestamp, &h.ID); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		var err error
+		switch sub {
+		case "preset":
+			h.Preset, err = one()
+		case "public_key":
+			var k string
+			if k, err = one(); err == nil {
+				h.PublicKeys = append(h.PublicKeys, k)
+			}
+		case "header":
+			h.Header, err = one()
+		case "encoding":
+			h.Encoding, err = one()
+		default:
+			return d.Errf("%s: unknown sub-directive %q", dir, sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(h.PublicKeys) == 0 {
+		return d.Err(dir + ": a public key is required: `webhook_ed25519 discord {env.DISCORD_PUBLIC_KEY}` or a `public_key` line in the block")
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Ed25519Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Ed25519Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Ed25519Handler)(nil)
+)
