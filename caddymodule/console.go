@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -482,10 +483,16 @@ var consoleFuncs = template.FuncMap{
 		}
 		return *t
 	},
-	"extra": func(m map[string]any) []string {
-		var out []string
+	// extra lists an action's other results (fetched commits, ...) as
+	// name and value text.
+	"extra": func(m map[string]any) [][2]string {
+		var out [][2]string
 		for _, k := range slices.Sorted(maps.Keys(m)) {
-			out = append(out, fmt.Sprintf("%s: %v", k, m[k]))
+			v := fmt.Sprint(m[k])
+			if b, err := json.Marshal(m[k]); err == nil {
+				v = string(b)
+			}
+			out = append(out, [2]string{k, v})
 		}
 		return out
 	},

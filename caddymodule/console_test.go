@@ -54,6 +54,20 @@ func consoleRoutes(t *testing.T) string {
 			wait 5s
 		}
 	}
+	handle /nightly {
+		webhook_token nightly-token
+		valohai_launch nightly {
+			project ` + testProject + `
+			fetch_repository
+			execution train {
+				commit main
+			}
+			execution train {
+				commit {webhook.json.ref}
+			}
+			wait 5s
+		}
+	}
 	handle_path /console/* {
 		` + auth + `
 		valohai_console
