@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -566,5 +568,53 @@ http://127.0.0.1:` + jsonNumberString(int64(freePort(t))) + ` {
 		if !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.directive, err, tc.want)
 		}
+	}
+}
+
+// TestConsoleReadmeConfig: the console config README.md shows (behind
+// basic_auth, limited to triggers, read_only) is accepted by Caddy.
+func TestConsoleReadmeConfig(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "## Operations: the console\n")
+	if !ok {
+		t.Fatal("README.md has no console section")
+	}
+	_, block, ok := strings.Cut(section, "```caddyfile\n")
+	if !ok {
+		t.Fatal("the console section shows no Caddyfile")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	hash, err := bcrypt.GenerateFromPassword([]byte(consolePassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block = strings.ReplaceAll(block, "$2a$14$...", string(hash))
+	cf := `{
+	admin off
+	auto_https off
+	valohai {
+		api_token t
+		store file ` + t.TempDir() + `
+	}
+}
+` + block
+	cfg, err := adapt(cf)
+	if err != nil {
+		t.Fatalf("README's console config does not adapt: %v\n%s", err, cf)
+	}
+	for _, want := range []string{`"handler":"valohai_console"`, `"triggers":["github-push","nightly"]`, `"read_only":true`, `"handler":"authentication"`} {
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("adapted config lacks %s", want)
+		}
+	}
+	var c caddy.Config
+	if err := json.Unmarshal(cfg, &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(&c); err != nil {
+		t.Fatalf("README's console config does not provision: %v", err)
 	}
 }
