@@ -339,7 +339,13 @@ func (c *Console) serveRetry(w http.ResponseWriter, r *http.Request) error {
 		c.logger.Error("console: retrying a run", zap.String("run_id", id), zap.Error(err))
 		return c.renderError(w, r, http.StatusInternalServerError, "Retry failed", "The run could not be queued again; see Caddy's log.")
 	}
-	c.logger.Info("console: run retried", zap.String("run_id", id), zap.String("remote_addr", r.RemoteAddr))
+	// Who retried what, for the audit trail: the user basic_auth (or any
+	// Caddy authentication) let in, if any.
+	user := ""
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		user, _ = repl.GetString("http.auth.user.id")
+	}
+	c.logger.Info("console: run retried", zap.String("run_id", id), zap.String("trigger", run.Trigger), zap.String("user", user), zap.String("remote_addr", r.RemoteAddr))
 	// Relative to the request's own URL, so it works under any prefix
 	// (handle_path strips it from r.URL).
 	w.Header().Set("Location", "?run="+url.QueryEscape(id)+"&retried=1")
