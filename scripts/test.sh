@@ -111,6 +111,42 @@ fi
 export VALOHAI_TEST_REDIS_URL="redis://127.0.0.1:$redis_port/0"
 echo "redis-server on 127.0.0.1:$redis_port for this run"
 
+# The console's browser tests drive headless Chromium, and the alert rules
+# are checked with promtool: both from Debian's packages (chromium,
+# prometheus), installed here when missing, like redis-server above.
+echo "== chromium and promtool"
+install_debian_packages() {
+	local sudo=""
+	if [ "$(id -u)" -ne 0 ]; then
+		if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+			sudo="sudo -n"
+		else
+			echo "$* not installed and this is not root (nor passwordless sudo): install with: sudo apt-get install -y $*" >&2
+			return 1
+		fi
+	fi
+	if ! command -v apt-get >/dev/null 2>&1; then
+		echo "$* not installed and apt-get is not available: install them and re-run" >&2
+		return 1
+	fi
+	echo "installing $* with apt-get"
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+		$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" || {
+		echo "apt-get could not install $*; install by hand and re-run" >&2
+		return 1
+	}
+}
+missing_packages=()
+command -v chromium >/dev/null 2>&1 || missing_packages+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing_packages+=(prometheus)
+if [ "${#missing_packages[@]}" -gt 0 ]; then
+	install_debian_packages "${missing_packages[@]}" || exit 1
+fi
+export VALOHAI_TEST_CHROMIUM="$(command -v chromium)"
+chromium --version 2>/dev/null | head -1
+promtool --version 2>&1 | head -1
+(cd docs && promtool check rules prometheus-rules.yml && promtool test rules prometheus-rules.test.yml)
+
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
