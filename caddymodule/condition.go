@@ -60,6 +60,10 @@ func (c *condition) serveAnswering(common *Common, directive string, w http.Resp
 		if done, err := answer(w, vr); done || err != nil {
 			return err
 		}
+		if rej := vr.ReadJSONRejection(directive); rej != nil {
+			// The handshake looked into a hostile JSON body.
+			return common.rejectStatus(c.app, c.logger, r, rej, http.StatusBadRequest)
+		}
 	}
 	return next.ServeHTTP(w, r)
 }
