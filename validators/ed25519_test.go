@@ -261,8 +261,8 @@ func TestParseEd25519PrivateKey(t *testing.T) {
 
 func TestEd25519ValidateErrors(t *testing.T) {
 	pub := edPub(testEdKey(1))
-	hdr := Source{SourceHeader, "X-Sig"}
-	ts := &TimestampSource{Source: Source{SourceHeader, "X-Ts"}}
+	hdr := Source{Kind: SourceHeader, Name: "X-Sig"}
+	ts := &TimestampSource{Source: Source{Kind: SourceHeader, Name: "X-Ts"}}
 	for _, c := range []struct {
 		name string
 		e    Ed25519
@@ -271,11 +271,11 @@ func TestEd25519ValidateErrors(t *testing.T) {
 		{"no key", Ed25519{Signature: hdr}, "no public key configured"},
 		{"short key", Ed25519{PublicKeys: []ed25519.PublicKey{pub[:10]}, Signature: hdr}, "public key #1 is 10 bytes"},
 		{"no signature source", Ed25519{PublicKeys: []ed25519.PublicKey{pub}}, "signature: no source configured"},
-		{"signature in body", Ed25519{PublicKeys: []ed25519.PublicKey{pub}, Signature: Source{SourceField, "sig"}}, "cannot be inside the body"},
+		{"signature in body", Ed25519{PublicKeys: []ed25519.PublicKey{pub}, Signature: Source{Kind: SourceField, Name: "sig"}}, "cannot be inside the body"},
 		{"no body", Ed25519{PublicKeys: []ed25519.PublicKey{pub}, Signature: hdr, Message: "{timestamp}", Timestamp: ts}, "does not contain {body}"},
 		{"timestamp without source", Ed25519{PublicKeys: []ed25519.PublicKey{pub}, Signature: hdr, Message: "{timestamp}{body}"}, "no timestamp source"},
 		{"unsigned timestamp", Ed25519{PublicKeys: []ed25519.PublicKey{pub}, Signature: hdr, Timestamp: ts}, "is not signed"},
-		{"id unused", Ed25519{PublicKeys: []ed25519.PublicKey{pub}, Signature: hdr, ID: &Source{SourceHeader, "Id"}}, "has no {id}"},
+		{"id unused", Ed25519{PublicKeys: []ed25519.PublicKey{pub}, Signature: hdr, ID: &Source{Kind: SourceHeader, Name: "Id"}}, "has no {id}"},
 		{"bad encoding", Ed25519{PublicKeys: []ed25519.PublicKey{pub}, Signature: hdr, Encoding: "base32"}, "encoding \"base32\""},
 		{"bad scheme", Ed25519{PublicKeys: []ed25519.PublicKey{pub}, Signature: hdr, Scheme: SchemeStripe}, "unknown scheme"},
 		{"negative tolerance", Ed25519{PublicKeys: []ed25519.PublicKey{pub}, Signature: hdr, Tolerance: -time.Second}, "negative"},
@@ -298,10 +298,10 @@ func TestEd25519ValidateErrors(t *testing.T) {
 func TestEd25519CustomTemplateSignVerify(t *testing.T) {
 	priv := testEdKey(11)
 	e := Ed25519{
-		Signature: Source{SourceHeader, "X-Signature"},
+		Signature: Source{Kind: SourceHeader, Name: "X-Signature"},
 		Encoding:  "base64url",
 		Message:   "{header.X-Delivery}:{timestamp}:{body}",
-		Timestamp: &TimestampSource{Source: Source{SourceHeader, "X-Sent-At"}, Format: TimestampRFC3339},
+		Timestamp: &TimestampSource{Source: Source{Kind: SourceHeader, Name: "X-Sent-At"}, Format: TimestampRFC3339},
 		Tolerance: time.Minute,
 	}
 	if err := e.AddPublicKey(hex.EncodeToString(edPub(priv))); err != nil {

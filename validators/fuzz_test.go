@@ -52,13 +52,13 @@ func FuzzHMACSignatureHeader(f *testing.F) {
 
 	plain := githubHMAC(f, fuzzSecret)
 	stripe := stripeHMAC(f, fuzzSecret)
-	id := Source{SourceHeader, "Webhook-Id"}
+	id := Source{Kind: SourceHeader, Name: "Webhook-Id"}
 	standard := prepared(f, HMAC{
 		Secrets:   secretsOf(fuzzSecret),
-		Signature: Source{SourceHeader, "Webhook-Signature"},
+		Signature: Source{Kind: SourceHeader, Name: "Webhook-Signature"},
 		Encoding:  "base64",
 		Message:   "{id}.{timestamp}.{body}",
-		Timestamp: &TimestampSource{Source: Source{SourceHeader, "Webhook-Timestamp"}},
+		Timestamp: &TimestampSource{Source: Source{Kind: SourceHeader, Name: "Webhook-Timestamp"}},
 		ID:        &id,
 		Scheme:    SchemeStandard,
 	})
@@ -128,7 +128,7 @@ func FuzzTokenSource(f *testing.F) {
 	tokens := make([]*Token, 0, 9)
 	for _, m := range modes {
 		for _, k := range kinds {
-			tok := &Token{Secrets: secretsOf(tokenSecret, tokenSecretNext), Source: Source{k, "token"}, Prefix: m.prefix, OptionalPrefix: m.optional}
+			tok := &Token{Secrets: secretsOf(tokenSecret, tokenSecretNext), Source: Source{Kind: k, Name: "token"}, Prefix: m.prefix, OptionalPrefix: m.optional}
 			if k == SourceHeader {
 				tok.Source.Name = "Token"
 			}

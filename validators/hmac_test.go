@@ -520,10 +520,10 @@ func TestParseMessage(t *testing.T) {
 func TestHMACValidate(t *testing.T) {
 	const secret = "validate-secret-5e"
 	base := func() HMAC {
-		return HMAC{Secrets: secretsOf(secret), Signature: Source{SourceHeader, "X-Sig"}}
+		return HMAC{Secrets: secretsOf(secret), Signature: Source{Kind: SourceHeader, Name: "X-Sig"}}
 	}
-	ts := &TimestampSource{Source: Source{SourceHeader, "X-Timestamp"}}
-	id := &Source{SourceHeader, "Webhook-Id"}
+	ts := &TimestampSource{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}}
+	id := &Source{Kind: SourceHeader, Name: "Webhook-Id"}
 	tests := []struct {
 		name    string
 		edit    func(*HMAC)
@@ -534,7 +534,7 @@ func TestHMACValidate(t *testing.T) {
 		{"empty secret", func(h *HMAC) { h.Secrets = [][]byte{[]byte(secret), nil} }, "webhook_hmac: secret #2 is empty"},
 		{"no signature source", func(h *HMAC) { h.Signature = Source{} }, "webhook_hmac: signature: no source configured"},
 		{"signature source without name", func(h *HMAC) { h.Signature = Source{Kind: SourceHeader} }, "webhook_hmac: signature: source header needs a name"},
-		{"signature in body field", func(h *HMAC) { h.Signature = Source{SourceField, "sig"} }, "webhook_hmac: signature source field sig"},
+		{"signature in body field", func(h *HMAC) { h.Signature = Source{Kind: SourceField, Name: "sig"} }, "webhook_hmac: signature source field sig"},
 		{"unknown algorithm", func(h *HMAC) { h.Algorithm = "md5" }, `webhook_hmac: algorithm "md5" is not supported`},
 		{"unknown encoding", func(h *HMAC) { h.Encoding = "base32" }, `webhook_hmac: encoding "base32" is not supported`},
 		{"unknown scheme", func(h *HMAC) { h.Scheme = "svix" }, `webhook_hmac: unknown scheme "svix"`},
@@ -547,12 +547,12 @@ func TestHMACValidate(t *testing.T) {
 		{"unsigned timestamp", func(h *HMAC) { h.Timestamp = ts }, "webhook_hmac: timestamp header X-Timestamp is not signed"},
 		{"timestamp signed as header", func(h *HMAC) { h.Timestamp = ts; h.Message = "{header.X-Timestamp}{body}" }, ""},
 		{"timestamp signed in url", func(h *HMAC) {
-			h.Timestamp = &TimestampSource{Source: Source{SourceQuery, "ts"}}
+			h.Timestamp = &TimestampSource{Source: Source{Kind: SourceQuery, Name: "ts"}}
 			h.Message = "{url}{body}"
 		}, ""},
 		{"bad timestamp format", func(h *HMAC) {
 			h.Message = "{timestamp}.{body}"
-			h.Timestamp = &TimestampSource{Source: Source{SourceHeader, "X-Timestamp"}, Format: "http_date"}
+			h.Timestamp = &TimestampSource{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}, Format: "http_date"}
 		}, `webhook_hmac: timestamp: unknown timestamp format "http_date"`},
 		{"timestamp source without name", func(h *HMAC) {
 			h.Message = "{timestamp}.{body}"
@@ -649,7 +649,7 @@ func TestPreset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Signature != (Source{SourceHeader, "X-Hub-Signature-256"}) || h.Algorithm != "sha256" || h.Encoding != "hex" || h.Prefix != "sha256=" || h.Message != "{body}" || h.Secrets != nil {
+	if h.Signature != (Source{Kind: SourceHeader, Name: "X-Hub-Signature-256"}) || h.Algorithm != "sha256" || h.Encoding != "hex" || h.Prefix != "sha256=" || h.Message != "{body}" || h.Secrets != nil {
 		t.Fatalf("github preset = %v", h)
 	}
 	// A preset is a copy: changing it does not change the next one.

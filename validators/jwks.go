@@ -38,6 +38,10 @@ const (
 	// refreshed in the background, so that a key the issuer removed
 	// (revoked) stops being accepted without a restart.
 	DefaultJWKSMaxAge = time.Hour
+	// DefaultJWKSKidWait is the longest a request with an unknown kid
+	// waits for the refresh it triggered (README.md, "Hostile input"); the
+	// fetch goes on in the background and serves later requests.
+	DefaultJWKSKidWait = 2 * time.Second
 )
 
 // maxJWKSRedirects bounds the redirects followed when fetching a key set.
@@ -76,6 +80,9 @@ type JWKS struct {
 	// when it is done (Caddy unloaded the config) no more fetches start.
 	// Nil means context.Background.
 	Context context.Context
+	// KidWait bounds how long a token with an unknown kid waits for the
+	// refresh; DefaultJWKSKidWait when zero.
+	KidWait time.Duration
 	// Now is the clock of the refresh bounds; nil means time.Now.
 	Now func() time.Time
 	// Warn receives what an operator should know and no request can tell:
@@ -85,6 +92,10 @@ type JWKS struct {
 	// fetchMu serializes fetches; lastAttempt is guarded by it.
 	fetchMu     sync.Mutex
 	lastAttempt time.Time
+	// flight is closed when the refresh in progress ends; nil when none
+	// runs. Guarded by flightMu.
+	flightMu sync.Mutex
+	flight   chan struct{}
 	// background is set while a background refresh runs.
 	background atomic.Bool
 	// set is the cached key set, replaced whole by a successful fetch.
@@ -232,14 +243,46 @@ func (set *jwkSet) hasKid(kid string) bool {
 // missing: it waits for a fetch in progress, and fetches itself unless the
 // last attempt was less than MinRefresh ago. It returns the set to look
 // kid up in.
+//
+// It waits at most KidWait: anyone can send tokens with unknown kids, and
+// a slow issuer must not hold every such request for the whole fetch
+// timeout. One refresh runs at a time; requests arriving meanwhile wait on
+// that one.
 func (s *JWKS) refreshFor(kid string) *jwkSet {
-	s.fetchMu.Lock()
-	defer s.fetchMu.Unlock()
 	if set := s.set.Load(); set != nil && set.hasKid(kid) {
-		return set // a fetch that finished while we waited brought it
+		return set
 	}
-	s.refreshLocked()
+	wait := s.KidWait
+	if wait <= 0 {
+		wait = DefaultJWKSKidWait
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-s.startRefresh():
+	case <-t.C:
+	}
 	return s.set.Load()
+}
+
+// startRefresh starts a refresh unless one runs, and returns the channel
+// closed when the running one ends.
+func (s *JWKS) startRefresh() <-chan struct{} {
+	s.flightMu.Lock()
+	defer s.flightMu.Unlock()
+	if s.flight != nil {
+		return s.flight
+	}
+	done := make(chan struct{})
+	s.flight = done
+	go func() {
+		s.refresh()
+		s.flightMu.Lock()
+		s.flight = nil
+		s.flightMu.Unlock()
+		close(done)
+	}()
+	return done
 }
 
 // refresh fetches the set again unless a fetch was attempted less than

@@ -868,3 +868,45 @@ func TestJWKSURLWarning(t *testing.T) {
 		}
 	}
 }
+
+// TestJWKSUnknownKidWaitIsBounded: an issuer that takes longer than
+// KidWait to answer does not hold a token with an unknown kid for the whole
+// fetch; the fetch finishes in the background and serves the next token.
+func TestJWKSUnknownKidWaitIsBounded(t *testing.T) {
+	k := testJWTKeys()
+	srv := newJWKSServer(t, jwkOf(&k.rsa.PublicKey, "key-2024", "RS256"))
+	clock := newTestClock()
+	jwks := loadedJWKS(t, srv, clock)
+	jwks.KidWait = 200 * time.Millisecond
+	j := preparedJWT(t, JWT{JWKS: jwks})
+
+	release := make(chan struct{})
+	slow := srv.Config.Handler
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // the issuer hangs until the test lets it answer
+		slow.ServeHTTP(w, r)
+	})
+	srv.set(t, jwkOf(&k.rsa.PublicKey, "key-2024", "RS256"), jwkOf(&k.otherRSA.PublicKey, "key-2025", "RS256"))
+	clock.Advance(DefaultJWKSMinRefresh)
+	rotated := mint(t, jwt.SigningMethodRS256, k.otherRSA, longClaims(), map[string]any{"kid": "key-2025"})
+
+	done := make(chan error, 1)
+	go func() { done <- j.Verify(clock.request(rotated)) }()
+	select {
+	case err := <-done:
+		wantReason(t, err, reasonJWTUnknownKey)
+	case <-time.After(30 * time.Second):
+		t.Fatal("a token with an unknown kid waited for the hanging issuer")
+	}
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for j.Verify(clock.request(rotated)) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the background fetch never brought the rotated key")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := DefaultJWKSKidWait; d > 2*time.Second {
+		t.Fatalf("the default unknown-kid wait is %s, more than the documented 2s", d)
+	}
+}

@@ -95,7 +95,7 @@ var presets = map[string]HMAC{
 		Algorithm: "sha256",
 		Encoding:  "hex",
 		Message:   DefaultMessage,
-		Timestamp: &TimestampSource{Source: Source{Kind: SourceField, Name: "webhookTimestamp"}, Format: TimestampUnixMilli},
+		Timestamp: &TimestampSource{Source: Source{Kind: SourceField, Name: "webhookTimestamp", JSONOnly: true}, Format: TimestampUnixMilli},
 		Tolerance: time.Minute,
 		Scheme:    SchemePlain,
 	},

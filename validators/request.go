@@ -168,6 +168,12 @@ func (r *Request) Field(name string) (string, bool) {
 		}
 		return vals[0], true
 	}
+	return r.JSONField(name)
+}
+
+// JSONField returns a top-level member of a JSON object body (its string
+// value, or its JSON text for other types), whatever the Content-Type.
+func (r *Request) JSONField(name string) (string, bool) {
 	res := r.JSONPath(gjson.Escape(name))
 	if !res.Exists() {
 		return "", false

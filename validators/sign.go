@@ -94,7 +94,7 @@ func (h *HMAC) Sign(body []byte, opts SignOptions) (*Signed, error) {
 		out.Notes = append(out.Notes, bodyTimestampNote(p, out.Header, body, now))
 		// Verify reads {timestamp} from the body too; the signer fills the
 		// placeholder with the same value so the signed string matches.
-		if v, ok := (&Request{Header: out.Header, Body: body}).Field(p.timestamp.Source.Name); ok {
+		if v, ok := p.timestamp.Source.Get(&Request{Header: out.Header, Body: body}); ok {
 			ts = v
 		}
 	case p.timestamp != nil:

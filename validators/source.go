@@ -26,6 +26,11 @@ const (
 type Source struct {
 	Kind SourceKind
 	Name string
+	// JSONOnly makes a field source read the body as JSON whatever its
+	// Content-Type says: the Content-Type header is not signed, so a
+	// sender's signed JSON field (Linear's webhookTimestamp) must not turn
+	// into a form field an attacker chooses by changing it.
+	JSONOnly bool
 }
 
 // ParseSource builds a Source from its Caddyfile words. Kind is matched
@@ -100,6 +105,9 @@ func (s Source) Get(r *Request) (string, bool) {
 		}
 		return vals[0], true
 	case SourceField:
+		if s.JSONOnly {
+			return r.JSONField(s.Name)
+		}
 		return r.Field(s.Name)
 	default:
 		return "", false

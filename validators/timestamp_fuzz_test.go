@@ -28,7 +28,7 @@ func FuzzParseTimestamp(f *testing.F) {
 		}
 	}
 	formats := []TimestampFormat{TimestampUnix, TimestampUnixMilli, TimestampRFC3339, TimestampHTTPDate, TimestampAuto}
-	cond := &Timestamp{Source: Source{SourceHeader, "X-Timestamp"}}
+	cond := &Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}}
 	if err := cond.Validate(); err != nil {
 		f.Fatal(err)
 	}

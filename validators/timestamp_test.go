@@ -115,36 +115,36 @@ func TestTimestampVerify(t *testing.T) {
 		req     *Request
 		wantErr string
 	}{
-		{"now, auto", Timestamp{Source: Source{SourceHeader, "X-Timestamp"}}, header(unix(0)), ""},
-		{"59s old", Timestamp{Source: Source{SourceHeader, "X-Timestamp"}}, header(unix(-59 * time.Second)), ""},
-		{"60s old is the edge", Timestamp{Source: Source{SourceHeader, "X-Timestamp"}}, header(unix(-60 * time.Second)), ""},
-		{"61s old", Timestamp{Source: Source{SourceHeader, "X-Timestamp"}}, header(unix(-61 * time.Second)), "webhook_timestamp: timestamp outside tolerance"},
-		{"61s in the future", Timestamp{Source: Source{SourceHeader, "X-Timestamp"}}, header(unix(61 * time.Second)), "webhook_timestamp: timestamp outside tolerance"},
-		{"longer tolerance", Timestamp{Source: Source{SourceHeader, "X-Timestamp"}, Tolerance: 5 * time.Minute}, header(unix(-4 * time.Minute)), ""},
-		{"missing", Timestamp{Source: Source{SourceHeader, "X-Timestamp"}}, &Request{Header: http.Header{}}, "webhook_timestamp: missing timestamp"},
-		{"empty", Timestamp{Source: Source{SourceHeader, "X-Timestamp"}}, header(""), "webhook_timestamp: missing timestamp"},
-		{"malformed", Timestamp{Source: Source{SourceHeader, "X-Timestamp"}}, header("soon"), "webhook_timestamp: malformed timestamp"},
-		{"ms in auto", Timestamp{Source: Source{SourceHeader, "X-Timestamp"}}, header(strconv.FormatInt(testNow.UnixMilli(), 10)), ""},
-		{"ms given to unix", Timestamp{Source: Source{SourceHeader, "X-Timestamp"}, Format: TimestampUnix}, header(strconv.FormatInt(testNow.UnixMilli(), 10)), "webhook_timestamp: timestamp outside tolerance"},
-		{"seconds given to unix_ms", Timestamp{Source: Source{SourceHeader, "X-Timestamp"}, Format: TimestampUnixMilli}, header(unix(0)), "webhook_timestamp: timestamp outside tolerance"},
-		{"rfc3339 given to unix", Timestamp{Source: Source{SourceHeader, "X-Timestamp"}, Format: TimestampUnix}, header(testNowRFC3339), "webhook_timestamp: malformed timestamp"},
-		{"http date", Timestamp{Source: Source{SourceHeader, "Date"}, Format: TimestampHTTPDate}, &Request{Header: http.Header{"Date": {testNowHTTPDate}}, Now: clockAt(testNow.Add(30 * time.Second))}, ""},
-		{"stale http date", Timestamp{Source: Source{SourceHeader, "Date"}, Format: TimestampHTTPDate}, &Request{Header: http.Header{"Date": {testNowHTTPDate}}, Now: clockAt(testNow.Add(90 * time.Second))}, "webhook_timestamp: timestamp outside tolerance"},
-		{"query", Timestamp{Source: Source{SourceQuery, "ts"}, Format: TimestampRFC3339}, &Request{Query: url.Values{"ts": {testNowRFC3339}}, Now: clockAt(testNow)}, ""},
+		{"now, auto", Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}}, header(unix(0)), ""},
+		{"59s old", Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}}, header(unix(-59 * time.Second)), ""},
+		{"60s old is the edge", Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}}, header(unix(-60 * time.Second)), ""},
+		{"61s old", Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}}, header(unix(-61 * time.Second)), "webhook_timestamp: timestamp outside tolerance"},
+		{"61s in the future", Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}}, header(unix(61 * time.Second)), "webhook_timestamp: timestamp outside tolerance"},
+		{"longer tolerance", Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}, Tolerance: 5 * time.Minute}, header(unix(-4 * time.Minute)), ""},
+		{"missing", Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}}, &Request{Header: http.Header{}}, "webhook_timestamp: missing timestamp"},
+		{"empty", Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}}, header(""), "webhook_timestamp: missing timestamp"},
+		{"malformed", Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}}, header("soon"), "webhook_timestamp: malformed timestamp"},
+		{"ms in auto", Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}}, header(strconv.FormatInt(testNow.UnixMilli(), 10)), ""},
+		{"ms given to unix", Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}, Format: TimestampUnix}, header(strconv.FormatInt(testNow.UnixMilli(), 10)), "webhook_timestamp: timestamp outside tolerance"},
+		{"seconds given to unix_ms", Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}, Format: TimestampUnixMilli}, header(unix(0)), "webhook_timestamp: timestamp outside tolerance"},
+		{"rfc3339 given to unix", Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}, Format: TimestampUnix}, header(testNowRFC3339), "webhook_timestamp: malformed timestamp"},
+		{"http date", Timestamp{Source: Source{Kind: SourceHeader, Name: "Date"}, Format: TimestampHTTPDate}, &Request{Header: http.Header{"Date": {testNowHTTPDate}}, Now: clockAt(testNow.Add(30 * time.Second))}, ""},
+		{"stale http date", Timestamp{Source: Source{Kind: SourceHeader, Name: "Date"}, Format: TimestampHTTPDate}, &Request{Header: http.Header{"Date": {testNowHTTPDate}}, Now: clockAt(testNow.Add(90 * time.Second))}, "webhook_timestamp: timestamp outside tolerance"},
+		{"query", Timestamp{Source: Source{Kind: SourceQuery, Name: "ts"}, Format: TimestampRFC3339}, &Request{Query: url.Values{"ts": {testNowRFC3339}}, Now: clockAt(testNow)}, ""},
 		{
-			"JSON number field in ms", Timestamp{Source: Source{SourceField, "webhookTimestamp"}, Format: TimestampUnixMilli},
+			"JSON number field in ms", Timestamp{Source: Source{Kind: SourceField, Name: "webhookTimestamp"}, Format: TimestampUnixMilli},
 			&Request{Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"webhookTimestamp":` + strconv.FormatInt(testNow.UnixMilli(), 10) + `}`), Now: clockAt(testNow)}, "",
 		},
 		{
-			"form field", Timestamp{Source: Source{SourceField, "sent_at"}},
+			"form field", Timestamp{Source: Source{Kind: SourceField, Name: "sent_at"}},
 			&Request{Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, Body: []byte("sent_at=" + url.QueryEscape(testNowRFC3339)), Now: clockAt(testNow)}, "",
 		},
 		{
-			"JSON field absent", Timestamp{Source: Source{SourceField, "webhookTimestamp"}},
+			"JSON field absent", Timestamp{Source: Source{Kind: SourceField, Name: "webhookTimestamp"}},
 			&Request{Body: []byte(`{"other":1}`), Now: clockAt(testNow)}, "webhook_timestamp: missing timestamp",
 		},
 		{
-			"JSON field not a number", Timestamp{Source: Source{SourceField, "webhookTimestamp"}},
+			"JSON field not a number", Timestamp{Source: Source{Kind: SourceField, Name: "webhookTimestamp"}},
 			&Request{Body: []byte(`{"webhookTimestamp":{"ms":1}}`), Now: clockAt(testNow)}, "webhook_timestamp: malformed timestamp",
 		},
 	}
@@ -161,7 +161,7 @@ func TestTimestampVerify(t *testing.T) {
 // The receiver's clock comes from the request: with no clock set, the
 // real one is used.
 func TestTimestampVerifyRealClock(t *testing.T) {
-	c := Timestamp{Source: Source{SourceHeader, "X-Timestamp"}}
+	c := Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}}
 	now := strconv.FormatInt(time.Now().Unix(), 10)
 	checkVerdict(t, c.Verify(&Request{Header: http.Header{"X-Timestamp": {now}}}), "", DirectiveTimestamp)
 	old := strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)
@@ -176,8 +176,8 @@ func TestTimestampValidate(t *testing.T) {
 	}{
 		{"no source", Timestamp{}, "webhook_timestamp: timestamp: no source configured"},
 		{"source without name", Timestamp{Source: Source{Kind: SourceQuery}}, "webhook_timestamp: timestamp: source query needs a name"},
-		{"unknown format", Timestamp{Source: Source{SourceHeader, "X-Timestamp"}, Format: "iso"}, `webhook_timestamp: unknown timestamp format "iso": use unix, unix_ms, rfc3339, http_date or auto`},
-		{"negative tolerance", Timestamp{Source: Source{SourceHeader, "X-Timestamp"}, Tolerance: -time.Second}, "webhook_timestamp: tolerance -1s is negative"},
+		{"unknown format", Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}, Format: "iso"}, `webhook_timestamp: unknown timestamp format "iso": use unix, unix_ms, rfc3339, http_date or auto`},
+		{"negative tolerance", Timestamp{Source: Source{Kind: SourceHeader, Name: "X-Timestamp"}, Tolerance: -time.Second}, "webhook_timestamp: tolerance -1s is negative"},
 	}
 	for _, tt := range tests {
 		err := tt.cond.Validate()

@@ -55,16 +55,16 @@ func TestSourceGet(t *testing.T) {
 		want   string
 		wantOK bool
 	}{
-		{Source{SourceHeader, "X-Token"}, "first", true},
-		{Source{SourceHeader, "x-token"}, "first", true}, // built by hand, not canonical
-		{Source{SourceHeader, "X-Empty"}, "", true},
-		{Source{SourceHeader, "X-Absent"}, "", false},
-		{Source{SourceQuery, "token"}, "q1", true},
-		{Source{SourceQuery, "Token"}, "", false}, // query names are case-sensitive
-		{Source{SourceField, "token"}, "from-json", true},
-		{Source{SourceField, "n"}, "5", true},
-		{Source{SourceField, "absent"}, "", false},
-		{Source{"cookie", "token"}, "", false},
+		{Source{Kind: SourceHeader, Name: "X-Token"}, "first", true},
+		{Source{Kind: SourceHeader, Name: "x-token"}, "first", true}, // built by hand, not canonical
+		{Source{Kind: SourceHeader, Name: "X-Empty"}, "", true},
+		{Source{Kind: SourceHeader, Name: "X-Absent"}, "", false},
+		{Source{Kind: SourceQuery, Name: "token"}, "q1", true},
+		{Source{Kind: SourceQuery, Name: "Token"}, "", false}, // query names are case-sensitive
+		{Source{Kind: SourceField, Name: "token"}, "from-json", true},
+		{Source{Kind: SourceField, Name: "n"}, "5", true},
+		{Source{Kind: SourceField, Name: "absent"}, "", false},
+		{Source{Kind: "cookie", Name: "token"}, "", false},
 	}
 	for _, tt := range tests {
 		got, ok := tt.src.Get(r)
@@ -73,10 +73,10 @@ func TestSourceGet(t *testing.T) {
 		}
 	}
 	// A request without query or headers at all must not panic.
-	if _, ok := (Source{SourceQuery, "x"}).Get(&Request{}); ok {
+	if _, ok := (Source{Kind: SourceQuery, Name: "x"}).Get(&Request{}); ok {
 		t.Error("query on empty request reported present")
 	}
-	if _, ok := (Source{SourceHeader, "X"}).Get(&Request{}); ok {
+	if _, ok := (Source{Kind: SourceHeader, Name: "X"}).Get(&Request{}); ok {
 		t.Error("header on empty request reported present")
 	}
 }
@@ -97,113 +97,113 @@ func TestTokenVerify(t *testing.T) {
 	}{
 		{
 			name:  "header exact",
-			token: Token{Source: Source{SourceHeader, "X-Gitlab-Token"}},
+			token: Token{Source: Source{Kind: SourceHeader, Name: "X-Gitlab-Token"}},
 			req:   &Request{Header: http.Header{"X-Gitlab-Token": {tokenSecret}}},
 		},
 		{
 			name:    "header mismatch",
-			token:   Token{Source: Source{SourceHeader, "X-Gitlab-Token"}},
+			token:   Token{Source: Source{Kind: SourceHeader, Name: "X-Gitlab-Token"}},
 			req:     &Request{Header: http.Header{"X-Gitlab-Token": {"tok-3f9a1c-currenT"}}},
 			wantErr: "webhook_token: token mismatch",
 		},
 		{
 			name:    "header longer than secret",
-			token:   Token{Source: Source{SourceHeader, "X-Gitlab-Token"}},
+			token:   Token{Source: Source{Kind: SourceHeader, Name: "X-Gitlab-Token"}},
 			req:     &Request{Header: http.Header{"X-Gitlab-Token": {tokenSecret + "x"}}},
 			wantErr: "webhook_token: token mismatch",
 		},
 		{
 			name:    "header missing",
-			token:   Token{Source: Source{SourceHeader, "X-Gitlab-Token"}},
+			token:   Token{Source: Source{Kind: SourceHeader, Name: "X-Gitlab-Token"}},
 			req:     &Request{Header: http.Header{}},
 			wantErr: "webhook_token: missing token",
 		},
 		{
 			name:    "header empty",
-			token:   Token{Source: Source{SourceHeader, "X-Gitlab-Token"}},
+			token:   Token{Source: Source{Kind: SourceHeader, Name: "X-Gitlab-Token"}},
 			req:     &Request{Header: http.Header{"X-Gitlab-Token": {""}}},
 			wantErr: "webhook_token: missing token",
 		},
 		{
 			name:  "query",
-			token: Token{Source: Source{SourceQuery, "token"}},
+			token: Token{Source: Source{Kind: SourceQuery, Name: "token"}},
 			req:   &Request{Query: url.Values{"token": {tokenSecret}}},
 		},
 		{
 			name:    "query mismatch",
-			token:   Token{Source: Source{SourceQuery, "token"}},
+			token:   Token{Source: Source{Kind: SourceQuery, Name: "token"}},
 			req:     &Request{Query: url.Values{"token": {"nope"}}},
 			wantErr: "webhook_token: token mismatch",
 		},
 		{
 			name:  "json field",
-			token: Token{Source: Source{SourceField, "token"}},
+			token: Token{Source: Source{Kind: SourceField, Name: "token"}},
 			req:   &Request{Header: jsonHeader, Body: []byte(`{"action":"x","token":"` + tokenSecret + `"}`)},
 		},
 		{
 			name:    "json field not a string",
-			token:   Token{Source: Source{SourceField, "token"}},
+			token:   Token{Source: Source{Kind: SourceField, Name: "token"}},
 			req:     &Request{Header: jsonHeader, Body: []byte(`{"token":{"value":"` + tokenSecret + `"}}`)},
 			wantErr: "webhook_token: token mismatch",
 		},
 		{
 			name:  "form field",
-			token: Token{Source: Source{SourceField, "token"}},
+			token: Token{Source: Source{Kind: SourceField, Name: "token"}},
 			req:   &Request{Header: formHeader, Body: []byte("team_id=T1&token=" + url.QueryEscape(tokenSecret) + "&text=hi")},
 		},
 		{
 			name:    "form field missing",
-			token:   Token{Source: Source{SourceField, "token"}},
+			token:   Token{Source: Source{Kind: SourceField, Name: "token"}},
 			req:     &Request{Header: formHeader, Body: []byte("team_id=T1")},
 			wantErr: "webhook_token: missing token",
 		},
 		{
 			name:  "prefix stripped",
-			token: Token{Source: Source{SourceHeader, "Authorization"}, Prefix: "secret="},
+			token: Token{Source: Source{Kind: SourceHeader, Name: "Authorization"}, Prefix: "secret="},
 			req:   &Request{Header: http.Header{"Authorization": {"secret=" + tokenSecret}}},
 		},
 		{
 			name:    "prefix required",
-			token:   Token{Source: Source{SourceHeader, "Authorization"}, Prefix: "secret="},
+			token:   Token{Source: Source{Kind: SourceHeader, Name: "Authorization"}, Prefix: "secret="},
 			req:     &Request{Header: http.Header{"Authorization": {tokenSecret}}},
 			wantErr: "webhook_token: missing prefix",
 		},
 		{
 			name:    "prefix only",
-			token:   Token{Source: Source{SourceHeader, "Authorization"}, Prefix: "secret="},
+			token:   Token{Source: Source{Kind: SourceHeader, Name: "Authorization"}, Prefix: "secret="},
 			req:     &Request{Header: http.Header{"Authorization": {"secret="}}},
 			wantErr: "webhook_token: missing token",
 		},
 		{
 			name:  "bearer prefix any case and extra spaces",
-			token: Token{Source: Source{SourceHeader, "Authorization"}, Prefix: "Bearer "},
+			token: Token{Source: Source{Kind: SourceHeader, Name: "Authorization"}, Prefix: "Bearer "},
 			req:   &Request{Header: http.Header{"Authorization": {"bEARER   " + tokenSecret}}},
 		},
 		{
 			name:  "optional bearer present",
-			token: Token{Source: Source{SourceHeader, "Authorization"}, Prefix: "Bearer ", OptionalPrefix: true},
+			token: Token{Source: Source{Kind: SourceHeader, Name: "Authorization"}, Prefix: "Bearer ", OptionalPrefix: true},
 			req:   &Request{Header: http.Header{"Authorization": {"Bearer " + tokenSecret}}},
 		},
 		{
 			name:  "optional bearer absent",
-			token: Token{Source: Source{SourceHeader, "Authorization"}, Prefix: "Bearer ", OptionalPrefix: true},
+			token: Token{Source: Source{Kind: SourceHeader, Name: "Authorization"}, Prefix: "Bearer ", OptionalPrefix: true},
 			req:   &Request{Header: http.Header{"Authorization": {tokenSecret}}},
 		},
 		{
 			name:    "optional bearer wrong token",
-			token:   Token{Source: Source{SourceHeader, "Authorization"}, Prefix: "Bearer ", OptionalPrefix: true},
+			token:   Token{Source: Source{Kind: SourceHeader, Name: "Authorization"}, Prefix: "Bearer ", OptionalPrefix: true},
 			req:     &Request{Header: http.Header{"Authorization": {"Bearer " + tokenSecretNext}}},
 			wantErr: "webhook_token: token mismatch",
 		},
 		{
 			name:    "optional bearer with nothing after it",
-			token:   Token{Source: Source{SourceHeader, "Authorization"}, Prefix: "Bearer ", OptionalPrefix: true},
+			token:   Token{Source: Source{Kind: SourceHeader, Name: "Authorization"}, Prefix: "Bearer ", OptionalPrefix: true},
 			req:     &Request{Header: http.Header{"Authorization": {"Bearer "}}},
 			wantErr: "webhook_token: missing token",
 		},
 		{
 			name:    "other scheme is not the token",
-			token:   Token{Source: Source{SourceHeader, "Authorization"}, Prefix: "Bearer ", OptionalPrefix: true},
+			token:   Token{Source: Source{Kind: SourceHeader, Name: "Authorization"}, Prefix: "Bearer ", OptionalPrefix: true},
 			req:     &Request{Header: http.Header{"Authorization": {"Basic " + tokenSecret}}},
 			wantErr: "webhook_token: token mismatch",
 		},
@@ -260,7 +260,7 @@ func assertNoSecret(t *testing.T, err error, secrets ...string) {
 func TestTokenRotation(t *testing.T) {
 	tok := Token{
 		Secrets: [][]byte{[]byte(tokenSecret), []byte(tokenSecretNext)},
-		Source:  Source{SourceHeader, "X-Token"},
+		Source:  Source{Kind: SourceHeader, Name: "X-Token"},
 	}
 	if err := tok.Validate(); err != nil {
 		t.Fatal(err)
@@ -275,7 +275,7 @@ func TestTokenRotation(t *testing.T) {
 }
 
 func TestTokenValidate(t *testing.T) {
-	hdr := Source{SourceHeader, "X-Token"}
+	hdr := Source{Kind: SourceHeader, Name: "X-Token"}
 	tests := []struct {
 		name    string
 		token   Token
@@ -299,13 +299,13 @@ func TestTokenValidate(t *testing.T) {
 // fails closed instead of letting requests through.
 func TestTokenVerifyWithoutValidate(t *testing.T) {
 	r := &Request{Header: http.Header{"X-Token": {tokenSecret}}}
-	ok := Token{Secrets: [][]byte{[]byte(tokenSecret)}, Source: Source{SourceHeader, "X-Token"}}
+	ok := Token{Secrets: [][]byte{[]byte(tokenSecret)}, Source: Source{Kind: SourceHeader, Name: "X-Token"}}
 	if err := ok.Verify(r); err != nil {
 		t.Fatalf("valid unprepared token rejected: %v", err)
 	}
 	for _, bad := range []Token{
-		{Source: Source{SourceHeader, "X-Token"}},
-		{Secrets: [][]byte{{}}, Source: Source{SourceHeader, "X-Token"}},
+		{Source: Source{Kind: SourceHeader, Name: "X-Token"}},
+		{Secrets: [][]byte{{}}, Source: Source{Kind: SourceHeader, Name: "X-Token"}},
 		{Secrets: [][]byte{[]byte(tokenSecret)}},
 	} {
 		checkVerdict(t, bad.Verify(r), "webhook_token: condition misconfigured", DirectiveToken)
@@ -313,7 +313,7 @@ func TestTokenVerifyWithoutValidate(t *testing.T) {
 }
 
 func TestTokenStringRedacts(t *testing.T) {
-	tok := Token{Secrets: [][]byte{[]byte(tokenSecret)}, Source: Source{SourceHeader, "X-Token"}}
+	tok := Token{Secrets: [][]byte{[]byte(tokenSecret)}, Source: Source{Kind: SourceHeader, Name: "X-Token"}}
 	for _, s := range []string{tok.String(), sprintAll(tok), sprintAll(&tok)} {
 		if strings.Contains(s, tokenSecret) {
 			t.Fatalf("%q leaks the secret", s)
