@@ -80,7 +80,7 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 	if b.timeout > 0 && rc.SetReadDeadline(time.Now().Add(b.timeout)) == nil {
 		defer rc.SetReadDeadline(time.Time{})
 	}
-	size := int64(firstBodyChunk)
+	size := min(int64(firstBodyChunk), limit)
 	if r.ContentLength >= 0 && r.ContentLength+1 < size {
 		size = r.ContentLength + 1 // +1: room to see the body end
 	}
@@ -91,9 +91,21 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 	buf := make([]byte, 0, size)
 	for {
 		if len(buf) == cap(buf) {
-			grow := min(int64(cap(buf)), limit+1-int64(cap(buf)))
+			grow := min(int64(cap(buf)), limit-int64(cap(buf)))
 			if grow <= 0 {
+				// Full at the limit: one more byte means too large.
+				var probe [1]byte
+				n, err := io.ReadFull(r.Body, probe[:])
+				if n == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
+					break
+				}
 				b.release(reserved)
+				if err != nil && n == 0 {
+					if errors.Is(err, os.ErrDeadlineExceeded) {
+						return nil, errBodyTimeout
+					}
+					return nil, err
+				}
 				drainRefused(w, r, rc, false)
 				return nil, errBodyTooLarge
 			}

@@ -1,0 +1,147 @@
+package caddymodule
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const bodyLimitsRoutes = `
+	handle /hook {
+		webhook_token body-token
+		respond "passed" 200
+	}
+`
+
+// rawPost opens a connection and sends a request head announcing length
+// bytes, then first of them; the caller sends the rest (or not).
+func rawPost(t *testing.T, hook string, length int, first string) net.Conn {
+	t.Helper()
+	addr := strings.TrimPrefix(hook, "http://")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "POST /hook HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer body-token\r\nContent-Length: %d\r\n\r\n%s", addr, length, first)
+	return c
+}
+
+func readStatus(t *testing.T, c net.Conn) (*http.Response, string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	defer res.Body.Close()
+	b := new(strings.Builder)
+	_, _ = fmt.Fprint(b, readAll(res))
+	return res, b.String()
+}
+
+func readAll(res *http.Response) string {
+	var sb strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := res.Body.Read(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			return sb.String()
+		}
+	}
+}
+
+// TestBodyBudgetAndDeadline: bodies in flight share the app's budget (a
+// request past it gets 503 with Retry-After, and gets through once the
+// budget is back), and a body that stalls gets 408 at body_timeout whatever
+// the server's own timeouts.
+func TestBodyBudgetAndDeadline(t *testing.T) {
+	env := startEnv(t, bodyLimitsRoutes, "max_body 1MiB\n\t\tmax_body_in_flight 1MiB\n\t\tbody_timeout 2s")
+
+	// One slow sender holds 512 KiB of buffer: it sent 400 KiB of 1 MiB.
+	slow := rawPost(t, env.hook, 1<<20, strings.Repeat("a", 400<<10))
+	time.Sleep(300 * time.Millisecond)
+	r := env.post("/hook", []byte(strings.Repeat("b", 600<<10)), map[string]string{"Authorization": "Bearer body-token"})
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Fatalf("past the budget: %d %q (Retry-After %q), want 503 with Retry-After", r.status, r.body, r.header.Get("Retry-After"))
+	}
+	mustContain(t, r.body, "too many request bodies in flight")
+	if r := env.post("/hook", []byte("small"), map[string]string{"Authorization": "Bearer body-token"}); r.status != http.StatusOK {
+		t.Fatalf("a small body within the budget: %d %q", r.status, r.body)
+	}
+
+	// The slow sender never finishes: 408 at body_timeout, and its buffer
+	// goes back to the budget.
+	res, body := readStatus(t, slow)
+	if res.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("stalled body: %d %q, want 408", res.StatusCode, body)
+	}
+	waitFor(t, "the budget to come back", 5*time.Second, func() bool {
+		return env.post("/hook", []byte(strings.Repeat("b", 600<<10)), map[string]string{"Authorization": "Bearer body-token"}).status == http.StatusOK
+	})
+}
+
+// TestBodyBudgetBelowMaxBodyIsAConfigError names the option and the fix.
+func TestBodyBudgetBelowMaxBodyIsAConfigError(t *testing.T) {
+	cf := `{
+	admin off
+	valohai {
+		api_token x
+		store file ` + filepath.Join(t.TempDir(), "s") + `
+		max_body 10MiB
+		max_body_in_flight 1MiB
+	}
+}
+`
+	err := loadCaddyfile(cf)
+	if err == nil {
+		t.Fatal("a budget smaller than max_body loaded")
+	}
+	mustContain(t, err.Error(), "max_body_in_flight")
+	mustContain(t, err.Error(), "raise max_body_in_flight")
+}
+
+// TestQueryTokenLogFilter: the README's log filter keeps a token sent as a
+// query parameter out of Caddy's access log.
+func TestQueryTokenLogFilter(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "access.log")
+	env := startEnv(t, `
+	log {
+		output file `+logFile+`
+		format filter {
+			request>uri query {
+				delete token
+			}
+			request>headers>Authorization delete
+		}
+	}
+	handle /q {
+		webhook_token {
+			secret query-secret-value
+			query token
+		}
+		respond "passed" 200
+	}
+`, "")
+	r := env.do(http.MethodPost, env.hook+"/q?token=query-secret-value&keep=1", []byte("{}"), nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("%d %q", r.status, r.body)
+	}
+	var logged string
+	waitFor(t, "the access log", 5*time.Second, func() bool {
+		b, _ := os.ReadFile(logFile)
+		logged = string(b)
+		return strings.Contains(logged, `"/q?`)
+	})
+	if strings.Contains(logged, "query-secret-value") {
+		t.Fatalf("the token reached the access log:\n%s", logged)
+	}
+	mustContain(t, logged, "keep=1")
+}
