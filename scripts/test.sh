@@ -114,7 +114,7 @@ echo "redis-server on 127.0.0.1:$redis_port for this run"
 # The console's browser tests drive headless Chromium, and the alert rules
 # are checked with promtool: both from Debian's packages (chromium,
 # prometheus), installed here when missing, like redis-server above.
-echo "== chromium and promtool"
+echo "== chromium, promtool, node, python3"
 install_debian_packages() {
 	local sudo=""
 	if [ "$(id -u)" -ne 0 ]; then
@@ -139,6 +139,10 @@ install_debian_packages() {
 missing_packages=()
 command -v chromium >/dev/null 2>&1 || missing_packages+=(chromium)
 command -v promtool >/dev/null 2>&1 || missing_packages+=(prometheus)
+# The hostile-input tests check that Node's and Python's own HTTP clients
+# read a 413 (caddymodule/hostile_test.go).
+command -v node >/dev/null 2>&1 || missing_packages+=(nodejs)
+command -v python3 >/dev/null 2>&1 || missing_packages+=(python3)
 if [ "${#missing_packages[@]}" -gt 0 ]; then
 	install_debian_packages "${missing_packages[@]}" || exit 1
 fi
