@@ -30,6 +30,8 @@ const (
 	kindNoSignature
 	kindGarbageSignature
 	kindWrongMethod
+	kindDeepJSON
+	kindDuplicateKey
 	numKinds
 )
 
@@ -44,13 +46,15 @@ var kindNames = [numKinds]string{
 	kindNoSignature:      "no_signature",
 	kindGarbageSignature: "garbage_signature",
 	kindWrongMethod:      "wrong_method",
+	kindDeepJSON:         "deep_json",
+	kindDuplicateKey:     "duplicate_key",
 }
 
 // kindWeights is the mix, in percent. Valid deliveries dominate so the
 // launch path (durable store, queue, retries) carries most of the load; the
 // hostile kinds are frequent enough to run thousands of times in minutes.
 var kindWeights = [numKinds]int{
-	kindValid:            45,
+	kindValid:            41,
 	kindInvalidJSON:      5,
 	kindDuplicate:        12,
 	kindForged:           10,
@@ -60,6 +64,8 @@ var kindWeights = [numKinds]int{
 	kindNoSignature:      5,
 	kindGarbageSignature: 5,
 	kindWrongMethod:      5,
+	kindDeepJSON:         2,
+	kindDuplicateKey:     2,
 }
 
 func (k kind) String() string { return kindNames[k] }
@@ -193,6 +199,8 @@ type planned struct {
 	expect      expectation
 	deliveryID  string
 	contentType string
+	// host, when set, replaces the Host header.
+	host string
 }
 
 // request builds the *http.Request for p.
@@ -212,6 +220,9 @@ func (p *planned) request() (*http.Request, error) {
 	}
 	if p.chunked {
 		req.ContentLength = -1
+	}
+	if p.host != "" {
+		req.Host = p.host
 	}
 	for k, v := range p.header {
 		req.Header[k] = v
@@ -249,6 +260,16 @@ func (pl *planner) plan(k kind, s *sender) *planned {
 		}
 		p.body = jsonBody(p.deliveryID, size, pl.rng)
 		p.chunked = k == kindOversizedChunked
+	case kindDeepJSON:
+		// Correctly signed, nested past 1000 levels: sometimes the
+		// 10 MB-of-'[' shape that once overflowed the stack, cut to the cap.
+		depth := 1001 + pl.rng.IntN(5000)
+		if pl.rng.IntN(4) == 0 {
+			depth = pl.maxBody
+		}
+		p.body = bytes.Repeat([]byte("["), depth)
+	case kindDuplicateKey:
+		p.body = fmt.Appendf(nil, `{"ref":"refs/heads/evil","delivery":%q,"ref":"refs/heads/main"}`, p.deliveryID)
 	case kindInvalidJSON:
 		p.body = invalidJSONBody(p.deliveryID, pl.rng)
 		if pl.rng.IntN(2) == 0 {
@@ -304,6 +325,19 @@ func (pl *planner) plan(k kind, s *sender) *planned {
 		reject(http.StatusBadRequest, "webhook_hmac: missing signature")
 	case kindGarbageSignature:
 		reject(http.StatusBadRequest, "webhook_hmac: malformed signature")
+	case kindDeepJSON, kindDuplicateKey:
+		// The first handler that reads the body as JSON refuses it: the
+		// launch on GitHub's route, Slack's url_verification check on
+		// Slack's.
+		reason := "JSON nested deeper than 1000 levels"
+		if k == kindDuplicateKey {
+			reason = "duplicate key in a JSON object"
+		}
+		directive := "valohai_launch"
+		if s.scheme == schemeSlack {
+			directive = "webhook_hmac"
+		}
+		reject(http.StatusBadRequest, directive+": "+reason)
 	case kindWrongMethod:
 		methods := []string{http.MethodGet, http.MethodPut, http.MethodDelete, http.MethodPatch}
 		p.method = methods[pl.rng.IntN(len(methods))]
@@ -333,6 +367,11 @@ func (pl *planner) duplicate(d *delivery) *planned {
 	p.header.Set(s.deliveryHeader, d.id)
 	s.stamp(p.header, ts)
 	p.header.Set(s.signatureHeader(), s.signature(s.secret, d.body, ts))
+	if pl.rng.IntN(2) == 0 {
+		// The same delivery addressed to another Host port: the dedupe
+		// window belongs to the configured route, not the Host text.
+		p.host = fmt.Sprintf("127.0.0.1:%d", 1+pl.rng.IntN(65535))
+	}
 	return p
 }
 
