@@ -628,3 +628,23 @@ func FuzzPresetSignatureHeader(f *testing.F) {
 		assertNoSecret(t, err, secret, standardKey, hexSHA256(secret, body), b64(body))
 	})
 }
+
+// TestPresetLinearTimestampIgnoresContentType: the Content-Type header is
+// not signed, so it must not decide where webhookTimestamp is read. A stale
+// signed body that carries a fresh "&webhookTimestamp=…&" inside a string
+// (an issue title, say) stays stale when sent as a form.
+func TestPresetLinearTimestampIgnoresContentType(t *testing.T) {
+	const secret = "lin_wh_8c1f0e2d7b"
+	fresh := testNow.UnixMilli()
+	stale := testNow.Add(-time.Hour).UnixMilli()
+	body := fmt.Sprintf(`{"data":{"title":"a&webhookTimestamp=%d&b="},"webhookTimestamp":%d}`, fresh, stale)
+	h := presetHMAC(t, "linear", secret)
+	for _, ct := range []string{"application/json", "application/x-www-form-urlencoded", "text/plain", ""} {
+		hdr := http.Header{"Linear-Signature": {hexSHA256(secret, body)}}
+		if ct != "" {
+			hdr.Set("Content-Type", ct)
+		}
+		err := h.Verify(&Request{Header: hdr, Body: []byte(body), Now: clockAt(testNow)})
+		checkVerdict(t, err, "webhook_hmac: timestamp outside tolerance", DirectiveHMAC)
+	}
+}
