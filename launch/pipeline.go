@@ -150,7 +150,7 @@ func (n PipelineNode) MarshalJSON() ([]byte, error) {
 		out["template"] = n.Template
 	}
 	if n.OnError != "" {
-		out["on_error"] = n.OnError
+		out["on-error"] = n.OnError
 	}
 	return json.Marshal(out)
 }
@@ -422,9 +422,9 @@ func (cv *converter) node(raw any, i int) (*PipelineNode, error) {
 	return node, nil
 }
 
-// nodeCommon reads the fields every node type shares: on_error, actions and
-// edge_merge_mode. valohai-yaml serializes them with hyphens ("on-error");
-// the port sends the underscore names the API's own pipeline payloads use.
+// nodeCommon reads the fields every node type shares: on-error, actions and
+// edge-merge-mode, sent with the hyphenated keys valohai-yaml's converter
+// sends (a default on-error or edge-merge-mode is left out, as it does).
 func (cv *converter) nodeCommon(node *PipelineNode, m map[string]any) error {
 	if v, ok := field(m, "on-error", "on_error"); ok {
 		s, ok := v.(string)
@@ -446,7 +446,7 @@ func (cv *converter) nodeCommon(node *PipelineNode, m map[string]any) error {
 			return cv.errorf("node %q: edge-merge-mode %v is not one of replace, append", node.Name, v)
 		}
 		if s != "replace" {
-			node.Fields["edge_merge_mode"] = s
+			node.Fields["edge-merge-mode"] = s
 		}
 	}
 	rawActions, err := cv.list(m, "actions", fmt.Sprintf("node %q", node.Name))
@@ -1194,6 +1194,13 @@ func (cv *converter) parameter(raw any, i int, nodes map[string]bool) (string, *
 		def, hasDef = field(m, "default")
 	}
 	config := map[string]any{"name": name, "targets": targets}
+	// category and description are kept when set (as their text), like
+	// valohai-yaml's PipelineParameter does.
+	for _, k := range []string{"category", "description"} {
+		if v, ok := field(m, k); ok && truthy(v) {
+			config[k] = pyStr(v)
+		}
+	}
 	expression := any("")
 	if hasDef {
 		config["default"] = deepCopy(def)
