@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // This file holds what Action.Body stores for the action kinds other than
@@ -74,8 +75,8 @@ type PipelineSpec struct {
 //	 "title":"Re-run","payload_inputs":[{"node":"train","input":"dataset","url":"https://..."}]}
 //
 // Valohai has no copy endpoint, so Perform GETs the source pipeline and
-// POSTs a new one with the same nodes (name, type, template, on_error,
-// actions, edge_merge_mode, and the deployment and mimic fields; not the
+// POSTs a new one with the same nodes (name, type, template, on-error,
+// actions, edge-merge-mode, and the deployment and mimic fields; not the
 // server's id, status, execution or log), edges (the six source_/target_
 // fields and configuration), parameters and tags, with the payload inputs
 // and title applied. The templates are copied as Valohai returns them, so
@@ -91,6 +92,18 @@ type CopySpec struct {
 	Title string `json:"title,omitempty"`
 	// PayloadInputs are applied in order, as in PipelineSpec.
 	PayloadInputs []NodeInput `json:"payload_inputs,omitempty"`
+	// Tags are added to the source's tags.
+	Tags []string `json:"tags,omitempty"`
+}
+
+// mergeTags appends the tags of add not already in tags.
+func mergeTags(tags, add []string) []string {
+	for _, t := range add {
+		if !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+	}
+	return tags
 }
 
 // FetchSpec is Action.Body of a fetch_repository action:
@@ -160,7 +173,7 @@ func (c *Client) runPipeline(ctx context.Context, a *Action) (*ActionResult, err
 	if err := applyOverrides(body, spec.PayloadInputs, spec.Parameters); err != nil {
 		return nil, fmt.Errorf("valohai: run_pipeline at commit %s (%s): %w", commit.Identifier, spec.Commit, err)
 	}
-	return c.CreatePipeline(ctx, body)
+	return c.createOnce(ctx, a, "/api/v0/pipelines/", body)
 }
 
 // applyOverrides sets the payload inputs, then the parameters.
@@ -208,11 +221,12 @@ func (c *Client) copyPipeline(ctx context.Context, a *Action) (*ActionResult, er
 	if err := applyOverrides(body, spec.PayloadInputs, nil); err != nil {
 		return nil, fmt.Errorf("valohai: copy_pipeline %s: %w", spec.Source, err)
 	}
-	return c.CreatePipeline(ctx, body)
+	body.Tags = mergeTags(body.Tags, spec.Tags)
+	return c.createOnce(ctx, a, "/api/v0/pipelines/", body)
 }
 
 // copiedNodeFields are the node fields a copy keeps besides name, type,
-// template and on_error: what defines the node, never the server's record
+// template and on-error: what defines the node, never the server's record
 // of a run (id, status, execution, log, ...).
 var copiedNodeFields = []string{
 	"actions", "edge_merge_mode", "edge-merge-mode",
@@ -221,7 +235,7 @@ var copiedNodeFields = []string{
 }
 
 // Copy builds the body of a new pipeline with this pipeline's graph: the
-// nodes (name, type, template, on_error and the fields in copiedNodeFields),
+// nodes (name, type, template, on-error and the fields in copiedNodeFields),
 // the edges (six fields and configuration), the parameters, the tags, the
 // title and the project. A template's "project", should the API echo one,
 // is dropped: the new pipeline's project applies. It fails when a node has
@@ -244,6 +258,16 @@ func (p *Pipeline) Copy() (*PipelineBody, error) {
 		return nil, fail("has no nodes to copy")
 	}
 	names := map[string]bool{}
+	// Valohai's answer names an edge's nodes by node id (valohai-cli's
+	// PIPELINE_DATA fixture); the new pipeline's edges name them by name.
+	nameByID := map[string]string{}
+	for _, raw := range p.Nodes {
+		id, _ := raw["id"].(string)
+		name, _ := raw["name"].(string)
+		if id != "" && name != "" {
+			nameByID[id] = name
+		}
+	}
 	for i, raw := range p.Nodes {
 		name, _ := raw["name"].(string)
 		typ, _ := raw["type"].(string)
@@ -260,7 +284,12 @@ func (p *Pipeline) Copy() (*PipelineBody, error) {
 		if typ == nodeExecution || typ == nodeTask {
 			tmpl, ok := asMap(raw["template"])
 			if !ok {
-				return nil, fail("node %q has no template in the pipeline Valohai returned, so it cannot be copied", name)
+				tmpl, ok = templateFromExecution(raw["execution"])
+				node.inputsUnknown = ok
+			}
+			if !ok {
+				return nil, fail("node %q: Valohai's answer carries no template for it (it holds only the node's name, type and run state), "+
+					"so the graph cannot be rebuilt from the pipeline object; launch it from valohai.yaml instead with `pipeline <name> { commit ... }`", name)
 			}
 			node.Template = deepCopy(tmpl).(map[string]any)
 			delete(node.Template, "project")
@@ -273,6 +302,11 @@ func (p *Pipeline) Copy() (*PipelineBody, error) {
 			if v, ok := field(raw, k); ok {
 				node.Fields[k] = deepCopy(v)
 			}
+		}
+		// Sent with the converter's spelling, whichever Valohai answered.
+		if v, ok := node.Fields["edge_merge_mode"]; ok {
+			delete(node.Fields, "edge_merge_mode")
+			node.Fields["edge-merge-mode"] = v
 		}
 		// A deployment given as an object is sent as its id.
 		if dep, ok := asMap(node.Fields["deployment"]); ok {
@@ -294,6 +328,9 @@ func (p *Pipeline) Copy() (*PipelineBody, error) {
 			s, _ := raw[f.key].(string)
 			if s == "" {
 				return nil, fail("edge #%d has no %s", i+1, f.key)
+			}
+			if n, ok := nameByID[s]; ok && (f.key == "source_node" || f.key == "target_node") {
+				s = n
 			}
 			*f.dst = s
 		}
@@ -321,6 +358,35 @@ func (p *Pipeline) Copy() (*PipelineBody, error) {
 		}
 	}
 	return body, nil
+}
+
+// templateFromExecution rebuilds a node template from the execution a
+// node ran (as Valohai's pipeline answer embeds it): the commit, step,
+// parameters, inputs when listed, and the environment's id.
+func templateFromExecution(v any) (map[string]any, bool) {
+	exec, ok := asMap(v)
+	if !ok {
+		return nil, false
+	}
+	step, _ := exec["step"].(string)
+	commit, _ := asMap(exec["commit"])
+	ident, _ := commit["identifier"].(string)
+	if step == "" || ident == "" {
+		return nil, false
+	}
+	tmpl := map[string]any{"commit": ident, "step": step}
+	if params, ok := asMap(exec["parameters"]); ok {
+		tmpl["parameters"] = deepCopy(params)
+	}
+	if inputs, ok := asMap(exec["inputs"]); ok {
+		tmpl["inputs"] = deepCopy(inputs)
+	}
+	if env, ok := asMap(exec["environment"]); ok {
+		if id, ok := env["id"].(string); ok && id != "" {
+			tmpl["environment"] = id
+		}
+	}
+	return tmpl, true
 }
 
 // fetchRepository performs a fetch_repository action (see FetchSpec).

@@ -38,10 +38,10 @@ var edgeEndpointTypes = map[string]bool{
 	"input": true, "metadata": true, "output": true, "parameter": true,
 }
 
-// onErrorValues are a node's on_error choices; "stop-all" is the default.
+// onErrorValues are a node's on-error choices; "stop-all" is the default.
 var onErrorValues = map[string]bool{"stop-all": true, "stop-next": true, "continue": true, "retry": true}
 
-// edgeMergeModes are a node's edge_merge_mode choices; "replace" is the default.
+// edgeMergeModes are a node's edge-merge-mode choices; "replace" is the default.
 var edgeMergeModes = map[string]bool{"replace": true, "append": true}
 
 // taskTypes are the task types a task blueprint may name.
@@ -132,8 +132,11 @@ type PipelineNode struct {
 	// OnError is what the pipeline does when the node fails; empty means
 	// Valohai's default, stop-all.
 	OnError string
+	// inputsUnknown marks a template rebuilt from an execution, which does
+	// not list the step's inputs.
+	inputsUnknown bool
 	// Fields are the node's other fields, sent as they are: actions and
-	// edge_merge_mode; deployment, commit, aliases, endpoints and
+	// edge-merge-mode; deployment, commit, aliases, endpoints and
 	// endpoint_configurations of a deployment node; source of a mimic node.
 	Fields map[string]any
 }
@@ -296,8 +299,9 @@ func (cv *converter) errorf(format string, args ...any) error {
 //     step's template only, as with the CLI.
 //   - A node with its own commit other than commit (a library step) gets a
 //     template of that commit, the step and its override only.
-//   - on_error is sent when it is not the default stop-all; actions and
-//     edge_merge_mode (when not replace) are sent as well.
+//   - on-error is sent when it is not the default stop-all; actions and
+//     edge-merge-mode (when not replace) are sent as well, with the
+//     converter's hyphenated keys.
 //   - Edges, written [a.output.*.csv, b.input.data] or {source, target,
 //     configuration}, become the six source_/target_ fields, plus
 //     configuration when set.
@@ -1296,7 +1300,13 @@ func (b *PipelineBody) SetNodeInput(node, input string, urls ...string) error {
 		return err
 	}
 	inputs, _ := n.Template["inputs"].(map[string]any)
-	if _, ok := inputs[input]; !ok {
+	if n.inputsUnknown && inputs == nil {
+		// Rebuilt from an execution, whose answer does not list the
+		// step's inputs: Valohai checks the name when it creates the node.
+		inputs = map[string]any{}
+		n.Template["inputs"] = inputs
+	}
+	if _, ok := inputs[input]; !ok && !n.inputsUnknown {
 		if len(inputs) == 0 {
 			return b.errorf("node %q (step %q) has no inputs, so it cannot take input %q", n.Name, n.step(), input)
 		}

@@ -46,13 +46,18 @@ func (s *Simulator) createPipeline(r *http.Request, base, _ string, body []byte)
 	id := uuid.NewString()
 	nodesOut := make([]any, len(nodes))
 	nodeIDs := make([]string, len(nodes))
+	idByName := map[string]string{}
 	for i, n := range nodes {
-		out := maps.Clone(n) // keeps the template, so a client can copy the graph
+		// The shape valohai-cli's fixture (PIPELINE_DATA) records: a node
+		// carries no template, only its name, type and run state.
 		nodeIDs[i] = uuid.NewString()
-		out["id"] = nodeIDs[i]
-		out["status"] = "created"
-		out["execution"] = nil
-		out["log"] = []any{}
+		out := map[string]any{
+			"id": nodeIDs[i], "name": n["name"], "type": n["type"], "pipeline": id,
+			"status": "created", "execution": nil, "log": []any{},
+		}
+		if name, ok := n["name"].(string); ok {
+			idByName[name] = nodeIDs[i]
+		}
 		nodesOut[i] = out
 	}
 	var edgesOut []any
@@ -61,6 +66,12 @@ func (s *Simulator) createPipeline(r *http.Request, base, _ string, body []byte)
 			out := maps.Clone(e.(map[string]any))
 			out["id"] = uuid.NewString()
 			out["pipeline"] = id
+			// Edges name their nodes by node id, as in PIPELINE_DATA.
+			for _, k := range []string{"source_node", "target_node"} {
+				if name, ok := out[k].(string); ok && idByName[name] != "" {
+					out[k] = idByName[name]
+				}
+			}
 			edgesOut = append(edgesOut, out)
 		}
 	}
@@ -281,4 +292,10 @@ func validatePipelineParameters(obj map[string]any, names map[string]bool, errs 
 	if len(bad) > 0 {
 		errs["parameters"] = bad
 	}
+}
+
+// listPipelines answers GET /api/v0/pipelines/?project=<id> like
+// listExecutions.
+func (s *Simulator) listPipelines(r *http.Request, _, _ string, _ []byte) reply {
+	return s.listObjects(r, s.pipelines)
 }

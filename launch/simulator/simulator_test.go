@@ -434,7 +434,7 @@ func TestRoutingErrors(t *testing.T) {
 		want         string
 		allow        string
 	}{
-		{"GET", "/api/v0/executions/", 405, `{"detail":"Method \"GET\" not allowed."}`, "POST"},
+		{"PUT", "/api/v0/executions/", 405, `{"detail":"Method \"PUT\" not allowed."}`, "GET, POST"},
 		{"DELETE", "/api/v0/pipelines/x/", 405, `{"detail":"Method \"DELETE\" not allowed."}`, "GET"},
 		{"GET", "/api/v0/projects/" + projectA + "/fetch/", 405, `{"detail":"Method \"GET\" not allowed."}`, "POST"},
 		{"GET", "/api/v0/nothing/", 404, `{"detail":"Not found."}`, ""},
@@ -693,14 +693,20 @@ func TestPipelines(t *testing.T) {
 		if len(node["id"].(string)) != 36 || node["status"] != "created" || node["execution"] != nil || node["name"] != want["name"] {
 			t.Errorf("node %d %v", i, node)
 		}
-		wantTemplate, _ := json.Marshal(want["template"])
-		gotTemplate, _ := json.Marshal(node["template"])
-		if !jsonSame(gotTemplate, wantTemplate) {
-			t.Errorf("node %d template %s, want %s", i, gotTemplate, wantTemplate)
+		// The real answer (valohai-cli's PIPELINE_DATA) holds no template.
+		if _, has := node["template"]; has || node["type"] != want["type"] || node["pipeline"] != id {
+			t.Errorf("node %d = %v, want name, type, id, pipeline and run state only", i, node)
 		}
 	}
 	edge := p["edges"].([]any)[0].(map[string]any)
-	if edge["pipeline"] != id || len(edge["id"].(string)) != 36 || edge["source_key"] != "*.csv" {
+	// Edges name their nodes by node id.
+	wantEdge := validPipeline()["edges"].([]any)[0].(map[string]any)
+	ids := map[string]string{}
+	for _, n := range nodes {
+		ids[n.(map[string]any)["name"].(string)] = n.(map[string]any)["id"].(string)
+	}
+	if edge["pipeline"] != id || len(edge["id"].(string)) != 36 || edge["source_key"] != "*.csv" ||
+		edge["source_node"] != ids[wantEdge["source_node"].(string)] || edge["target_node"] != ids[wantEdge["target_node"].(string)] {
 		t.Errorf("edge %v", edge)
 	}
 	for _, path := range []string{id, projectA + ":1", projectA + ":latest"} {
