@@ -383,7 +383,7 @@ func TestPipelineCreateAnswers(t *testing.T) {
 	for status, retryable := range map[int]bool{400: false, 403: false, 429: true, 500: true, 503: true} {
 		srv, seen := newTestServer(t, route(map[string]http.HandlerFunc{
 			"GET /api/v0/commits/" + sha + "/": answer(200, commit),
-			"POST /api/v0/pipelines/":  answer(status, `{"nodes":[{"template":{"step":["bad"]}}]}`),
+			"POST /api/v0/pipelines/":          answer(status, `{"nodes":[{"template":{"step":["bad"]}}]}`),
 		}))
 		c := &Client{BaseURL: srv.URL, Token: testToken}
 		_, err := c.Perform(context.Background(), specAction(t, ActionRunPipeline, PipelineSpec{Project: "p", Commit: sha, Pipeline: "p"}))

@@ -103,6 +103,39 @@ func (s *Simulator) createPipeline(r *http.Request, base, _ string, body []byte)
 	for _, nid := range nodeIDs {
 		s.nodeProject[nid] = p.id
 	}
+	// Every execution node starts at once: its execution is created and
+	// embedded in the node, as Valohai's answer embeds a started node's
+	// execution (PIPELINE_DATA's "preprocess" node).
+	for i, n := range nodes {
+		tmpl, _ := n["template"].(map[string]any)
+		if n["type"] != "execution" || tmpl == nil {
+			continue
+		}
+		ref, _ := tmpl["commit"].(string)
+		c := p.lookupCommit(ref)
+		if c == nil {
+			continue
+		}
+		eid := uuid.NewString()
+		s.execCounter[p.id]++
+		ecounter := s.execCounter[p.id]
+		exec := map[string]any{
+			"id": eid, "counter": ecounter, "status": "created", "step": tmpl["step"],
+			"title": nil, "project": projectJSON(base, p), "commit": commitJSON(base, p, c, false),
+			"parameters": valueOr(tmpl, "parameters", map[string]any{}),
+			"inputs":     valueOr(tmpl, "inputs", map[string]any{}),
+			"tags":       valueOr(obj, "tags", []any{}),
+			"url":        base + apiPrefix + "executions/" + eid + "/",
+			"pipeline":   id, "ctime": isoTime(time.Now()),
+		}
+		if env, ok := tmpl["environment"].(string); ok && env != "" {
+			exec["environment"] = environmentJSON(env)
+		}
+		s.executions[eid] = exec
+		s.execByCounter[p.id+":"+strconv.Itoa(ecounter)] = eid
+		nodesOut[i].(map[string]any)["execution"] = exec
+		nodesOut[i].(map[string]any)["status"] = "started"
+	}
 	s.mu.Unlock()
 	return reply{status: http.StatusCreated, body: pipe}
 }

@@ -690,8 +690,19 @@ func TestPipelines(t *testing.T) {
 	for i, n := range nodes {
 		node := n.(map[string]any)
 		want := validPipeline()["nodes"].([]any)[i].(map[string]any)
-		if len(node["id"].(string)) != 36 || node["status"] != "created" || node["execution"] != nil || node["name"] != want["name"] {
+		// An execution node starts at once and embeds its execution; other
+		// nodes (the task here) wait.
+		exec, _ := node["execution"].(map[string]any)
+		started := want["type"] == "execution"
+		if len(node["id"].(string)) != 36 || node["name"] != want["name"] || (node["status"] == "started") != started || (exec != nil) != started {
 			t.Errorf("node %d %v", i, node)
+		}
+		if started {
+			tmpl := want["template"].(map[string]any)
+			commit, _ := exec["commit"].(map[string]any)
+			if exec["step"] != tmpl["step"] || commit["identifier"] != "0123abcd0123abcd0123abcd0123abcd0123abcd" || exec["pipeline"] != id {
+				t.Errorf("node %d execution %v", i, exec)
+			}
 		}
 		// The real answer (valohai-cli's PIPELINE_DATA) holds no template.
 		if _, has := node["template"]; has || node["type"] != want["type"] || node["pipeline"] != id {
