@@ -193,3 +193,98 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestDryRunThroughCaddy: `dry_run header` answers a request carrying
+// Webhook-Dry-Run: 1 with the exact requests that would be sent, after the
+// conditions, commit and config reads, conversion and typing; nothing is
+// created or stored and no quota is taken. Without the header, or on a
+// trigger without dry_run, the header changes nothing.
+func TestDryRunThroughCaddy(t *testing.T) {
+	env := startEnv(t, `
+	route /dry {
+		webhook_rate_limit 1 1h
+		valohai_launch dry-hook {
+			project `+testProject+`
+			execution train {
+				commit    main
+				parameter epochs {webhook.json.epochs}
+				payload_input dataset
+			}
+			pipeline labels-to-model {
+				commit main
+			}
+			dry_run header
+		}
+	}
+	route /always {
+		valohai_launch always-dry {
+			project `+testProject+`
+			fetch_repository
+			execution train {
+				commit main
+			}
+			dry_run
+		}
+	}
+	route /wet {
+		webhook_rate_limit 1 1h
+		valohai_launch wet-hook {
+			project `+testProject+`
+			execution train {
+				commit main
+			}
+		}
+	}
+`, "")
+	dry := map[string]string{"Content-Type": "application/json", "Webhook-Dry-Run": "1"}
+	for i := range 2 { // twice: a dry run takes no quota
+		r := env.post("/dry", []byte(`{"epochs":"4"}`), dry)
+		if r.status != http.StatusOK {
+			t.Fatalf("dry run %d: %d %s", i, r.status, r.body)
+		}
+		var ans struct {
+			RunID    string `json:"run_id"`
+			Status   string `json:"status"`
+			Requests []struct {
+				Method string         `json:"method"`
+				Path   string         `json:"path"`
+				Body   map[string]any `json:"body"`
+			} `json:"requests"`
+		}
+		if err := json.Unmarshal([]byte(r.body), &ans); err != nil || ans.Status != "dry_run" || ans.RunID == "" || len(ans.Requests) != 2 {
+			t.Fatalf("dry run answer %s", r.body)
+		}
+		ex, pl := ans.Requests[0], ans.Requests[1]
+		if ex.Method != "POST" || ex.Path != "/api/v0/executions/" || ex.Body["commit"] != testCommit ||
+			ex.Body["parameters"].(map[string]any)["epochs"] != 4.0 ||
+			!strings.Contains(ex.Body["inputs"].(map[string]any)["dataset"].([]any)[0].(string), ans.RunID) {
+			t.Errorf("planned execution %+v", ex)
+		}
+		if pl.Method != "POST" || pl.Path != "/api/v0/pipelines/" || pl.Body["title"] != "labels-to-model" || len(pl.Body["nodes"].([]any)) == 0 {
+			t.Errorf("planned pipeline %+v", pl)
+		}
+	}
+	r := env.post("/always", []byte(`{}`), map[string]string{"Content-Type": "application/json"})
+	if r.status != http.StatusOK || !strings.Contains(r.body, `"path":"/api/v0/projects/`+testProject+`/fetch/"`) {
+		t.Errorf("always dry: %d %s", r.status, r.body)
+	}
+	for _, c := range env.calls() {
+		if c.Method == http.MethodPost {
+			t.Errorf("a dry run sent %s %s", c.Method, c.Path)
+		}
+	}
+	// The quota is untouched: the real launch passes, the next is limited.
+	if r := env.post("/dry", []byte(`{"epochs":"4"}`), map[string]string{"Content-Type": "application/json"}); r.status != http.StatusOK || !strings.Contains(r.body, `"status":"completed"`) {
+		t.Fatalf("real launch after dry runs: %d %s", r.status, r.body)
+	}
+	if r := env.post("/dry", []byte(`{"epochs":"4"}`), map[string]string{"Content-Type": "application/json"}); r.status != http.StatusBadRequest || r.header.Get("Retry-After") == "" {
+		t.Errorf("second real launch: %d %s, want the quota exhausted", r.status, r.body)
+	}
+	// On a trigger without dry_run, the header launches for real and takes quota.
+	if r := env.post("/wet", []byte(`{}`), dry); r.status != http.StatusOK || !strings.Contains(r.body, `"status":"completed"`) {
+		t.Fatalf("header on a trigger without dry_run: %d %s", r.status, r.body)
+	}
+	if r := env.post("/wet", []byte(`{}`), dry); r.status != http.StatusBadRequest || r.header.Get("Retry-After") == "" {
+		t.Errorf("header on a trigger without dry_run, twice: %d %s, want the quota exhausted", r.status, r.body)
+	}
+}

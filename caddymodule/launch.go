@@ -40,6 +40,11 @@ type Launch struct {
 	// Response replaces the default answer of an accepted run (completed or
 	// pending); a run that failed within wait gets the default 502 answer.
 	Response *ResponseConfig `json:"response,omitempty"`
+	// DryRun is "always" (every request is a dry run) or "header" (a
+	// request with `Webhook-Dry-Run: 1` is); empty means never. A dry run
+	// resolves and converts everything but creates, stores and takes
+	// nothing, and answers with the requests it would send.
+	DryRun string `json:"dry_run,omitempty"`
 
 	app      *App
 	logger   *zap.Logger
@@ -151,6 +156,9 @@ func (l *Launch) Provision(ctx caddy.Context) error {
 	}
 	if l.Project == "" {
 		return fmt.Errorf("valohai_launch %s: project is required (the Valohai project id)", l.Trigger)
+	}
+	if l.DryRun != "" && l.DryRun != "always" && l.DryRun != "header" {
+		return fmt.Errorf("valohai_launch %s: dry_run is `dry_run` (every request) or `dry_run header` (requests with %s: 1), not %q", l.Trigger, DryRunHeader, l.DryRun)
 	}
 	if len(l.Actions) == 0 {
 		return fmt.Errorf("valohai_launch %s: no action; add e.g. `execution <step> { commit main }`", l.Trigger)
@@ -325,6 +333,20 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	}
 	runID := runIDFor(r)
 	look := requestLookup(r, vr, runID)
+	dry := l.DryRun == "always" || (l.DryRun == "header" && r.Header.Get(DryRunHeader) == "1")
+	// Quota units a rate limit deferred (the request carried the dry-run
+	// header): a dry run takes none, any other launch takes them now.
+	for _, d := range deferredQuotas(r) {
+		if d.settled {
+			continue
+		}
+		d.settled = true
+		if !dry {
+			if err := d.take(w, r); err != nil {
+				return err
+			}
+		}
+	}
 
 	now := time.Now()
 	var payload *launch.Payload
@@ -351,6 +373,9 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 		}
 		run.Actions = append(run.Actions, action)
 	}
+	if dry {
+		return l.answerDryRun(w, r, run)
+	}
 	if err := l.app.dispatcher.Submit(r.Context(), run, payload); err != nil {
 		l.logger.Error("storing run failed", zap.String("trigger", l.Trigger), zap.Error(err))
 		l.app.metrics.requests.WithLabelValues(l.Trigger, "store_error").Inc()
@@ -368,6 +393,35 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	}
 	l.app.metrics.requests.WithLabelValues(l.Trigger, string(done.Status)).Inc()
 	return l.answer(w, done, look)
+}
+
+// dryRunResponse is the answer of a dry run.
+type dryRunResponse struct {
+	RunID    string                  `json:"run_id"`
+	Status   string                  `json:"status"`
+	Requests []launch.PlannedRequest `json:"requests"`
+	Error    string                  `json:"error,omitempty"`
+}
+
+// answerDryRun plans every action (commit and config reads, conversion,
+// typing) without creating or storing anything, and answers 200 with the
+// requests that would be sent, or 502 with the first action's error.
+func (l *Launch) answerDryRun(w http.ResponseWriter, r *http.Request, run *launch.Run) error {
+	resp := dryRunResponse{RunID: run.ID, Status: "dry_run", Requests: []launch.PlannedRequest{}}
+	status := http.StatusOK
+	for i := range run.Actions {
+		reqs, err := l.app.client.Plan(r.Context(), &run.Actions[i])
+		if err != nil {
+			status = http.StatusBadGateway
+			resp.Error = fmt.Sprintf("action %d (%s): %v", i+1, run.Actions[i].Kind, err)
+			break
+		}
+		resp.Requests = append(resp.Requests, reqs...)
+	}
+	l.app.metrics.requests.WithLabelValues(l.Trigger, "dry_run").Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(resp)
 }
 
 // requestLookup resolves the placeholders of action values and responses

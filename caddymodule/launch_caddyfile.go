@@ -81,6 +81,16 @@ func (l *Launch) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			l.Actions = append(l.Actions, a)
+		case "dry_run":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 0:
+				l.DryRun = "always"
+			case len(args) == 1 && args[0] == "header":
+				l.DryRun = "header"
+			default:
+				return d.Errf("valohai_launch: dry_run takes no argument (every request is a dry run) or `header` (requests with %s: 1 are)", DryRunHeader)
+			}
 		case "fetch_repository":
 			if d.NextArg() || d.NextBlock(1) {
 				return d.Err("valohai_launch: fetch_repository takes no arguments (it fetches the trigger's project)")

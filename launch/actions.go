@@ -142,6 +142,15 @@ func orDefault(values ...string) string {
 
 // runPipeline performs a run_pipeline action (see PipelineSpec).
 func (c *Client) runPipeline(ctx context.Context, a *Action) (*ActionResult, error) {
+	body, err := c.pipelineRequest(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	return c.createOnce(ctx, a, "/api/v0/pipelines/", body)
+}
+
+// pipelineRequest builds the body a run_pipeline action POSTs.
+func (c *Client) pipelineRequest(ctx context.Context, a *Action) (*PipelineBody, error) {
 	var spec PipelineSpec
 	if err := decodeSpec(a, &spec); err != nil {
 		return nil, err
@@ -173,7 +182,7 @@ func (c *Client) runPipeline(ctx context.Context, a *Action) (*ActionResult, err
 	if err := applyOverrides(body, spec.PayloadInputs, spec.Parameters); err != nil {
 		return nil, fmt.Errorf("valohai: run_pipeline at commit %s (%s): %w", commit.Identifier, spec.Commit, err)
 	}
-	return c.createOnce(ctx, a, "/api/v0/pipelines/", body)
+	return body, nil
 }
 
 // applyOverrides sets the payload inputs, then the parameters.
@@ -193,6 +202,16 @@ func applyOverrides(body *PipelineBody, inputs []NodeInput, params []NamedValue)
 
 // copyPipeline performs a copy_pipeline action (see CopySpec).
 func (c *Client) copyPipeline(ctx context.Context, a *Action) (*ActionResult, error) {
+	body, err := c.copyRequest(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	return c.createOnce(ctx, a, "/api/v0/pipelines/", body)
+}
+
+// copyRequest reads the source pipeline and builds the body a
+// copy_pipeline action POSTs.
+func (c *Client) copyRequest(ctx context.Context, a *Action) (*PipelineBody, error) {
 	var spec CopySpec
 	if err := decodeSpec(a, &spec); err != nil {
 		return nil, err
@@ -222,7 +241,7 @@ func (c *Client) copyPipeline(ctx context.Context, a *Action) (*ActionResult, er
 		return nil, fmt.Errorf("valohai: copy_pipeline %s: %w", spec.Source, err)
 	}
 	body.Tags = mergeTags(body.Tags, spec.Tags)
-	return c.createOnce(ctx, a, "/api/v0/pipelines/", body)
+	return body, nil
 }
 
 // copiedNodeFields are the node fields a copy keeps besides name, type,

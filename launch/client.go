@@ -336,6 +336,9 @@ func (c *Client) ResolveCommit(ctx context.Context, project, ref string) (*Commi
 			return nil, err
 		}
 		match := matchCommit(commits, ref)
+		if match == nil && ctx.Value(noFetchKey{}) != nil {
+			return nil, fmt.Errorf("valohai: commit or branch %q is not known to project %s (a dry run does not fetch the repository)", ref, project)
+		}
 		if match == nil {
 			if _, err := c.FetchRepository(ctx, project); err != nil {
 				return nil, err
