@@ -379,7 +379,7 @@ func TestPipelineCreateAnswers(t *testing.T) {
 	const sha = "abcabcabcabcabcabcabcabcabcabcabcabcabca"
 	const commit = `{"identifier":"` + sha + `","ref":"main","config":[
  {"step":{"name":"s","image":"i","command":"c"}},
- {"pipeline":{"name":"p","nodes":[{"name":"n","type":"execution","step":"s"}]}}]}`
+ {"pipeline":{"name":"p","nodes":[{"name":"n","type":"execution","step":"s"}],"edges":[]}}]}`
 	for status, retryable := range map[int]bool{400: false, 403: false, 429: true, 500: true, 503: true} {
 		srv, seen := newTestServer(t, route(map[string]http.HandlerFunc{
 			"GET /api/v0/commits/" + sha + "/": answer(200, commit),

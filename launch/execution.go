@@ -99,6 +99,9 @@ func (e *StepError) Error() string {
 // step's time-limit (unless spec sets one) and resources as Kubernetes
 // runtime config.
 func BuildExecutionBody(config []any, commit string, spec *ExecutionSpec) (*ExecutionBody, error) {
+	if err := ValidateConfig(config); err != nil {
+		return nil, err
+	}
 	cfg := parseConfig(config)
 	step, ok := cfg.steps[spec.Step]
 	fail := func(format string, args ...any) error {

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -77,5 +78,41 @@ func TestPipelineParityWithValohaiYAML(t *testing.T) {
 	}
 	if total < 20 {
 		t.Errorf("only %d pipelines compared; the parity set promises at least 20", total)
+	}
+}
+
+// TestValidateConfigParity: every valohai.yaml under testdata/parity that
+// valohai-yaml refuses is refused here too, with a problem at each path
+// valohai-yaml's lint names; the accepted ones are accepted.
+func TestValidateConfigParity(t *testing.T) {
+	refused := 0
+	for file, fx := range loadParity(t) {
+		config := loadConfig(t, strings.TrimPrefix(file, "testdata"+string(filepath.Separator)))
+		err := ValidateConfig(config)
+		if len(fx.Errors) == 0 {
+			if err != nil {
+				t.Errorf("%s: valohai-yaml accepts it, we refuse: %v", file, err)
+			}
+			continue
+		}
+		refused++
+		var ce *ConfigError
+		if !errors.As(err, &ce) {
+			t.Errorf("%s: valohai-yaml refuses it (%v), we accept it", file, fx.Errors)
+			continue
+		}
+		for _, e := range fx.Errors {
+			path := e[strings.LastIndex(e, "(")+1 : len(e)-1]
+			if !strings.Contains(err.Error(), path+": ") {
+				t.Errorf("%s: valohai-yaml names %s (%s); our error does not: %v", file, path, e, err)
+			}
+		}
+		// A launch from such a file fails for good before any request.
+		if _, err := ConvertPipeline(config, fx.Commit, "p"); !errors.As(err, &ce) {
+			t.Errorf("%s: ConvertPipeline err = %v, want a *ConfigError", file, err)
+		}
+	}
+	if refused < 4 {
+		t.Errorf("%d refused files, want at least 4", refused)
 	}
 }

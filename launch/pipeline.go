@@ -313,6 +313,15 @@ func (cv *converter) errorf(format string, args ...any) error {
 // those that are), a node names an unknown step or task, an edge or a
 // parameter target names an unknown node, or an entry is malformed.
 func ConvertPipeline(config []any, commit, name string) (*PipelineBody, error) {
+	if err := ValidateConfig(config); err != nil {
+		return nil, err
+	}
+	return convertPipeline(config, commit, name)
+}
+
+// convertPipeline is ConvertPipeline without the schema check: the
+// converter's own checks still refuse what it cannot convert.
+func convertPipeline(config []any, commit, name string) (*PipelineBody, error) {
 	if name == "" {
 		return nil, &PipelineError{Reason: "no pipeline name given"}
 	}
@@ -832,16 +841,65 @@ func (cv *converter) remoteTemplate(node string, override map[string]any) (map[s
 	for k, v := range o.fields {
 		t[k] = v
 	}
-	if len(o.params.list) > 0 {
-		t["parameters"] = o.params.asMap()
-	}
-	if len(o.inputs.list) > 0 {
-		t["inputs"] = o.inputs.asMap()
-	}
-	if len(o.envs.list) > 0 {
-		t["environment-variables"] = o.envs.asMap()
+	// The converter cannot merge with a step it does not have: it sends
+	// the override's items as valohai-yaml serializes them (lists of
+	// items with their defaults filled in), not as name-to-value maps.
+	for _, k := range []struct{ key, kind string }{{"parameters", "parameter"}, {"inputs", "input"}, {"environment-variables", "env"}} {
+		list, _ := asSlice(field2(override, k.key, strings.ReplaceAll(k.key, "-", "_")))
+		if len(list) == 0 {
+			continue
+		}
+		items := make([]any, 0, len(list))
+		for _, raw := range list {
+			if m, ok := asMap(raw); ok {
+				items = append(items, serializeItem(k.kind, m))
+			}
+		}
+		t[k.key] = items
 	}
 	return t, nil
+}
+
+// serializeItem is a parameter, input or environment variable as
+// valohai-yaml serializes it: the keys given (null ones dropped) plus the
+// defaults its constructor fills in (a parameter's type "string" and
+// optional false, an input's optional false, an environment variable's
+// optional true; a flag has no optional or choices; multiple-separator
+// only with multiple).
+func serializeItem(kind string, m map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		if v != nil {
+			out[strings.ReplaceAll(k, "_", "-")] = deepCopy(v)
+		}
+	}
+	switch kind {
+	case "parameter":
+		if _, ok := out["type"]; !ok {
+			out["type"] = "string"
+		}
+		out["optional"] = truthy(out["optional"])
+		if out["type"] == "flag" {
+			delete(out, "optional")
+			delete(out, "choices")
+		}
+		if out["multiple"] != nil {
+			if _, ok := out["multiple-separator"]; !ok {
+				out["multiple-separator"] = ","
+			}
+		} else {
+			delete(out, "multiple-separator")
+		}
+	case "input":
+		out["optional"] = truthy(out["optional"])
+	case "env":
+		if v, ok := out["optional"]; ok {
+			out["optional"] = truthy(v)
+		} else {
+			out["optional"] = true
+		}
+	}
+	return out
 }
 
 // overrideParts is a node's override, read.

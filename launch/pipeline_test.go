@@ -178,6 +178,8 @@ func TestConvertPipelineCopiesConfig(t *testing.T) {
 	assertJSONEqual(t, marshalPlain(t, second), before)
 }
 
+// TestConvertPipelineErrors checks the converter's own refusals, without
+// the schema check in front of it (TestValidateConfigParity covers that).
 func TestConvertPipelineErrors(t *testing.T) {
 	const steps = `
 - step: {name: prep, image: python:3.12, command: python prep.py, inputs: [{name: data}], parameters: [{name: n, default: 1}]}
@@ -284,7 +286,7 @@ func TestConvertPipelineErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			body, err := ConvertPipeline(parseYAMLConfig(t, tt.yaml), tt.commit, tt.pipeline)
+			body, err := convertPipeline(parseYAMLConfig(t, tt.yaml), tt.commit, tt.pipeline)
 			if err == nil {
 				t.Fatalf("no error; body %s", compactJSON(marshalPlain(t, body)))
 			}
@@ -317,7 +319,13 @@ func TestConvertPipelineSkipsOtherEntries(t *testing.T) {
 			map[string]any{"name": "a", "type": "execution", "step": "prep"},
 		}}},
 	}
-	body, err := ConvertPipeline(config, goldenCommit, "p")
+	// valohai-yaml's schema refuses such a file (ConvertPipeline does too);
+	// the converter behind it skips what it cannot read.
+	var ce *ConfigError
+	if _, err := ConvertPipeline(config, goldenCommit, "p"); !errors.As(err, &ce) {
+		t.Errorf("ConvertPipeline err = %v, want a *ConfigError", err)
+	}
+	body, err := convertPipeline(config, goldenCommit, "p")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -588,8 +596,9 @@ func FuzzConvertPipeline(f *testing.F) {
 			body, err := ConvertPipeline(config, "abc123", n)
 			if err != nil {
 				var pe *PipelineError
-				if !errors.As(err, &pe) {
-					t.Fatalf("error %T (%v) is not a *PipelineError", err, err)
+				var ce *ConfigError
+				if !errors.As(err, &pe) && !errors.As(err, &ce) {
+					t.Fatalf("error %T (%v) is neither a *PipelineError nor a *ConfigError", err, err)
 				}
 				continue
 			}
@@ -663,7 +672,13 @@ func TestConvertAutorestartOverride(t *testing.T) {
                     runtime-config-preset: preset-2}}
       - {name: remote-node, type: execution, step: remote, commit: other, override: {autorestart: true, image: img}}
 `)
-	body, err := ConvertPipeline(config, "abc123", "Training pipeline")
+	// autorestart is outside valohai-yaml's schema (ConvertPipeline refuses
+	// the file); the converter itself still carries it as before.
+	var ce *ConfigError
+	if _, err := ConvertPipeline(config, "abc123", "Training pipeline"); !errors.As(err, &ce) {
+		t.Errorf("ConvertPipeline err = %v, want a *ConfigError (autorestart is not in the schema)", err)
+	}
+	body, err := convertPipeline(config, "abc123", "Training pipeline")
 	if err != nil {
 		t.Fatal(err)
 	}
