@@ -50,8 +50,8 @@ var (
 		allowed: []string{"command", "environment", "environment-variables", "image", "inputs", "mounts", "parameters", "runtime-config-preset"},
 		lists:   map[string]*objectSchema{"parameters": paramSchema, "inputs": inputSchema, "environment-variables": envSchema},
 	}
-	actionSchema   = &objectSchema{allowed: []string{"if", "then", "when"}, required: []string{"when", "then"}}
-	nodeSchemas    = map[string]*objectSchema{
+	actionSchema = &objectSchema{allowed: []string{"if", "then", "when"}, required: []string{"when", "then"}}
+	nodeSchemas  = map[string]*objectSchema{
 		"execution": {allowed: []string{"actions", "commit", "edge-merge-mode", "name", "on-error", "override", "step", "type"},
 			required: []string{"name", "step", "type"}, lists: map[string]*objectSchema{"actions": actionSchema},
 			objects: map[string]*objectSchema{"override": overrideSchema}},
