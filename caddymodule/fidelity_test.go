@@ -62,7 +62,7 @@ func TestExecutionBodyThroughCaddy(t *testing.T) {
 	_ = json.Unmarshal(got, &body)
 	want := map[string]any{
 		"project": testProject, "commit": testCommit, "step": "train",
-		"parameters":                  map[string]any{"epochs": 7.0, "branch": "main"},
+		"parameters":                  map[string]any{"epochs": 7.0, "branch": "main", "learning_rate": 0.001, "dry_run": false},
 		"inputs":                      map[string]any{"dataset": []any{"s3://demo-bucket/datasets/latest.csv"}, "weights": []any{}},
 		"image":                       "python:3.13",
 		"time_limit":                  5400.0,

@@ -534,11 +534,17 @@ func (c *compiledAction) executionSpec(project, payloadURL string, tags []string
 			spec.EnvironmentVariableGroups = append(spec.EnvironmentVariableGroups, v)
 		}
 	}
+	// A parameter or input that renders empty (a placeholder with no value)
+	// is left out: the step's default applies.
 	for _, p := range c.params {
-		spec.Parameters = append(spec.Parameters, launch.NamedValue{Name: p.name, Value: p.tmpl.Value(look)})
+		if v := p.tmpl.Value(look); v != "" {
+			spec.Parameters = append(spec.Parameters, launch.NamedValue{Name: p.name, Value: v})
+		}
 	}
 	for _, in := range c.inputs {
-		spec.Inputs = append(spec.Inputs, launch.NamedValue{Name: in.name, Value: in.tmpl.String(look)})
+		if v := in.tmpl.String(look); v != "" {
+			spec.Inputs = append(spec.Inputs, launch.NamedValue{Name: in.name, Value: v})
+		}
 	}
 	if c.cfg.PayloadInput != "" {
 		spec.Inputs = append(spec.Inputs, launch.NamedValue{Name: c.cfg.PayloadInput, Value: payloadURL})
