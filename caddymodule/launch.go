@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
+	"github.com/hooklaunch/caddy-valohai/launch/convert"
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
 
@@ -306,7 +307,7 @@ func compileAction(a ActionConfig) (compiledAction, error) {
 		return c, fmt.Errorf("unknown action kind %q: use execution, pipeline, copy_pipeline or fetch_repository", a.Kind)
 	}
 	if a.PayloadInput != "" && c.kind != launch.ActionRunExecution {
-		node, input, ok := launch.SplitNodeRef(a.PayloadInput)
+		node, input, ok := convert.SplitNodeRef(a.PayloadInput)
 		if !ok {
 			return c, fmt.Errorf("payload_input %q: a pipeline's payload input is <node>.<input>, e.g. preprocess.dataset", a.PayloadInput)
 		}
@@ -514,7 +515,7 @@ func appendTag(tags []string, tag string) []string {
 
 // executionSpec resolves an execution action for one request. The worker
 // turns it into the body valohai-cli would send, typed by the commit's
-// valohai.yaml (launch.BuildExecutionBody); values that render empty are
+// valohai.yaml (convert.BuildExecutionBody); values that render empty are
 // left out.
 func (c *compiledAction) executionSpec(project, payloadURL string, tags []string, look launch.Lookup) launch.ExecutionSpec {
 	spec := launch.ExecutionSpec{

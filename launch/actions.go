@@ -2,9 +2,10 @@ package launch
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
+
+	"github.com/hooklaunch/caddy-valohai/launch/convert"
 )
 
 // This file holds what Action.Body stores for the action kinds other than
@@ -24,16 +25,6 @@ type NodeInput struct {
 	Input string `json:"input"`
 	// URL is what the input reads; it must be a URI ("://").
 	URL string `json:"url"`
-}
-
-// NamedValue is one parameter setting of a pipeline run.
-type NamedValue struct {
-	// Name is a pipeline parameter, or "<node>.<parameter>" for a node's
-	// own parameter (see PipelineBody.SetParameter).
-	Name string `json:"name"`
-	// Value is sent with its JSON type: a number stays a number; a list
-	// given for a pipeline parameter becomes a single-style variant.
-	Value any `json:"value"`
 }
 
 // PipelineSpec is Action.Body of a run_pipeline action: run the pipeline
@@ -168,7 +159,7 @@ func (c *Client) pipelineRequest(ctx context.Context, a *Action) (*PipelineBody,
 	if err != nil {
 		return nil, err
 	}
-	body, err := ConvertPipeline(commit.Config, commit.Identifier, spec.Pipeline)
+	body, err := convert.ConvertPipeline(commit.Config, commit.Identifier, spec.Pipeline)
 	if err != nil {
 		return nil, fmt.Errorf("valohai: run_pipeline at commit %s (%s): %w", commit.Identifier, spec.Commit, err)
 	}
@@ -244,170 +235,6 @@ func (c *Client) copyRequest(ctx context.Context, a *Action) (*PipelineBody, err
 	return body, nil
 }
 
-// copiedNodeFields are the node fields a copy keeps besides name, type,
-// template and on-error: what defines the node, never the server's record
-// of a run (id, status, execution, log, ...).
-var copiedNodeFields = []string{
-	"actions", "edge_merge_mode", "edge-merge-mode",
-	"deployment", "commit", "aliases", "endpoints", "endpoint_configurations",
-	"source",
-}
-
-// Copy builds the body of a new pipeline with this pipeline's graph: the
-// nodes (name, type, template, on-error and the fields in copiedNodeFields),
-// the edges (six fields and configuration), the parameters, the tags, the
-// title and the project. A template's "project", should the API echo one,
-// is dropped: the new pipeline's project applies. It fails when a node has
-// no name or an unknown type, an execution or task node has no template
-// (the API did not return it, so the graph cannot be rebuilt), or an edge
-// names a node the pipeline does not have.
-func (p *Pipeline) Copy() (*PipelineBody, error) {
-	body := &PipelineBody{
-		Project:    p.Project,
-		Title:      p.Title,
-		Tags:       append([]string{}, p.Tags...),
-		Edges:      []PipelineEdge{},
-		Parameters: map[string]*PipelineParameter{},
-		name:       orDefault(p.Title, p.ID),
-	}
-	fail := func(format string, args ...any) error {
-		return &PipelineError{Pipeline: body.name, Reason: fmt.Sprintf(format, args...)}
-	}
-	if len(p.Nodes) == 0 {
-		return nil, fail("has no nodes to copy")
-	}
-	names := map[string]bool{}
-	// Valohai's answer names an edge's nodes by node id (valohai-cli's
-	// PIPELINE_DATA fixture); the new pipeline's edges name them by name.
-	nameByID := map[string]string{}
-	for _, raw := range p.Nodes {
-		id, _ := raw["id"].(string)
-		name, _ := raw["name"].(string)
-		if id != "" && name != "" {
-			nameByID[id] = name
-		}
-	}
-	for i, raw := range p.Nodes {
-		name, _ := raw["name"].(string)
-		typ, _ := raw["type"].(string)
-		switch {
-		case name == "":
-			return nil, fail("node #%d has no name", i+1)
-		case names[name]:
-			return nil, fail("more than one node is named %q", name)
-		case typ != nodeExecution && typ != nodeTask && typ != nodeDeployment && typ != nodeMimic:
-			return nil, fail("node %q has type %q, which cannot be copied", name, typ)
-		}
-		names[name] = true
-		node := &PipelineNode{Name: name, Type: typ, Fields: map[string]any{}}
-		if typ == nodeExecution || typ == nodeTask {
-			tmpl, ok := asMap(raw["template"])
-			if !ok {
-				tmpl, ok = templateFromExecution(raw["execution"])
-				node.inputsUnknown = ok
-			}
-			if !ok {
-				return nil, fail("node %q: Valohai's answer carries no template for it (it holds only the node's name, type and run state), "+
-					"so the graph cannot be rebuilt from the pipeline object; launch it from valohai.yaml instead with `pipeline <name> { commit ... }`", name)
-			}
-			node.Template = deepCopy(tmpl).(map[string]any)
-			delete(node.Template, "project")
-		}
-		if v, ok := field(raw, "on_error", "on-error"); ok {
-			s, _ := v.(string)
-			node.OnError = s
-		}
-		for _, k := range copiedNodeFields {
-			if v, ok := field(raw, k); ok {
-				node.Fields[k] = deepCopy(v)
-			}
-		}
-		// Sent with the converter's spelling, whichever Valohai answered.
-		if v, ok := node.Fields["edge_merge_mode"]; ok {
-			delete(node.Fields, "edge_merge_mode")
-			node.Fields["edge-merge-mode"] = v
-		}
-		// A deployment given as an object is sent as its id.
-		if dep, ok := asMap(node.Fields["deployment"]); ok {
-			if id, ok := dep["id"].(string); ok {
-				node.Fields["deployment"] = id
-			}
-		}
-		body.Nodes = append(body.Nodes, node)
-	}
-	for i, raw := range p.Edges {
-		var e PipelineEdge
-		for _, f := range []struct {
-			key string
-			dst *string
-		}{
-			{"source_node", &e.SourceNode}, {"source_type", &e.SourceType}, {"source_key", &e.SourceKey},
-			{"target_node", &e.TargetNode}, {"target_type", &e.TargetType}, {"target_key", &e.TargetKey},
-		} {
-			s, _ := raw[f.key].(string)
-			if s == "" {
-				return nil, fail("edge #%d has no %s", i+1, f.key)
-			}
-			if n, ok := nameByID[s]; ok && (f.key == "source_node" || f.key == "target_node") {
-				s = n
-			}
-			*f.dst = s
-		}
-		if !names[e.SourceNode] || !names[e.TargetNode] {
-			return nil, fail("edge #%d connects %q to %q, but the pipeline's nodes are %s",
-				i+1, e.SourceNode, e.TargetNode, quoteList(body.nodeNames()))
-		}
-		if conf, ok := asMap(raw["configuration"]); ok && len(conf) > 0 {
-			e.Configuration = deepCopy(conf).(map[string]any)
-		}
-		body.Edges = append(body.Edges, e)
-	}
-	for _, name := range sortedMapKeys(p.Parameters) {
-		param, ok := asMap(p.Parameters[name])
-		if !ok {
-			return nil, fail("parameter %q is not an object with config and expression", name)
-		}
-		config, _ := asMap(param["config"])
-		body.Parameters[name] = &PipelineParameter{
-			Config:     deepCopy(config).(map[string]any),
-			Expression: deepCopy(param["expression"]),
-		}
-		if body.Parameters[name].Config == nil {
-			body.Parameters[name].Config = map[string]any{"name": name}
-		}
-	}
-	return body, nil
-}
-
-// templateFromExecution rebuilds a node template from the execution a
-// node ran (as Valohai's pipeline answer embeds it): the commit, step,
-// parameters, inputs when listed, and the environment's id.
-func templateFromExecution(v any) (map[string]any, bool) {
-	exec, ok := asMap(v)
-	if !ok {
-		return nil, false
-	}
-	step, _ := exec["step"].(string)
-	commit, _ := asMap(exec["commit"])
-	ident, _ := commit["identifier"].(string)
-	if step == "" || ident == "" {
-		return nil, false
-	}
-	tmpl := map[string]any{"commit": ident, "step": step}
-	if params, ok := asMap(exec["parameters"]); ok {
-		tmpl["parameters"] = deepCopy(params)
-	}
-	if inputs, ok := asMap(exec["inputs"]); ok {
-		tmpl["inputs"] = deepCopy(inputs)
-	}
-	if env, ok := asMap(exec["environment"]); ok {
-		if id, ok := env["id"].(string); ok && id != "" {
-			tmpl["environment"] = id
-		}
-	}
-	return tmpl, true
-}
-
 // fetchRepository performs a fetch_repository action (see FetchSpec).
 func (c *Client) fetchRepository(ctx context.Context, a *Action) (*ActionResult, error) {
 	var spec FetchSpec
@@ -440,9 +267,3 @@ func fetchStatus(res *FetchResult) string {
 	}
 	return "fetched"
 }
-
-// Interface guards: bodies and nodes flatten themselves when marshalled.
-var (
-	_ json.Marshaler = PipelineBody{}
-	_ json.Marshaler = PipelineNode{}
-)

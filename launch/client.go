@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hooklaunch/caddy-valohai/launch/convert"
 )
 
 // DefaultBaseURL is Valohai's hosted service, used when Client.BaseURL is empty.
@@ -431,35 +433,9 @@ func (c *Client) CreatePipeline(ctx context.Context, body any) (*ActionResult, e
 	return answer.result(), nil
 }
 
-// Pipeline is a pipeline as GET /api/v0/pipelines/<id>/ describes it: what
-// a copy needs (nodes with their templates, edges, parameters) and what a
-// run records. Nodes, edges and parameters keep numbers as json.Number.
-type Pipeline struct {
-	// ID is the pipeline's UUID.
-	ID string
-	// Counter is the pipeline's number within its project.
-	Counter int64
-	// Status is Valohai's pipeline status, such as "started" or "complete".
-	Status string
-	// Title is the pipeline's title.
-	Title string
-	// Project is the project id (Valohai sends the project as an object or
-	// as its id; both are read).
-	Project string
-	// Tags are the pipeline's tags.
-	Tags []string
-	// URL is the pipeline's API address.
-	URL string
-	// DisplayURL is its web UI address.
-	DisplayURL string
-	// Nodes are the node objects as sent, including server fields such as
-	// id, status and execution.
-	Nodes []map[string]any
-	// Edges are the edge objects as sent, including id and pipeline.
-	Edges []map[string]any
-	// Parameters are the pipeline parameters by name, as sent.
-	Parameters map[string]any
-}
+// Pipeline is a pipeline as GET /api/v0/pipelines/<id>/ describes it
+// (see convert.Pipeline, which also rebuilds it for copy_pipeline).
+type Pipeline = convert.Pipeline
 
 // GetPipeline reads a pipeline by its id or by "<project-id>:<counter>"
 // (also "<project-id>:latest"): GET /api/v0/pipelines/<ref>/.

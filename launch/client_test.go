@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hooklaunch/caddy-valohai/launch/convert"
 )
 
 const testToken = "s3cr3t-valohai-token"
@@ -458,7 +460,7 @@ func TestGetCommit(t *testing.T) {
 		t.Errorf("commit = %+v", commit)
 	}
 	// Numbers pass through exactly (a float64 would round this one).
-	body, err := ConvertPipeline(commit.Config, commit.Identifier, "p")
+	body, err := convert.ConvertPipeline(commit.Config, commit.Identifier, "p")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -645,7 +647,7 @@ const pipelineDetail = `{"id":"0190c000-0000-7000-8000-000000000001","counter":2
 func TestCreatePipeline(t *testing.T) {
 	srv, seen := newTestServer(t, answer(201, pipelineDetail))
 	c := &Client{BaseURL: srv.URL, Token: testToken}
-	body := &PipelineBody{Project: "proj-1", Title: "nightly", Nodes: []*PipelineNode{{Name: "m", Type: "mimic", Fields: map[string]any{"source": "n0"}}}}
+	body := &PipelineBody{Project: "proj-1", Title: "nightly", Nodes: []*convert.PipelineNode{{Name: "m", Type: "mimic", Fields: map[string]any{"source": "n0"}}}}
 	res, err := c.CreatePipeline(context.Background(), body)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package launch
+package convert
 
 import (
 	"fmt"

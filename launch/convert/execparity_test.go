@@ -1,4 +1,4 @@
-package launch
+package convert
 
 import (
 	"encoding/json"
@@ -36,7 +36,7 @@ type execOption struct {
 // overrides (expected.json; see testdata/README.md), key by key. A case
 // the CLI refuses must fail for good here too, naming the parameter.
 func TestExecutionParityWithValohaiCLI(t *testing.T) {
-	dir := filepath.Join("testdata", "execparity")
+	dir := filepath.Join(testdataDir, "execparity")
 	config := loadConfig(t, filepath.Join("execparity", "valohai.yaml"))
 	var cases []execCase
 	readJSON(t, filepath.Join(dir, "cases.json"), &cases)

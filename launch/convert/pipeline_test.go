@@ -1,4 +1,4 @@
-package launch
+package convert
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hooklaunch/caddy-valohai/launch/internal/jsontest"
 	"github.com/hooklaunch/caddy-valohai/launch/simulator"
 )
 
@@ -22,7 +23,7 @@ const (
 // serves it.
 func loadConfig(t testing.TB, name string) []any {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name))
+	data, err := os.ReadFile(filepath.Join(testdataDir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,51 +74,7 @@ func marshalPlain(t testing.TB, v any) any {
 	return plainJSON(t, data)
 }
 
-// jsonDiff lists the paths where two decoded JSON documents differ.
-func jsonDiff(path string, got, want any) []string {
-	switch w := want.(type) {
-	case map[string]any:
-		g, ok := got.(map[string]any)
-		if !ok {
-			return []string{fmt.Sprintf("%s: got %s, want an object", path, compactJSON(got))}
-		}
-		var diffs []string
-		keys := map[string]bool{}
-		for k := range w {
-			keys[k] = true
-		}
-		for k := range g {
-			keys[k] = true
-		}
-		for _, k := range sortedMapKeys(keys) {
-			gv, gok := g[k]
-			wv, wok := w[k]
-			switch {
-			case !gok:
-				diffs = append(diffs, fmt.Sprintf("%s.%s: missing, want %s", path, k, compactJSON(wv)))
-			case !wok:
-				diffs = append(diffs, fmt.Sprintf("%s.%s: unexpected %s", path, k, compactJSON(gv)))
-			default:
-				diffs = append(diffs, jsonDiff(path+"."+k, gv, wv)...)
-			}
-		}
-		return diffs
-	case []any:
-		g, ok := got.([]any)
-		if !ok || len(g) != len(w) {
-			return []string{fmt.Sprintf("%s: got %s, want %s", path, compactJSON(got), compactJSON(want))}
-		}
-		var diffs []string
-		for i := range w {
-			diffs = append(diffs, jsonDiff(fmt.Sprintf("%s[%d]", path, i), g[i], w[i])...)
-		}
-		return diffs
-	}
-	if !reflect.DeepEqual(got, want) {
-		return []string{fmt.Sprintf("%s: got %s, want %s", path, compactJSON(got), compactJSON(want))}
-	}
-	return nil
-}
+func jsonDiff(path string, got, want any) []string { return jsontest.Diff(path, got, want) }
 
 func assertJSONEqual(t *testing.T, got, want any) {
 	t.Helper()
@@ -136,7 +93,7 @@ func TestConvertPipelineGolden(t *testing.T) {
 		{"pipeline-overrides", "harbors"},
 		{"pipeline-deploy", "train-and-deploy"},
 	} {
-		wantData, err := os.ReadFile(filepath.Join("testdata", tt.file+".json"))
+		wantData, err := os.ReadFile(filepath.Join(testdataDir, tt.file+".json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -297,9 +254,6 @@ func TestConvertPipelineErrors(t *testing.T) {
 			if !errors.As(err, &pe) {
 				t.Errorf("error is %T, want *PipelineError", err)
 			}
-			if Retryable(err) {
-				t.Error("a conversion error is retryable")
-			}
 		})
 	}
 }
@@ -404,8 +358,8 @@ func TestSetNodeInput(t *testing.T) {
 				t.Fatalf("error = %v\nwant it to contain %q", err, tt.want)
 			}
 			var pe *PipelineError
-			if !errors.As(err, &pe) || Retryable(err) {
-				t.Errorf("error %T is not a permanent *PipelineError", err)
+			if !errors.As(err, &pe) {
+				t.Errorf("error %T is not a *PipelineError", err)
 			}
 			if strings.Contains(err.Error(), "SECRETSIG") {
 				t.Errorf("signature leaked into %q", err)
@@ -483,8 +437,8 @@ func TestSetParameter(t *testing.T) {
 				t.Fatalf("error = %v\nwant it to contain %q", err, tt.want)
 			}
 			var pe *PipelineError
-			if !errors.As(err, &pe) || Retryable(err) {
-				t.Errorf("error %T is not a permanent *PipelineError", err)
+			if !errors.As(err, &pe) {
+				t.Errorf("error %T is not a *PipelineError", err)
 			}
 			assertJSONEqual(t, marshalPlain(t, tt.body), before)
 		})

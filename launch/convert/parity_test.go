@@ -1,4 +1,4 @@
-package launch
+package convert
 
 import (
 	"encoding/json"
@@ -22,7 +22,7 @@ type parityFixture struct {
 
 func loadParity(t *testing.T) map[string]parityFixture {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", "parity", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join(testdataDir, "parity", "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no parity inputs: %v", err)
 	}
@@ -52,7 +52,7 @@ func TestPipelineParityWithValohaiYAML(t *testing.T) {
 		if len(fx.Errors) > 0 {
 			continue // refused files are TestValidateConfigParity's
 		}
-		config := loadConfig(t, strings.TrimPrefix(file, "testdata"+string(filepath.Separator)))
+		config := loadConfig(t, strings.TrimPrefix(file, testdataDir+string(filepath.Separator)))
 		names := make([]string, 0, len(fx.Pipelines))
 		for name := range fx.Pipelines {
 			names = append(names, name)
@@ -87,7 +87,7 @@ func TestPipelineParityWithValohaiYAML(t *testing.T) {
 func TestValidateConfigParity(t *testing.T) {
 	refused := 0
 	for file, fx := range loadParity(t) {
-		config := loadConfig(t, strings.TrimPrefix(file, "testdata"+string(filepath.Separator)))
+		config := loadConfig(t, strings.TrimPrefix(file, testdataDir+string(filepath.Separator)))
 		err := ValidateConfig(config)
 		if len(fx.Errors) == 0 {
 			if err != nil {

@@ -1,4 +1,4 @@
-package launch
+package convert
 
 import (
 	"encoding/json"
@@ -1712,3 +1712,9 @@ func redactQuery(u string) string {
 func isSpaceOrControl(r rune) bool {
 	return r <= ' ' || r == 0x7f
 }
+
+// Interface guards: bodies and nodes flatten themselves when marshalled.
+var (
+	_ json.Marshaler = PipelineBody{}
+	_ json.Marshaler = PipelineNode{}
+)
