@@ -2,46 +2,26 @@ package launch
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/hooklaunch/caddy-valohai/launch/internal/jsontest"
-	"github.com/hooklaunch/caddy-valohai/launch/simulator"
 )
 
-// The golden project and commit of testdata/pipeline-*.json.
 const (
-	goldenProject = "0b7e7c2a-5f6d-4f59-9a43-2f8c1f5b9d01"
-	goldenCommit  = "0123abcd0123abcd0123abcd0123abcd0123abcd"
+	goldenProject = jsontest.GoldenProject
+	goldenCommit  = jsontest.GoldenCommit
 )
 
 // loadConfig parses a valohai.yaml from testdata the way the simulator
 // serves it.
 func loadConfig(t testing.TB, name string) []any {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	config, err := simulator.ParseConfigYAML(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return config
+	return jsontest.LoadConfig(t, filepath.Join("testdata", name))
 }
 
-// plainJSON decodes JSON into plain values (float64 numbers) so that two
-// documents compare by meaning, not by spelling or key order.
-func plainJSON(t testing.TB, data []byte) any {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatalf("invalid JSON: %v\n%s", err, data)
-	}
-	return v
-}
+func plainJSON(t testing.TB, data []byte) any { t.Helper(); return jsontest.Plain(t, data) }
 
 // assertJSONEqual reports the paths where two decoded documents differ.
 func assertJSONEqual(t *testing.T, got, want any) {

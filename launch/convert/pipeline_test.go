@@ -15,19 +15,15 @@ import (
 )
 
 const (
-	goldenProject = "0b7e7c2a-5f6d-4f59-9a43-2f8c1f5b9d01"
-	goldenCommit  = "0123abcd0123abcd0123abcd0123abcd0123abcd"
+	goldenProject = jsontest.GoldenProject
+	goldenCommit  = jsontest.GoldenCommit
 )
 
 // loadConfig parses a valohai.yaml from testdata the way the simulator
 // serves it.
 func loadConfig(t testing.TB, name string) []any {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testdataDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return parseYAMLConfig(t, string(data))
+	return jsontest.LoadConfig(t, filepath.Join(testdataDir, name))
 }
 
 func parseYAMLConfig(t testing.TB, yaml string) []any {
@@ -54,16 +50,7 @@ func viaAPI(t testing.TB, config []any) []any {
 	return out
 }
 
-// plainJSON decodes JSON into plain values (float64 numbers) so that two
-// documents compare by meaning, not by spelling or key order.
-func plainJSON(t testing.TB, data []byte) any {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatalf("invalid JSON: %v\n%s", err, data)
-	}
-	return v
-}
+func plainJSON(t testing.TB, data []byte) any { t.Helper(); return jsontest.Plain(t, data) }
 
 func marshalPlain(t testing.TB, v any) any {
 	t.Helper()

@@ -1,12 +1,25 @@
-// Package jsontest compares decoded JSON documents for the tests of
-// launch and launch/convert.
+// Package jsontest holds the test helpers launch and launch/convert share:
+// reading valohai.yaml fixtures and comparing decoded JSON documents.
 package jsontest
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"sort"
+	"testing"
+
+	"github.com/hooklaunch/caddy-valohai/launch/simulator"
+)
+
+// The project and commit of the golden bodies in launch/testdata
+// (pipeline-*.json, parity/, execparity/).
+const (
+	GoldenProject = "0b7e7c2a-5f6d-4f59-9a43-2f8c1f5b9d01"
+	GoldenCommit  = "0123abcd0123abcd0123abcd0123abcd0123abcd"
 )
 
 // Diff lists the paths (from path, e.g. "$") where two decoded JSON
@@ -67,4 +80,44 @@ func compact(v any) string {
 		return fmt.Sprint(v)
 	}
 	return string(b)
+}
+
+// LoadConfig parses the valohai.yaml at path the way the simulator serves
+// it (a list of entries, numbers as the YAML gives them).
+func LoadConfig(t testing.TB, path string) []any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config, err := simulator.ParseConfigYAML(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return config
+}
+
+// Plain decodes JSON into plain values (float64 numbers) so that two
+// documents compare by meaning, not by spelling or key order.
+func Plain(t testing.TB, data []byte) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatalf("invalid JSON: %v\n%s", err, data)
+	}
+	return v
+}
+
+// DecodeNumbers decodes JSON keeping numbers as json.Number, as the
+// launch client decodes Valohai's answers.
+func DecodeNumbers(data []byte, out any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(out); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
 }
