@@ -122,6 +122,16 @@ func TestPerform(t *testing.T) {
 		t.Errorf("User-Agent = %q", ua)
 	}
 
+	// A run_execution stored by an earlier version holds the finished body
+	// (inputs and parameters as objects): it is sent unchanged, no lookup.
+	legacy := `{"project":"p","commit":"main","step":"train","inputs":{"data":["s3://x"]},"parameters":{"epochs":5}}`
+	if res, err := c.Perform(context.Background(), &Action{Kind: ActionRunExecution, Body: json.RawMessage(legacy)}); err != nil || res.Counter != 34 {
+		t.Fatalf("legacy run_execution: %+v, %v", res, err)
+	}
+	if reqs := seen(); len(reqs) != 3 || reqs[2].method != http.MethodPost || string(reqs[2].body) != legacy {
+		t.Fatalf("legacy body not sent as stored: %d requests", len(reqs))
+	}
+
 	for _, kind := range []ActionKind{"bogus", ""} {
 		_, err := c.Perform(context.Background(), &Action{Kind: kind, Body: json.RawMessage(`{}`)})
 		if !errors.Is(err, ErrUnsupportedAction) || !strings.Contains(err.Error(), "action "+string(kind)+" is not supported") {
@@ -156,8 +166,8 @@ func TestPerform(t *testing.T) {
 	if _, err := c.Perform(context.Background(), nil); err == nil {
 		t.Error("nil action: no error")
 	}
-	if n := len(seen()); n != 2 {
-		t.Errorf("%d requests sent, want 2 (failed actions must not reach Valohai)", n)
+	if n := len(seen()); n != 3 {
+		t.Errorf("%d requests sent, want 3 (failed actions must not reach Valohai)", n)
 	}
 }
 

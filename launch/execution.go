@@ -2,6 +2,7 @@ package launch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -10,6 +11,11 @@ import (
 
 // runExecution performs a run_execution action (see ExecutionSpec).
 func (c *Client) runExecution(ctx context.Context, a *Action) (*ActionResult, error) {
+	if legacyExecutionBody(a.Body) {
+		// Stored before this version, which stored the finished body: sent
+		// as it was built then.
+		return c.CreateExecution(ctx, a.Body)
+	}
 	body, err := c.ExecutionRequest(ctx, a)
 	if err != nil {
 		return nil, err
@@ -42,4 +48,29 @@ func (c *Client) ExecutionRequest(ctx context.Context, a *Action) (*ExecutionBod
 		return nil, fmt.Errorf("valohai: run_execution at commit %s (%s): %w", commit.Identifier, spec.Commit, err)
 	}
 	return body, nil
+}
+
+// legacyExecutionBody reports whether a stored run_execution body is an
+// execution body as earlier versions stored it (inputs and parameters as
+// objects) rather than an ExecutionSpec (lists of name/value pairs), so a
+// run queued before an upgrade is still sent after it.
+func legacyExecutionBody(body json.RawMessage) bool {
+	var probe struct {
+		Inputs     json.RawMessage `json:"inputs"`
+		Parameters json.RawMessage `json:"parameters"`
+	}
+	if json.Unmarshal(body, &probe) != nil {
+		return false
+	}
+	isObject := func(raw json.RawMessage) bool {
+		for _, b := range raw {
+			switch b {
+			case ' ', '\t', '\r', '\n':
+				continue
+			}
+			return b == '{'
+		}
+		return false
+	}
+	return isObject(probe.Inputs) || isObject(probe.Parameters)
 }
