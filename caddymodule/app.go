@@ -235,7 +235,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("valohai: reading the payload signing key from the store: %w", err)
 	}
 	a.signer = launch.URLSigner{Key: key, Base: a.PayloadURL}
-	a.client = &launch.Client{BaseURL: a.apiURL, Token: a.apiToken}
+	a.client = &launch.Client{BaseURL: a.apiURL, Token: a.apiToken, PayloadURL: a.PayloadURL}
 	a.dispatcher = &launch.Dispatcher{
 		Store:     a.store,
 		Performer: a.client,

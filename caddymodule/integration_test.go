@@ -127,7 +127,8 @@ func TestFoundationThroughCaddy(t *testing.T) {
 			t.Fatalf("simulator got %d executions, want %d", len(calls), before+1)
 		}
 		body := calls[len(calls)-1]
-		if body["project"] != testProject || body["commit"] != "main" || body["step"] != "train" {
+		// The branch goes out as the full commit identifier, as valohai-cli sends it.
+		if body["project"] != testProject || body["commit"] != testCommit || body["step"] != "train" {
 			t.Fatalf("execution body %v", body)
 		}
 
@@ -187,7 +188,9 @@ func TestFoundationThroughCaddy(t *testing.T) {
 		if params["branch"] != "refs/heads/main" || last["title"] != "Push refs/heads/main" {
 			t.Fatalf("placeholders: params %v title %v", params, last["title"])
 		}
-		if tags := last["tags"].([]any); len(tags) != 1 || tags[0] != "webhook" {
+		// The trigger's tag, then webhook:<trigger> and the run marker.
+		if tags := last["tags"].([]any); len(tags) != 3 || tags[0] != "webhook" || tags[1] != "webhook:github-push" ||
+			!strings.HasPrefix(tags[2].(string), "webhook-run:") {
 			t.Fatalf("tags %v", tags)
 		}
 		if ev := last["environment_variables"].(map[string]any); ev["SOURCE"] != "github" {

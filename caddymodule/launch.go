@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
+	"github.com/hooklaunch/caddy-valohai/launch/convert"
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
 
@@ -41,6 +42,11 @@ type Launch struct {
 	// Response replaces the default answer of an accepted run (completed or
 	// pending); a run that failed within wait gets the default 502 answer.
 	Response *ResponseConfig `json:"response,omitempty"`
+	// DryRun is "always" (every request is a dry run) or "header" (a
+	// request with `Webhook-Dry-Run: 1` is); empty means never. A dry run
+	// resolves and converts everything but creates, stores and takes
+	// nothing, and answers with the requests it would send.
+	DryRun string `json:"dry_run,omitempty"`
 
 	app      *App
 	logger   *zap.Logger
@@ -79,6 +85,18 @@ type ActionConfig struct {
 	Tags []string `json:"tags,omitempty"`
 	// Env are environment variables of the execution.
 	Env []NameValue `json:"env,omitempty"`
+	// Image overrides the step's Docker image (executions).
+	Image string `json:"image,omitempty"`
+	// TimeLimit overrides the step's time-limit, in whole seconds
+	// (executions); 0 keeps the step's.
+	TimeLimit int64 `json:"time_limit,omitempty"`
+	// EnvironmentVariableGroups are ids of environment variable groups
+	// (executions).
+	EnvironmentVariableGroups []string `json:"environment_variable_groups,omitempty"`
+	// RuntimeConfigPreset is a runtime config preset id (executions).
+	RuntimeConfigPreset string `json:"runtime_config_preset,omitempty"`
+	// Priority of the execution; nil leaves it to Valohai.
+	Priority *int64 `json:"priority,omitempty"`
 }
 
 // ResponseConfig replaces the default answer of a launched run.
@@ -115,6 +133,9 @@ type compiledAction struct {
 	inputs      []namedTemplate
 	env         []namedTemplate
 	tags        []*launch.Template
+	image       *launch.Template
+	preset      *launch.Template
+	envGroups   []*launch.Template
 	// payloadNode/payloadInput split a pipeline's <node>.<input>.
 	payloadNode, payloadInput string
 }
@@ -137,6 +158,9 @@ func (l *Launch) Provision(ctx caddy.Context) error {
 	}
 	if l.Project == "" {
 		return fmt.Errorf("valohai_launch %s: project is required (the Valohai project id)", l.Trigger)
+	}
+	if l.DryRun != "" && l.DryRun != "always" && l.DryRun != "header" {
+		return fmt.Errorf("valohai_launch %s: dry_run is `dry_run` (every request) or `dry_run header` (requests with %s: 1), not %q", l.Trigger, DryRunHeader, l.DryRun)
 	}
 	if len(l.Actions) == 0 {
 		return fmt.Errorf("valohai_launch %s: no action; add e.g. `execution <step> { commit main }`", l.Trigger)
@@ -259,6 +283,14 @@ func compileAction(a ActionConfig) (compiledAction, error) {
 		c.environment = parse("environment", a.Environment)
 		c.inputs = named("input", a.Inputs)
 		c.env = named("env", a.Env)
+		c.image = parse("image", a.Image)
+		c.preset = parse("runtime_config_preset", a.RuntimeConfigPreset)
+		for _, g := range a.EnvironmentVariableGroups {
+			c.envGroups = append(c.envGroups, parse("environment_variable_group", g))
+		}
+		if a.TimeLimit < 0 {
+			return c, fmt.Errorf("execution %s: time_limit must be positive", a.Step)
+		}
 	case "pipeline":
 		c.kind = launch.ActionRunPipeline
 		if a.Pipeline == "" {
@@ -281,7 +313,7 @@ func compileAction(a ActionConfig) (compiledAction, error) {
 		return c, fmt.Errorf("unknown action kind %q: use execution, pipeline, copy_pipeline or fetch_repository", a.Kind)
 	}
 	if a.PayloadInput != "" && c.kind != launch.ActionRunExecution {
-		node, input, ok := launch.SplitNodeRef(a.PayloadInput)
+		node, input, ok := convert.SplitNodeRef(a.PayloadInput)
 		if !ok {
 			return c, fmt.Errorf("payload_input %q: a pipeline's payload input is <node>.<input>, e.g. preprocess.dataset", a.PayloadInput)
 		}
@@ -292,6 +324,10 @@ func compileAction(a ActionConfig) (compiledAction, error) {
 	}
 	if a.Environment != "" && c.kind != launch.ActionRunExecution {
 		return c, fmt.Errorf("environment belongs to executions")
+	}
+	if (a.Image != "" || a.TimeLimit != 0 || len(a.EnvironmentVariableGroups) > 0 || a.RuntimeConfigPreset != "" || a.Priority != nil) &&
+		c.kind != launch.ActionRunExecution {
+		return c, fmt.Errorf("image, time_limit, environment_variable_group, runtime_config_preset and priority belong to executions")
 	}
 	return c, err
 }
@@ -309,6 +345,20 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	}
 	runID := runIDFor(r)
 	look := requestLookup(r, vr, runID)
+	dry := l.DryRun == "always" || (l.DryRun == "header" && r.Header.Get(DryRunHeader) == "1")
+	// Quota units a rate limit deferred (the request carried the dry-run
+	// header): a dry run takes none, any other launch takes them now.
+	for _, d := range deferredQuotas(r) {
+		if d.settled {
+			continue
+		}
+		d.settled = true
+		if !dry {
+			if err := d.take(w, r); err != nil {
+				return err
+			}
+		}
+	}
 
 	now := time.Now()
 	var payload *launch.Payload
@@ -328,12 +378,15 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 
 	project := l.project.String(look)
 	run := &launch.Run{ID: runID, Trigger: l.Trigger, Host: r.Host, Path: r.URL.Path}
-	for _, c := range l.compiled {
-		action, err := c.build(project, payloadURL, look)
+	for i, c := range l.compiled {
+		action, err := c.build(l.Trigger, runID, i, project, payloadURL, look)
 		if err != nil {
 			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("valohai_launch: building the %s action: %v", c.cfg.Kind, err))
 		}
 		run.Actions = append(run.Actions, action)
+	}
+	if dry {
+		return l.answerDryRun(w, r, run)
 	}
 	if err := l.app.dispatcher.Submit(r.Context(), run, payload); err != nil {
 		l.logger.Error("storing run failed", zap.String("trigger", l.Trigger), zap.Error(err))
@@ -352,6 +405,35 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	}
 	l.app.metrics.requests.WithLabelValues(l.Trigger, string(done.Status)).Inc()
 	return l.answer(w, done, look)
+}
+
+// dryRunResponse is the answer of a dry run.
+type dryRunResponse struct {
+	RunID    string                  `json:"run_id"`
+	Status   string                  `json:"status"`
+	Requests []launch.PlannedRequest `json:"requests"`
+	Error    string                  `json:"error,omitempty"`
+}
+
+// answerDryRun plans every action (commit and config reads, conversion,
+// typing) without creating or storing anything, and answers 200 with the
+// requests that would be sent, or 502 with the first action's error.
+func (l *Launch) answerDryRun(w http.ResponseWriter, r *http.Request, run *launch.Run) error {
+	resp := dryRunResponse{RunID: run.ID, Status: "dry_run", Requests: []launch.PlannedRequest{}}
+	status := http.StatusOK
+	for i := range run.Actions {
+		reqs, err := l.app.client.Plan(r.Context(), &run.Actions[i])
+		if err != nil {
+			status = http.StatusBadGateway
+			resp.Error = fmt.Sprintf("action %d (%s): %v", i+1, run.Actions[i].Kind, err)
+			break
+		}
+		resp.Requests = append(resp.Requests, reqs...)
+	}
+	l.app.metrics.requests.WithLabelValues(l.Trigger, "dry_run").Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(resp)
 }
 
 // requestLookup resolves the placeholders of action values and responses
@@ -373,15 +455,22 @@ func requestLookup(r *http.Request, vr *validators.Request, runID string) launch
 }
 
 // build resolves the action's templates for one request into a stored
-// action: an execution body, or the spec a worker turns into API calls.
-func (c *compiledAction) build(project, payloadURL string, look launch.Lookup) (launch.Action, error) {
+// action: the spec a worker turns into API calls. Every execution and
+// pipeline is tagged webhook:<trigger> and with the action's marker
+// (webhook-run:<run id>:<action number>), so the run and what it created
+// point at each other, and a retry can find what an earlier try created.
+func (c *compiledAction) build(trigger, runID string, index int, project, payloadURL string, look launch.Lookup) (launch.Action, error) {
 	a := launch.Action{Kind: c.kind, Project: project}
 	var spec any
 	tags := c.tagValues(look)
+	if c.kind != launch.ActionFetchRepository {
+		a.Marker = fmt.Sprintf("webhook-run:%s:%d", runID, index+1)
+		tags = appendTag(appendTag(tags, "webhook:"+trigger), a.Marker)
+	}
 	switch c.kind {
 	case launch.ActionRunExecution:
 		a.Name = c.step.String(look)
-		spec = c.executionBody(project, payloadURL, look)
+		spec = c.executionSpec(project, payloadURL, tags, look)
 	case launch.ActionRunPipeline:
 		a.Name = c.step.String(look)
 		ps := launch.PipelineSpec{Project: project, Commit: c.commit.String(look), Pipeline: a.Name, Tags: tags}
@@ -396,7 +485,7 @@ func (c *compiledAction) build(project, payloadURL string, look launch.Lookup) (
 		}
 		spec = ps
 	case launch.ActionCopyPipeline:
-		cs := launch.CopySpec{Source: c.source.String(look), Project: project}
+		cs := launch.CopySpec{Source: c.source.String(look), Project: project, Tags: tags}
 		a.Name = cs.Source
 		if c.title != nil {
 			cs.Title = c.title.String(look)
@@ -422,58 +511,60 @@ func (c *compiledAction) tagValues(look launch.Lookup) []string {
 	}
 	tags := make([]string, 0, len(c.tags))
 	for _, t := range c.tags {
-		tags = append(tags, t.String(look))
+		tags = appendTag(tags, t.String(look))
 	}
 	return tags
 }
 
-// executionBody is the POST /api/v0/executions/ body of one action.
-func (c *compiledAction) executionBody(project, payloadURL string, look launch.Lookup) map[string]any {
-	params := map[string]any{}
-	for _, p := range c.params {
-		v := p.tmpl.Value(look)
-		if prev, ok := params[p.name]; ok {
-			// A parameter given twice is a multi-value parameter.
-			if list, ok := prev.([]any); ok {
-				params[p.name] = append(list, v)
-			} else {
-				params[p.name] = []any{prev, v}
-			}
-			continue
-		}
-		params[p.name] = v
+// appendTag adds tag unless it is empty or already there.
+func appendTag(tags []string, tag string) []string {
+	if tag == "" || slices.Contains(tags, tag) {
+		return tags
 	}
-	inputs := map[string][]string{}
+	return append(tags, tag)
+}
+
+// executionSpec resolves an execution action for one request. The worker
+// turns it into the body valohai-cli would send, typed by the commit's
+// valohai.yaml (convert.BuildExecutionBody); values that render empty are
+// left out.
+func (c *compiledAction) executionSpec(project, payloadURL string, tags []string, look launch.Lookup) launch.ExecutionSpec {
+	spec := launch.ExecutionSpec{
+		Project: project, Commit: c.commit.String(look), Step: c.step.String(look), Tags: tags,
+		TimeLimit: c.cfg.TimeLimit, Priority: c.cfg.Priority,
+	}
+	str := func(t *launch.Template) string {
+		if t == nil {
+			return ""
+		}
+		return t.String(look)
+	}
+	spec.Title, spec.Environment = str(c.title), str(c.environment)
+	spec.Image, spec.RuntimeConfigPreset = str(c.image), str(c.preset)
+	for _, g := range c.envGroups {
+		if v := g.String(look); v != "" {
+			spec.EnvironmentVariableGroups = append(spec.EnvironmentVariableGroups, v)
+		}
+	}
+	// A parameter or input that renders empty (a placeholder with no value)
+	// is left out: the step's default applies.
+	for _, p := range c.params {
+		if v := p.tmpl.Value(look); v != "" {
+			spec.Parameters = append(spec.Parameters, launch.NamedValue{Name: p.name, Value: v})
+		}
+	}
 	for _, in := range c.inputs {
-		inputs[in.name] = append(inputs[in.name], in.tmpl.String(look))
+		if v := in.tmpl.String(look); v != "" {
+			spec.Inputs = append(spec.Inputs, launch.NamedValue{Name: in.name, Value: v})
+		}
 	}
 	if c.cfg.PayloadInput != "" {
-		inputs[c.cfg.PayloadInput] = append(inputs[c.cfg.PayloadInput], payloadURL)
+		spec.Inputs = append(spec.Inputs, launch.NamedValue{Name: c.cfg.PayloadInput, Value: payloadURL})
 	}
-	body := map[string]any{
-		"project":    project,
-		"commit":     c.commit.String(look),
-		"step":       c.step.String(look),
-		"inputs":     inputs,
-		"parameters": params,
+	for _, e := range c.env {
+		spec.EnvironmentVariables = append(spec.EnvironmentVariables, launch.NamedValue{Name: e.name, Value: e.tmpl.String(look)})
 	}
-	if c.title != nil {
-		body["title"] = c.title.String(look)
-	}
-	if c.environment != nil {
-		body["environment"] = c.environment.String(look)
-	}
-	if tags := c.tagValues(look); len(tags) > 0 {
-		body["tags"] = tags
-	}
-	if len(c.env) > 0 {
-		env := map[string]string{}
-		for _, e := range c.env {
-			env[e.name] = e.tmpl.String(look)
-		}
-		body["environment_variables"] = env
-	}
-	return body
+	return spec
 }
 
 // actionResult is one entry of the response's and run-info's result list.

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -31,7 +32,13 @@ func init() {
 //			environment   aws-eu-west-1-p3-2xlarge
 //			tag           webhook
 //			env           KEY value
+//			image         python:3.12
+//			time_limit    2h
+//			environment_variable_group <group id>
+//			runtime_config_preset <preset id>
+//			priority      5
 //		}
+//		dry_run [header]
 //		wait 2s
 //		methods POST
 //		max_body 25MiB
@@ -74,6 +81,16 @@ func (l *Launch) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			l.Actions = append(l.Actions, a)
+		case "dry_run":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 0:
+				l.DryRun = "always"
+			case len(args) == 1 && args[0] == "header":
+				l.DryRun = "header"
+			default:
+				return d.Errf("valohai_launch: dry_run takes no argument (every request is a dry run) or `header` (requests with %s: 1 are)", DryRunHeader)
+			}
 		case "fetch_repository":
 			if d.NextArg() || d.NextBlock(1) {
 				return d.Err("valohai_launch: fetch_repository takes no arguments (it fetches the trigger's project)")
@@ -130,7 +147,8 @@ func parseAction(d *caddyfile.Dispenser) (ActionConfig, error) {
 			return nil
 		}
 		allowed := map[string][]string{
-			"execution":     {"commit", "payload_input", "title", "environment", "parameter", "input", "env", "tag"},
+			"execution": {"commit", "payload_input", "title", "environment", "parameter", "input", "env", "tag",
+				"image", "time_limit", "environment_variable_group", "runtime_config_preset", "priority"},
 			"pipeline":      {"commit", "payload_input", "title", "parameter", "tag"},
 			"copy_pipeline": {"payload_input", "title"},
 		}[a.Kind]
@@ -166,6 +184,40 @@ func parseAction(d *caddyfile.Dispenser) (ActionConfig, error) {
 		case "env":
 			if err = need(2, "<NAME> <value>"); err == nil {
 				a.Env = append(a.Env, NameValue{args[0], args[1]})
+			}
+		case "image":
+			if err = need(1, "one image reference"); err == nil {
+				a.Image = args[0]
+			}
+		case "runtime_config_preset":
+			if err = need(1, "one runtime config preset id"); err == nil {
+				a.RuntimeConfigPreset = args[0]
+			}
+		case "environment_variable_group":
+			if len(args) == 0 {
+				err = d.Errf("valohai_launch: %s %s: environment_variable_group takes one or more group ids", a.Kind, name)
+			}
+			a.EnvironmentVariableGroups = append(a.EnvironmentVariableGroups, args...)
+		case "time_limit":
+			if err = need(1, "one duration, e.g. 2h or 90m"); err == nil {
+				dur, perr := caddy.ParseDuration(args[0])
+				switch {
+				case perr != nil || dur <= 0:
+					err = d.Errf("valohai_launch: %s %s: time_limit %q is not a positive duration such as 2h or 90m", a.Kind, name, args[0])
+				case dur%time.Second != 0:
+					err = d.Errf("valohai_launch: %s %s: time_limit %q: Valohai takes whole seconds, e.g. 90s", a.Kind, name, args[0])
+				default:
+					a.TimeLimit = int64(dur / time.Second)
+				}
+			}
+		case "priority":
+			if err = need(1, "one integer"); err == nil {
+				n, perr := strconv.ParseInt(args[0], 10, 64)
+				if perr != nil {
+					err = d.Errf("valohai_launch: %s %s: priority %q is not an integer", a.Kind, name, args[0])
+				} else {
+					a.Priority = &n
+				}
 			}
 		case "tag":
 			if len(args) == 0 {

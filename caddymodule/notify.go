@@ -42,19 +42,16 @@ func (a *App) onFinal(run *launch.Run) {
 		Event: "run_failed", RunID: run.ID, Trigger: run.Trigger, Status: run.Status,
 		Host: run.Host, Path: run.Path, CreatedAt: run.CreatedAt, Result: resultsOf(run),
 	}
+	runID, updatedAt := run.ID, run.UpdatedAt
 	go func() {
 		if err := a.sendNote(note); err != nil {
-			a.logger.Warn("notify failed", zap.String("run_id", run.ID), zap.Error(err))
+			a.logger.Warn("notify failed", zap.String("run_id", runID), zap.Error(err))
 			return
 		}
-		ctx := context.Background()
-		stored, err := a.store.GetRun(ctx, run.ID)
-		if err != nil {
-			return
-		}
-		stored.Notified = true
-		if err := a.store.UpdateRun(ctx, stored); err != nil {
-			a.logger.Warn("recording the notification failed", zap.String("run_id", run.ID), zap.Error(err))
+		// Through the dispatcher, which serializes it with retries: a run
+		// retried meanwhile is not overwritten with this stale copy.
+		if _, err := a.dispatcher.MarkNotified(context.Background(), runID, updatedAt); err != nil {
+			a.logger.Warn("recording the notification failed", zap.String("run_id", runID), zap.Error(err))
 		}
 	}()
 }

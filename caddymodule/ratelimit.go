@@ -1,8 +1,10 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"time"
 
@@ -90,9 +92,54 @@ func (h *RateLimitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, nex
 	if rej := vr.ReadJSONRejection(dir); rej != nil {
 		return h.rejectStatus(h.app, h.logger, r, rej, http.StatusBadRequest)
 	}
-	err = h.limit.Take(r.Context(), h.scope.of(r, h), key, vr.Clock())
+	take := func(w http.ResponseWriter, r *http.Request) error {
+		return h.takeQuota(w, r, key, vr.Clock())
+	}
+	if r.Header.Get(DryRunHeader) == "1" {
+		// Maybe a dry run (valohai_launch decides: `dry_run header`), which
+		// takes no quota: the launch takes it, or skips it for a dry run.
+		// Whatever does not reach a launch takes it once the route is done.
+		d := &deferredQuota{take: take}
+		r = r.WithContext(context.WithValue(r.Context(), deferredQuotaKey{}, append(deferredQuotas(r), d)))
+		err := next.ServeHTTP(w, r)
+		if !d.settled {
+			d.settled = true
+			_ = take(httptest.NewRecorder(), r) // counted; the answer is already written
+		}
+		return err
+	}
+	if err := take(w, r); err != nil {
+		return err
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// DryRunHeader is the request header that asks a `dry_run header` trigger
+// for a dry run ("1").
+const DryRunHeader = "Webhook-Dry-Run"
+
+// deferredQuota is a quota unit a rate limit left for the launch to take
+// (or, for a dry run, not to take).
+type deferredQuota struct {
+	take    func(http.ResponseWriter, *http.Request) error
+	settled bool
+}
+
+type deferredQuotaKey struct{}
+
+// deferredQuotas are the quota units the request's rate limits deferred.
+func deferredQuotas(r *http.Request) []*deferredQuota {
+	d, _ := r.Context().Value(deferredQuotaKey{}).([]*deferredQuota)
+	return d
+}
+
+// takeQuota takes one unit of the quota, answering as the condition does
+// when it is exhausted or the store fails.
+func (h *RateLimitHandler) takeQuota(w http.ResponseWriter, r *http.Request, key string, clock time.Time) error {
+	const dir = validators.DirectiveRateLimit
+	err := h.limit.Take(r.Context(), h.scope.of(r, h), key, clock)
 	if err == nil {
-		return next.ServeHTTP(w, r)
+		return nil
 	}
 	if q, ok := validators.AsQuotaExceeded(err); ok {
 		// Set before returning the error: Caddy keeps the headers of w

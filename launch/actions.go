@@ -2,8 +2,10 @@ package launch
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"slices"
+
+	"github.com/hooklaunch/caddy-valohai/launch/convert"
 )
 
 // This file holds what Action.Body stores for the action kinds other than
@@ -23,16 +25,6 @@ type NodeInput struct {
 	Input string `json:"input"`
 	// URL is what the input reads; it must be a URI ("://").
 	URL string `json:"url"`
-}
-
-// NamedValue is one parameter setting of a pipeline run.
-type NamedValue struct {
-	// Name is a pipeline parameter, or "<node>.<parameter>" for a node's
-	// own parameter (see PipelineBody.SetParameter).
-	Name string `json:"name"`
-	// Value is sent with its JSON type: a number stays a number; a list
-	// given for a pipeline parameter becomes a single-style variant.
-	Value any `json:"value"`
 }
 
 // PipelineSpec is Action.Body of a run_pipeline action: run the pipeline
@@ -74,8 +66,8 @@ type PipelineSpec struct {
 //	 "title":"Re-run","payload_inputs":[{"node":"train","input":"dataset","url":"https://..."}]}
 //
 // Valohai has no copy endpoint, so Perform GETs the source pipeline and
-// POSTs a new one with the same nodes (name, type, template, on_error,
-// actions, edge_merge_mode, and the deployment and mimic fields; not the
+// POSTs a new one with the same nodes (name, type, template, on-error,
+// actions, edge-merge-mode, and the deployment and mimic fields; not the
 // server's id, status, execution or log), edges (the six source_/target_
 // fields and configuration), parameters and tags, with the payload inputs
 // and title applied. The templates are copied as Valohai returns them, so
@@ -91,6 +83,18 @@ type CopySpec struct {
 	Title string `json:"title,omitempty"`
 	// PayloadInputs are applied in order, as in PipelineSpec.
 	PayloadInputs []NodeInput `json:"payload_inputs,omitempty"`
+	// Tags are added to the source's tags.
+	Tags []string `json:"tags,omitempty"`
+}
+
+// mergeTags appends the tags of add not already in tags.
+func mergeTags(tags, add []string) []string {
+	for _, t := range add {
+		if !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+	}
+	return tags
 }
 
 // FetchSpec is Action.Body of a fetch_repository action:
@@ -129,6 +133,15 @@ func orDefault(values ...string) string {
 
 // runPipeline performs a run_pipeline action (see PipelineSpec).
 func (c *Client) runPipeline(ctx context.Context, a *Action) (*ActionResult, error) {
+	body, err := c.pipelineRequest(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	return c.createOnce(ctx, a, "/api/v0/pipelines/", body)
+}
+
+// pipelineRequest builds the body a run_pipeline action POSTs.
+func (c *Client) pipelineRequest(ctx context.Context, a *Action) (*PipelineBody, error) {
 	var spec PipelineSpec
 	if err := decodeSpec(a, &spec); err != nil {
 		return nil, err
@@ -146,7 +159,7 @@ func (c *Client) runPipeline(ctx context.Context, a *Action) (*ActionResult, err
 	if err != nil {
 		return nil, err
 	}
-	body, err := ConvertPipeline(commit.Config, commit.Identifier, spec.Pipeline)
+	body, err := convert.ConvertPipeline(commit.Config, commit.Identifier, spec.Pipeline)
 	if err != nil {
 		return nil, fmt.Errorf("valohai: run_pipeline at commit %s (%s): %w", commit.Identifier, spec.Commit, err)
 	}
@@ -160,7 +173,7 @@ func (c *Client) runPipeline(ctx context.Context, a *Action) (*ActionResult, err
 	if err := applyOverrides(body, spec.PayloadInputs, spec.Parameters); err != nil {
 		return nil, fmt.Errorf("valohai: run_pipeline at commit %s (%s): %w", commit.Identifier, spec.Commit, err)
 	}
-	return c.CreatePipeline(ctx, body)
+	return body, nil
 }
 
 // applyOverrides sets the payload inputs, then the parameters.
@@ -180,6 +193,16 @@ func applyOverrides(body *PipelineBody, inputs []NodeInput, params []NamedValue)
 
 // copyPipeline performs a copy_pipeline action (see CopySpec).
 func (c *Client) copyPipeline(ctx context.Context, a *Action) (*ActionResult, error) {
+	body, err := c.copyRequest(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	return c.createOnce(ctx, a, "/api/v0/pipelines/", body)
+}
+
+// copyRequest reads the source pipeline and builds the body a
+// copy_pipeline action POSTs.
+func (c *Client) copyRequest(ctx context.Context, a *Action) (*PipelineBody, error) {
 	var spec CopySpec
 	if err := decodeSpec(a, &spec); err != nil {
 		return nil, err
@@ -208,118 +231,7 @@ func (c *Client) copyPipeline(ctx context.Context, a *Action) (*ActionResult, er
 	if err := applyOverrides(body, spec.PayloadInputs, nil); err != nil {
 		return nil, fmt.Errorf("valohai: copy_pipeline %s: %w", spec.Source, err)
 	}
-	return c.CreatePipeline(ctx, body)
-}
-
-// copiedNodeFields are the node fields a copy keeps besides name, type,
-// template and on_error: what defines the node, never the server's record
-// of a run (id, status, execution, log, ...).
-var copiedNodeFields = []string{
-	"actions", "edge_merge_mode", "edge-merge-mode",
-	"deployment", "commit", "aliases", "endpoints", "endpoint_configurations",
-	"source",
-}
-
-// Copy builds the body of a new pipeline with this pipeline's graph: the
-// nodes (name, type, template, on_error and the fields in copiedNodeFields),
-// the edges (six fields and configuration), the parameters, the tags, the
-// title and the project. A template's "project", should the API echo one,
-// is dropped: the new pipeline's project applies. It fails when a node has
-// no name or an unknown type, an execution or task node has no template
-// (the API did not return it, so the graph cannot be rebuilt), or an edge
-// names a node the pipeline does not have.
-func (p *Pipeline) Copy() (*PipelineBody, error) {
-	body := &PipelineBody{
-		Project:    p.Project,
-		Title:      p.Title,
-		Tags:       append([]string{}, p.Tags...),
-		Edges:      []PipelineEdge{},
-		Parameters: map[string]*PipelineParameter{},
-		name:       orDefault(p.Title, p.ID),
-	}
-	fail := func(format string, args ...any) error {
-		return &PipelineError{Pipeline: body.name, Reason: fmt.Sprintf(format, args...)}
-	}
-	if len(p.Nodes) == 0 {
-		return nil, fail("has no nodes to copy")
-	}
-	names := map[string]bool{}
-	for i, raw := range p.Nodes {
-		name, _ := raw["name"].(string)
-		typ, _ := raw["type"].(string)
-		switch {
-		case name == "":
-			return nil, fail("node #%d has no name", i+1)
-		case names[name]:
-			return nil, fail("more than one node is named %q", name)
-		case typ != nodeExecution && typ != nodeTask && typ != nodeDeployment && typ != nodeMimic:
-			return nil, fail("node %q has type %q, which cannot be copied", name, typ)
-		}
-		names[name] = true
-		node := &PipelineNode{Name: name, Type: typ, Fields: map[string]any{}}
-		if typ == nodeExecution || typ == nodeTask {
-			tmpl, ok := asMap(raw["template"])
-			if !ok {
-				return nil, fail("node %q has no template in the pipeline Valohai returned, so it cannot be copied", name)
-			}
-			node.Template = deepCopy(tmpl).(map[string]any)
-			delete(node.Template, "project")
-		}
-		if v, ok := field(raw, "on_error", "on-error"); ok {
-			s, _ := v.(string)
-			node.OnError = s
-		}
-		for _, k := range copiedNodeFields {
-			if v, ok := field(raw, k); ok {
-				node.Fields[k] = deepCopy(v)
-			}
-		}
-		// A deployment given as an object is sent as its id.
-		if dep, ok := asMap(node.Fields["deployment"]); ok {
-			if id, ok := dep["id"].(string); ok {
-				node.Fields["deployment"] = id
-			}
-		}
-		body.Nodes = append(body.Nodes, node)
-	}
-	for i, raw := range p.Edges {
-		var e PipelineEdge
-		for _, f := range []struct {
-			key string
-			dst *string
-		}{
-			{"source_node", &e.SourceNode}, {"source_type", &e.SourceType}, {"source_key", &e.SourceKey},
-			{"target_node", &e.TargetNode}, {"target_type", &e.TargetType}, {"target_key", &e.TargetKey},
-		} {
-			s, _ := raw[f.key].(string)
-			if s == "" {
-				return nil, fail("edge #%d has no %s", i+1, f.key)
-			}
-			*f.dst = s
-		}
-		if !names[e.SourceNode] || !names[e.TargetNode] {
-			return nil, fail("edge #%d connects %q to %q, but the pipeline's nodes are %s",
-				i+1, e.SourceNode, e.TargetNode, quoteList(body.nodeNames()))
-		}
-		if conf, ok := asMap(raw["configuration"]); ok && len(conf) > 0 {
-			e.Configuration = deepCopy(conf).(map[string]any)
-		}
-		body.Edges = append(body.Edges, e)
-	}
-	for _, name := range sortedMapKeys(p.Parameters) {
-		param, ok := asMap(p.Parameters[name])
-		if !ok {
-			return nil, fail("parameter %q is not an object with config and expression", name)
-		}
-		config, _ := asMap(param["config"])
-		body.Parameters[name] = &PipelineParameter{
-			Config:     deepCopy(config).(map[string]any),
-			Expression: deepCopy(param["expression"]),
-		}
-		if body.Parameters[name].Config == nil {
-			body.Parameters[name].Config = map[string]any{"name": name}
-		}
-	}
+	body.Tags = mergeTags(body.Tags, spec.Tags)
 	return body, nil
 }
 
@@ -355,9 +267,3 @@ func fetchStatus(res *FetchResult) string {
 	}
 	return "fetched"
 }
-
-// Interface guards: bodies and nodes flatten themselves when marshalled.
-var (
-	_ json.Marshaler = PipelineBody{}
-	_ json.Marshaler = PipelineNode{}
-)

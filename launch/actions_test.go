@@ -114,7 +114,6 @@ func TestRunPipelineEndToEnd(t *testing.T) {
 		t.Errorf("result = %+v", res)
 	}
 	wantCalls := []string{
-		"GET /api/v0/commits/main/ Not Found",
 		"GET /api/v0/commits/ OK",
 		"GET /api/v0/commits/" + goldenCommit + "/ OK",
 		"POST /api/v0/pipelines/ Created",
@@ -141,7 +140,7 @@ func TestRunPipelineEndToEnd(t *testing.T) {
 		!reflect.DeepEqual(p.Tags, []string{"webhook", "push"}) || len(p.Nodes) != 2 || len(p.Edges) != 3 {
 		t.Errorf("pipeline read back = %+v", p)
 	}
-	if got := p.Nodes[0]["template"].(map[string]any)["commit"]; got != goldenCommit {
+	if got := nodeTemplate(lastPost(t, sim), 0)["commit"]; got != goldenCommit {
 		t.Errorf("nodes run commit %v, want the resolved %s", got, goldenCommit)
 	}
 }
@@ -177,61 +176,107 @@ func TestRunTaskPipelineEndToEnd(t *testing.T) {
 	}
 }
 
-// TestCopyPipelineEndToEnd copies a pipeline launched into the simulator,
-// by project:counter and by id, and checks the copy's graph is the
-// source's with the payload input replaced.
-func TestCopyPipelineEndToEnd(t *testing.T) {
-	sim, c := newSimulated(t)
-	ctx := context.Background()
-	first, err := c.Perform(ctx, specAction(t, ActionRunPipeline, PipelineSpec{
-		Project: goldenProject, Commit: goldenCommit, Pipeline: "train-pipeline", Title: "Original",
-		Tags:          []string{"nightly"},
+// pipelineAnswer is GET /api/v0/pipelines/<id>/ in the shape valohai-cli's
+// fixture records (tests/fixtures/data.py, PIPELINE_DATA): edges name
+// nodes by id, nodes carry no template, and a node that ran embeds its
+// execution (commit, step, parameters, environment). Here every node ran.
+const pipelineAnswer = `{
+ "counter": 21, "creator": {"id": 1, "username": "magda"}, "ctime": "2020-09-02T09:14:41.216963Z", "deleted": false,
+ "id": "0174aaaa-0000-0000-0000-000000000000",
+ "edges": [
+  {"id": "e1", "pipeline": "0174aaaa-0000-0000-0000-000000000000", "source_key": "*train-images*",
+   "source_node": "01744e18-c8c1-a267-44a2-5e7f0a86bf38", "source_type": "output",
+   "target_key": "training-set-images", "target_node": "01744e18-c8c7-a1d4-d0be-0cb3cbfa7ee0", "target_type": "input"},
+  {"id": "e2", "pipeline": "0174aaaa-0000-0000-0000-000000000000", "source_key": "model*",
+   "source_node": "01744e18-c8c7-a1d4-d0be-0cb3cbfa7ee0", "source_type": "output",
+   "target_key": "model", "target_node": "01744e18-c8c9-167b-c2b6-a9f06d0c1735", "target_type": "input"}],
+ "log": [{"ctime": "2020-09-02T09:14:41.271304Z", "identifier": "started", "kind": "other", "message": "Pipeline started"}],
+ "nodes": [
+  {"id": "01744e18-c8c7-a1d4-d0be-0cb3cbfa7ee0", "log": [], "name": "train", "pipeline": "0174aaaa-0000-0000-0000-000000000000",
+   "status": "complete", "type": "execution",
+   "execution": {"id": "x2", "counter": 25, "step": "train model", "status": "complete",
+    "commit": {"repository": 666, "identifier": "000aaa", "ref": "master", "commit_time": "2017-02-15T08:46:58Z"},
+    "parameters": {"learning_rate": 0.001, "max_steps": 300}, "environment": {"id": "env-1", "name": "local"}}},
+  {"id": "01744e18-c8c9-167b-c2b6-a9f06d0c1735", "log": [], "name": "evaluate", "pipeline": "0174aaaa-0000-0000-0000-000000000000",
+   "status": "complete", "type": "execution",
+   "execution": {"id": "x3", "counter": 26, "step": "evaluate", "status": "complete",
+    "commit": {"identifier": "000aaa", "ref": "master"}, "parameters": {}, "environment": {"id": "env-1"}}},
+  {"id": "01744e18-c8c1-a267-44a2-5e7f0a86bf38", "log": [], "name": "preprocess", "pipeline": "0174aaaa-0000-0000-0000-000000000000",
+   "status": "complete", "type": "execution",
+   "execution": {"id": "x1", "counter": 24, "step": "preprocess", "status": "complete",
+    "commit": {"identifier": "000aaa", "ref": "master"}, "parameters": {"ratio": 0.5}, "environment": {"id": "env-1"}}}],
+ "project": {"id": "000aaaaa-0000-0000-0000-000000000000", "name": "tensorflow-example"},
+ "status": "complete", "title": "Training Pipeline", "tags": ["nightly"],
+ "url": "http://127.0.0.1:8000/api/v0/pipelines/0174aaaa-0000-0000-0000-000000000000/",
+ "urls": {"display": "http://127.0.0.1:8000/p/magda/tensorflow-example/pipeline/0174aaaa-0000-0000-0000-000000000000/"}
+}`
+
+// TestCopyPipelineRealShape copies a pipeline from the answer's real
+// shape: edges are mapped from node ids to names, each node's template is
+// rebuilt from the execution it ran, and the payload input is applied.
+func TestCopyPipelineRealShape(t *testing.T) {
+	srv, seen := newTestServer(t, route(map[string]http.HandlerFunc{
+		"GET /api/v0/pipelines/src/": answer(200, pipelineAnswer),
+		"POST /api/v0/pipelines/":    answer(201, `{"id":"new","counter":22}`),
+	}))
+	c := &Client{BaseURL: srv.URL, Token: testToken}
+	res, err := c.Perform(context.Background(), specAction(t, ActionCopyPipeline, CopySpec{
+		Source: "src", Tags: []string{"webhook:t"},
 		PayloadInputs: []NodeInput{{Node: "preprocess", Input: "dataset", URL: payloadURL}},
-		Parameters:    []NamedValue{{Name: "epochs", Value: 7}},
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	original := lastPost(t, sim)
+	if res.ID != "new" || res.Counter != 22 {
+		t.Errorf("result %+v", res)
+	}
+	reqs := seen()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	want := plainJSON(t, []byte(`{
+ "project": "000aaaaa-0000-0000-0000-000000000000", "title": "Training Pipeline", "tags": ["nightly", "webhook:t"],
+ "nodes": [
+  {"name": "train", "type": "execution", "template": {"commit": "000aaa", "step": "train model",
+   "parameters": {"learning_rate": 0.001, "max_steps": 300}, "environment": "env-1"}},
+  {"name": "evaluate", "type": "execution", "template": {"commit": "000aaa", "step": "evaluate", "parameters": {}, "environment": "env-1"}},
+  {"name": "preprocess", "type": "execution", "template": {"commit": "000aaa", "step": "preprocess",
+   "parameters": {"ratio": 0.5}, "environment": "env-1", "inputs": {"dataset": ["`+payloadURL+`"]}}}],
+ "edges": [
+  {"source_node": "preprocess", "source_type": "output", "source_key": "*train-images*",
+   "target_node": "train", "target_type": "input", "target_key": "training-set-images"},
+  {"source_node": "train", "source_type": "output", "source_key": "model*",
+   "target_node": "evaluate", "target_type": "input", "target_key": "model"}],
+ "parameters": {}}`))
+	assertJSONEqual(t, plainJSON(t, reqs[1].body), want)
+}
 
-	const secondPayload = "https://gw.example.com/payloads/run-2?expires=1760000000&signature=b3Ro"
-	sim.Reset()
-	res, err := c.Perform(ctx, specAction(t, ActionCopyPipeline, CopySpec{
-		Source:        goldenProject + ":1",
-		PayloadInputs: []NodeInput{{Node: "preprocess", Input: "dataset", URL: secondPayload}},
+// TestCopyPipelineFixtureShape: valohai-cli's PIPELINE_DATA itself, a
+// pipeline still running whose train and evaluate nodes have no execution
+// yet: the copy fails for good, before any POST, and says how to launch
+// the graph instead.
+func TestCopyPipelineFixtureShape(t *testing.T) {
+	var p map[string]any
+	if err := json.Unmarshal([]byte(pipelineAnswer), &p); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range p["nodes"].([]any)[:2] {
+		n.(map[string]any)["execution"] = nil
+		n.(map[string]any)["status"] = "created"
+	}
+	data, _ := json.Marshal(p)
+	srv, seen := newTestServer(t, route(map[string]http.HandlerFunc{
+		"GET /api/v0/pipelines/src/": answer(200, string(data)),
 	}))
-	if err != nil {
-		t.Fatal(err)
+	c := &Client{BaseURL: srv.URL, Token: testToken}
+	_, err := c.Perform(context.Background(), specAction(t, ActionCopyPipeline, CopySpec{Source: "src"}))
+	if err == nil || Retryable(err) || !strings.Contains(err.Error(), `node "train"`) ||
+		!strings.Contains(err.Error(), "`pipeline <name>") {
+		t.Errorf("err = %v, want a permanent error naming the node and pointing to `pipeline <name>`", err)
 	}
-	if res.Counter != 2 || res.ID == first.ID {
-		t.Errorf("copy result = %+v", res)
+	if n := len(seen()); n != 1 {
+		t.Errorf("%d requests, want only the GET", n)
 	}
-	if got, want := callLines(sim), []string{
-		"GET /api/v0/pipelines/" + goldenProject + ":1/ OK",
-		"POST /api/v0/pipelines/ Created",
-	}; !reflect.DeepEqual(got, want) {
-		t.Errorf("calls = %v, want %v", got, want)
-	}
-	want := original
-	nodeTemplate(want, 0)["inputs"].(map[string]any)["dataset"] = []any{secondPayload}
-	assertJSONEqual(t, lastPost(t, sim), want) // same graph, title and tags; new payload
-
-	// By id, into an explicit project, with a new title; the copy of a copy.
-	copied, err := c.GetPipeline(ctx, goldenProject+":2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err = c.Perform(ctx, specAction(t, ActionCopyPipeline, CopySpec{
-		Source: copied.ID, Project: goldenProject, Title: "Copy of a copy",
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Counter != 3 {
-		t.Errorf("counter = %d", res.Counter)
-	}
-	want["title"] = "Copy of a copy"
-	assertJSONEqual(t, lastPost(t, sim), want)
 }
 
 // TestFetchRepositoryEndToEnd fetches twice: the first fetch reports the
@@ -278,7 +323,7 @@ func TestRunPipelineFailures(t *testing.T) {
 		{name: "unknown pipeline", spec: with(func(s *PipelineSpec) { s.Pipeline = "nightly" }),
 			want: `pipeline "nightly": not defined in valohai.yaml at commit ` + goldenCommit + ` (pipelines: "train-pipeline")`},
 		{name: "unknown commit", spec: with(func(s *PipelineSpec) { s.Commit = "release" }),
-			want: `commit or branch "release" is not known to project`},
+			want: `commit or branch "release" is not known to project`}, // after one fetch and one more list
 		{name: "unknown project", spec: with(func(s *PipelineSpec) { s.Project = "nope" }), want: `valohai: 400 Bad Request: {"project":`},
 		{name: "unknown payload input", spec: with(func(s *PipelineSpec) {
 			s.PayloadInputs = []NodeInput{{Node: "train", Input: "dataset", URL: payloadURL}}
@@ -305,7 +350,7 @@ func TestRunPipelineFailures(t *testing.T) {
 				t.Error("token in error")
 			}
 			for _, call := range sim.Calls() {
-				if call.Method == http.MethodPost {
+				if call.Method == http.MethodPost && strings.HasSuffix(call.Path, "/pipelines/") {
 					t.Errorf("a pipeline was created: %s", call.Body)
 				}
 			}
@@ -331,16 +376,17 @@ func TestRunPipelineFailures(t *testing.T) {
 // TestPipelineCreateAnswers: the POST's answer decides retries, as for
 // executions.
 func TestPipelineCreateAnswers(t *testing.T) {
-	const commit = `{"identifier":"abc","ref":"main","config":[
+	const sha = "abcabcabcabcabcabcabcabcabcabcabcabcabca"
+	const commit = `{"identifier":"` + sha + `","ref":"main","config":[
  {"step":{"name":"s","image":"i","command":"c"}},
- {"pipeline":{"name":"p","nodes":[{"name":"n","type":"execution","step":"s"}]}}]}`
+ {"pipeline":{"name":"p","nodes":[{"name":"n","type":"execution","step":"s"}],"edges":[]}}]}`
 	for status, retryable := range map[int]bool{400: false, 403: false, 429: true, 500: true, 503: true} {
 		srv, seen := newTestServer(t, route(map[string]http.HandlerFunc{
-			"GET /api/v0/commits/abc/": answer(200, commit),
-			"POST /api/v0/pipelines/":  answer(status, `{"nodes":[{"template":{"step":["bad"]}}]}`),
+			"GET /api/v0/commits/" + sha + "/": answer(200, commit),
+			"POST /api/v0/pipelines/":          answer(status, `{"nodes":[{"template":{"step":["bad"]}}]}`),
 		}))
 		c := &Client{BaseURL: srv.URL, Token: testToken}
-		_, err := c.Perform(context.Background(), specAction(t, ActionRunPipeline, PipelineSpec{Project: "p", Commit: "abc", Pipeline: "p"}))
+		_, err := c.Perform(context.Background(), specAction(t, ActionRunPipeline, PipelineSpec{Project: "p", Commit: sha, Pipeline: "p"}))
 		var apiErr *APIError
 		if !errors.As(err, &apiErr) || apiErr.Status != status || Retryable(err) != retryable {
 			t.Errorf("%d: err = %v, retryable %v", status, err, Retryable(err))
@@ -351,7 +397,7 @@ func TestPipelineCreateAnswers(t *testing.T) {
 			continue
 		}
 		sent := plainJSON(t, reqs[1].body).(map[string]any)
-		if sent["project"] != "p" || sent["title"] != "p" || nodeTemplate(sent, 0)["commit"] != "abc" {
+		if sent["project"] != "p" || sent["title"] != "p" || nodeTemplate(sent, 0)["commit"] != sha {
 			t.Errorf("%d: sent %v", status, sent)
 		}
 	}
@@ -368,7 +414,7 @@ func TestCopyPipelineFailures(t *testing.T) {
 		{name: "unavailable", answer: ``, status: 502, retryable: true, want: "502"},
 		{name: "no template", status: 200, answer: `{"id":"x","title":"t","project":"p",
 			"nodes":[{"name":"a","type":"execution","status":"complete"}]}`,
-			want: `copy_pipeline src: pipeline "t": node "a" has no template in the pipeline Valohai returned, so it cannot be copied`},
+			want: `copy_pipeline src: pipeline "t": node "a": Valohai's answer carries no template for it`},
 		{name: "no project", status: 200, answer: `{"id":"x","title":"t","nodes":[{"name":"m","type":"mimic","source":"n"}]}`,
 			want: "no project"},
 	} {
@@ -398,7 +444,7 @@ func TestPipelineCopy(t *testing.T) {
  "project":{"id":"proj-1"},"tags":["a"],
  "nodes":[
   {"id":"n1","name":"train","type":"execution","status":"complete","execution":{"id":"e1","counter":9},"log":[{"x":1}],
-   "on_error":"continue","edge_merge_mode":"append",
+   "on-error":"continue","edge-merge-mode":"append",
    "actions":[{"when":["node-complete"],"if":[],"then":["stop-pipeline"]}],
    "template":{"project":"proj-1","commit":"abc","step":"train","parameters":{"epochs":10},"inputs":{"data":[]},"runtime_config":{}}},
   {"id":"n2","name":"deploy","type":"deployment","status":"created","execution":null,
@@ -420,7 +466,7 @@ func TestPipelineCopy(t *testing.T) {
 	want := plainJSON(t, []byte(`{
  "project":"proj-1","title":"nightly","tags":["a"],
  "nodes":[
-  {"name":"train","type":"execution","on_error":"continue","edge_merge_mode":"append",
+  {"name":"train","type":"execution","on-error":"continue","edge-merge-mode":"append",
    "actions":[{"when":["node-complete"],"if":[],"then":["stop-pipeline"]}],
    "template":{"commit":"abc","step":"train","parameters":{"epochs":10},"inputs":{"data":[]},"runtime_config":{}}},
   {"name":"deploy","type":"deployment","deployment":"dep-1","commit":"abc","aliases":["staging"],"endpoints":["predict"],

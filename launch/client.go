@@ -12,8 +12,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hooklaunch/caddy-valohai/launch/convert"
 )
 
 // DefaultBaseURL is Valohai's hosted service, used when Client.BaseURL is empty.
@@ -51,6 +54,13 @@ type Client struct {
 	HTTP *http.Client
 	// UserAgent is the User-Agent header; empty means "caddy-valohai".
 	UserAgent string
+	// PayloadURL is the public base of payload URLs; Valohai's error text
+	// is cut of any URL under it (they are signed) before it is kept.
+	PayloadURL string
+
+	// configs caches a commit's valohai.yaml by project and full
+	// identifier: what a commit holds never changes.
+	configs sync.Map
 }
 
 // APIError is an answer from Valohai other than the expected success: any
@@ -144,10 +154,9 @@ func (c *Client) CreateExecution(ctx context.Context, body json.RawMessage) (*Ac
 	return answer.result(), nil
 }
 
-// Perform sends one resolved action and returns Valohai's result. For
-// run_execution, Action.Body is the execution body itself; for
-// run_pipeline, copy_pipeline and fetch_repository it is a PipelineSpec,
-// CopySpec or FetchSpec (see actions.go). Kinds this version cannot send
+// Perform sends one resolved action and returns Valohai's result.
+// Action.Body is an ExecutionSpec, PipelineSpec, CopySpec or FetchSpec
+// (see execution.go and actions.go). Kinds this version cannot send
 // fail with an error wrapping ErrUnsupportedAction.
 func (c *Client) Perform(ctx context.Context, a *Action) (*ActionResult, error) {
 	if a == nil {
@@ -155,10 +164,7 @@ func (c *Client) Perform(ctx context.Context, a *Action) (*ActionResult, error) 
 	}
 	switch a.Kind {
 	case ActionRunExecution:
-		if len(a.Body) == 0 {
-			return nil, fmt.Errorf("valohai: action %s has no body", a.Kind)
-		}
-		return c.CreateExecution(ctx, a.Body)
+		return c.runExecution(ctx, a)
 	case ActionRunPipeline:
 		return c.runPipeline(ctx, a)
 	case ActionCopyPipeline:
@@ -296,44 +302,112 @@ func (c *Client) ListCommits(ctx context.Context, project string) ([]Commit, err
 }
 
 // ResolveCommit reads the commit a trigger names, with its valohai.yaml.
-// ref is a commit identifier, a branch or tag such as "main", or an
-// abbreviated sha. It asks for the identifier first; when Valohai does not
-// know it (404), it lists the project's commits and takes the newest commit
-// on that branch, else the one commit whose sha starts with ref. A commit
-// Valohai has not fetched yet is an error that is not retryable: fetch the
-// repository first (a fetch_repository action before this one).
+// ref is a full commit identifier, a branch or tag such as "main", or an
+// abbreviated sha, resolved the way valohai-cli resolves --commit: the
+// project's commit list (newest first) is searched for the exact
+// identifier, then the newest commit on a branch or tag of that name
+// (what `git rev-parse` gives the CLI locally), then the newest commit
+// whose identifier starts with ref. When nothing matches, the repository
+// is fetched once (POST /api/v0/projects/<id>/fetch/) and the list read
+// again before it fails. Ad-hoc identifiers ("~...") are taken as they
+// are. The config is read by full identifier and cached: a commit's
+// valohai.yaml never changes, while a branch is resolved on every call.
 func (c *Client) ResolveCommit(ctx context.Context, project, ref string) (*Commit, error) {
-	commit, err := c.GetCommit(ctx, project, ref, true)
-	var apiErr *APIError
-	if err == nil || !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound || strings.HasPrefix(ref, "~") {
-		return commit, err
+	key := project + "\x00" + ref
+	if cached, ok := c.configs.Load(key); ok {
+		commit := *cached.(*Commit)
+		return &commit, nil
 	}
-	commits, err := c.ListCommits(ctx, project)
+	ident := ref
+	if isFullSha(ref) {
+		// A full identifier is read directly; only when Valohai does not
+		// know it does the list (and the fetch) follow.
+		commit, err := c.GetCommit(ctx, project, ref, true)
+		var apiErr *APIError
+		if err == nil {
+			c.cacheCommit(project, commit)
+			return commit, nil
+		}
+		if !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound {
+			return nil, err
+		}
+	}
+	if !strings.HasPrefix(ref, "~") {
+		commits, err := c.ListCommits(ctx, project)
+		if err != nil {
+			return nil, err
+		}
+		match := matchCommit(commits, ref)
+		if match == nil && ctx.Value(noFetchKey{}) != nil {
+			return nil, fmt.Errorf("valohai: commit or branch %q is not known to project %s (a dry run does not fetch the repository)", ref, project)
+		}
+		if match == nil {
+			if _, err := c.FetchRepository(ctx, project); err != nil {
+				return nil, err
+			}
+			if commits, err = c.ListCommits(ctx, project); err != nil {
+				return nil, err
+			}
+			if match = matchCommit(commits, ref); match == nil {
+				return nil, fmt.Errorf("valohai: commit or branch %q is not known to project %s, even after fetching the repository: is it pushed?", ref, project)
+			}
+		}
+		ident = match.Identifier
+	}
+	if cached, ok := c.configs.Load(project + "\x00" + ident); ok {
+		commit := *cached.(*Commit)
+		return &commit, nil
+	}
+	commit, err := c.GetCommit(ctx, project, ident, true)
 	if err != nil {
 		return nil, err
 	}
-	var match *Commit
-	for i := range commits { // newest first
-		if commits[i].Ref == ref {
-			match = &commits[i]
-			break
+	if commit.Identifier == ident {
+		c.cacheCommit(project, commit)
+	}
+	return commit, nil
+}
+
+// cacheCommit keeps a commit read by its full identifier. The cached
+// Commit is shared read-only: the converter and the body builder copy
+// what they take from the config.
+func (c *Client) cacheCommit(project string, commit *Commit) {
+	if commit.Identifier == "" || commit.Config == nil {
+		return
+	}
+	stored := *commit
+	c.configs.Store(project+"\x00"+commit.Identifier, &stored)
+}
+
+// isFullSha reports whether ref is a full git sha (40 or 64 hex digits).
+func isFullSha(ref string) bool {
+	return (len(ref) == 40 || len(ref) == 64) && isHex(ref)
+}
+
+// matchCommit picks ref among commits (newest first): exact identifier,
+// then branch or tag, then identifier prefix; nil when none matches.
+func matchCommit(commits []Commit, ref string) *Commit {
+	if ref == "" {
+		return nil
+	}
+	for i := range commits {
+		if commits[i].Identifier == ref {
+			return &commits[i]
 		}
 	}
-	if match == nil && isHex(ref) && len(ref) >= 4 {
+	for i := range commits {
+		if commits[i].Ref == ref {
+			return &commits[i]
+		}
+	}
+	if isHex(ref) {
 		for i := range commits {
 			if strings.HasPrefix(commits[i].Identifier, ref) {
-				if match != nil && match.Identifier != commits[i].Identifier {
-					return nil, fmt.Errorf("valohai: commit %q of project %s is ambiguous: %s and %s both start with it",
-						ref, project, match.Identifier, commits[i].Identifier)
-				}
-				match = &commits[i]
+				return &commits[i]
 			}
 		}
 	}
-	if match == nil {
-		return nil, fmt.Errorf("valohai: commit or branch %q is not known to project %s: is it pushed, and fetched by Valohai (fetch_repository)?", ref, project)
-	}
-	return c.GetCommit(ctx, project, match.Identifier, true)
+	return nil
 }
 
 func isHex(s string) bool {
@@ -359,35 +433,9 @@ func (c *Client) CreatePipeline(ctx context.Context, body any) (*ActionResult, e
 	return answer.result(), nil
 }
 
-// Pipeline is a pipeline as GET /api/v0/pipelines/<id>/ describes it: what
-// a copy needs (nodes with their templates, edges, parameters) and what a
-// run records. Nodes, edges and parameters keep numbers as json.Number.
-type Pipeline struct {
-	// ID is the pipeline's UUID.
-	ID string
-	// Counter is the pipeline's number within its project.
-	Counter int64
-	// Status is Valohai's pipeline status, such as "started" or "complete".
-	Status string
-	// Title is the pipeline's title.
-	Title string
-	// Project is the project id (Valohai sends the project as an object or
-	// as its id; both are read).
-	Project string
-	// Tags are the pipeline's tags.
-	Tags []string
-	// URL is the pipeline's API address.
-	URL string
-	// DisplayURL is its web UI address.
-	DisplayURL string
-	// Nodes are the node objects as sent, including server fields such as
-	// id, status and execution.
-	Nodes []map[string]any
-	// Edges are the edge objects as sent, including id and pipeline.
-	Edges []map[string]any
-	// Parameters are the pipeline parameters by name, as sent.
-	Parameters map[string]any
-}
+// Pipeline is a pipeline as GET /api/v0/pipelines/<id>/ describes it
+// (see convert.Pipeline, which also rebuilds it for copy_pipeline).
+type Pipeline = convert.Pipeline
 
 // GetPipeline reads a pipeline by its id or by "<project-id>:<counter>"
 // (also "<project-id>:latest"): GET /api/v0/pipelines/<ref>/.
@@ -591,6 +639,7 @@ func (c *Client) errorBody(data []byte) string {
 	if c.Token != "" {
 		s = strings.ReplaceAll(s, c.Token, "[token]")
 	}
+	s = RedactPayloadURLs(s, c.PayloadURL)
 	if len(s) > maxErrorBody {
 		cut := maxErrorBody
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
@@ -634,4 +683,94 @@ func isDigits(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// RedactPayloadURLs replaces every URL under base (a payload URL: signed,
+// so it grants reading the webhook's body) in text with "[payload-url]".
+// Valohai echoes the inputs it refuses in its error text; that text is
+// logged, stored and answered, so it must not carry the signature.
+func RedactPayloadURLs(text, base string) string {
+	base = strings.TrimRight(base, "/")
+	if base == "" {
+		return text
+	}
+	for _, b := range []string{base, strings.ReplaceAll(base, "/", `\/`)} {
+		for {
+			i := strings.Index(text, b)
+			if i < 0 {
+				break
+			}
+			end := i + len(b)
+			for end < len(text) && !strings.ContainsRune("\"' \t\r\n<>,]}", rune(text[end])) {
+				end++
+			}
+			text = text[:i] + "[payload-url]" + text[end:]
+		}
+	}
+	return text
+}
+
+// createOnce POSTs a create (execution or pipeline) so that one action
+// creates at most one object. A retry (a.Attempts > 1: the previous try
+// timed out, lost its connection or got a 5xx, so Valohai may have acted)
+// first lists the project's newest objects and takes the one tagged with
+// the action's marker instead of posting again.
+func (c *Client) createOnce(ctx context.Context, a *Action, path string, body any) (*ActionResult, error) {
+	if a.Marker != "" && a.Attempts > 1 {
+		project := ""
+		switch b := body.(type) {
+		case *ExecutionBody:
+			project = b.Project
+		case *PipelineBody:
+			project = b.Project
+		}
+		if res, err := c.findCreated(ctx, path, project, a.Marker); err != nil {
+			return nil, err
+		} else if res != nil {
+			return res, nil
+		}
+	}
+	var answer executionAnswer
+	if err := c.postJSON(ctx, path, body, http.StatusCreated, &answer); err != nil {
+		return nil, err
+	}
+	return answer.result(), nil
+}
+
+// findCreatedLimit is how many of the project's newest executions or
+// pipelines a retry looks through for its marker.
+const findCreatedLimit = 100
+
+// findCreated looks among the project's newest objects at path for one
+// tagged marker.
+func (c *Client) findCreated(ctx context.Context, path, project, marker string) (*ActionResult, error) {
+	if project == "" {
+		return nil, nil
+	}
+	q := url.Values{"project": {project}, "ordering": {"-counter"}, "limit": {strconv.Itoa(findCreatedLimit)}}
+	var answer struct {
+		Results []struct {
+			executionAnswer
+			Tags []json.RawMessage `json:"tags"`
+		} `json:"results"`
+	}
+	if err := c.getJSON(ctx, path+"?"+q.Encode(), &answer); err != nil {
+		return nil, err
+	}
+	for _, r := range answer.Results {
+		for _, raw := range r.Tags {
+			var tag string
+			if json.Unmarshal(raw, &tag) != nil {
+				var obj struct {
+					Name string `json:"name"`
+				}
+				_ = json.Unmarshal(raw, &obj)
+				tag = obj.Name
+			}
+			if tag == marker {
+				return r.executionAnswer.result(), nil
+			}
+		}
+	}
+	return nil, nil
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hooklaunch/caddy-valohai/launch/convert"
 )
 
 const testToken = "s3cr3t-valohai-token"
@@ -105,15 +107,29 @@ func TestCreateExecutionSuccess(t *testing.T) {
 }
 
 func TestPerform(t *testing.T) {
-	srv, seen := newTestServer(t, answer(http.StatusCreated, executionDetail))
+	const sha = "abcabcabcabcabcabcabcabcabcabcabcabcabca"
+	srv, seen := newTestServer(t, route(map[string]http.HandlerFunc{
+		"GET /api/v0/commits/" + sha + "/": answer(200, `{"identifier":"`+sha+`","config":[{"step":{"name":"train","image":"i","command":"c"}}]}`),
+		"POST /api/v0/executions/":         answer(http.StatusCreated, executionDetail),
+	}))
 	c := &Client{BaseURL: srv.URL, Token: testToken, UserAgent: "test-agent/1"}
 
-	res, err := c.Perform(context.Background(), &Action{Kind: ActionRunExecution, Body: json.RawMessage(`{"step":"train"}`)})
+	res, err := c.Perform(context.Background(), &Action{Kind: ActionRunExecution, Body: json.RawMessage(`{"project":"p","commit":"` + sha + `","step":"train"}`)})
 	if err != nil || res.Counter != 34 {
 		t.Fatalf("run_execution: %+v, %v", res, err)
 	}
-	if ua := seen()[0].header.Get("User-Agent"); ua != "test-agent/1" {
+	if ua := seen()[1].header.Get("User-Agent"); ua != "test-agent/1" {
 		t.Errorf("User-Agent = %q", ua)
+	}
+
+	// A run_execution stored by an earlier version holds the finished body
+	// (inputs and parameters as objects): it is sent unchanged, no lookup.
+	legacy := `{"project":"p","commit":"main","step":"train","inputs":{"data":["s3://x"]},"parameters":{"epochs":5}}`
+	if res, err := c.Perform(context.Background(), &Action{Kind: ActionRunExecution, Body: json.RawMessage(legacy)}); err != nil || res.Counter != 34 {
+		t.Fatalf("legacy run_execution: %+v, %v", res, err)
+	}
+	if reqs := seen(); len(reqs) != 3 || reqs[2].method != http.MethodPost || string(reqs[2].body) != legacy {
+		t.Fatalf("legacy body not sent as stored: %d requests", len(reqs))
 	}
 
 	for _, kind := range []ActionKind{"bogus", ""} {
@@ -129,6 +145,9 @@ func TestPerform(t *testing.T) {
 	// before calling Valohai.
 	for _, a := range []Action{
 		{Kind: ActionRunExecution},
+		{Kind: ActionRunExecution, Body: json.RawMessage(`{"project":"p","commit":"main"}`)},
+		{Kind: ActionRunExecution, Body: json.RawMessage(`{"project":"p","step":"x"}`)},
+		{Kind: ActionRunExecution, Body: json.RawMessage(`{"commit":"main","step":"x"}`)},
 		{Kind: ActionRunPipeline},
 		{Kind: ActionRunPipeline, Body: json.RawMessage(`{"project":"p","commit":"main"}`)},
 		{Kind: ActionRunPipeline, Body: json.RawMessage(`{"project":"p","pipeline":"x"}`)},
@@ -147,8 +166,8 @@ func TestPerform(t *testing.T) {
 	if _, err := c.Perform(context.Background(), nil); err == nil {
 		t.Error("nil action: no error")
 	}
-	if n := len(seen()); n != 1 {
-		t.Errorf("%d requests sent, want 1 (failed actions must not reach Valohai)", n)
+	if n := len(seen()); n != 3 {
+		t.Errorf("%d requests sent, want 3 (failed actions must not reach Valohai)", n)
 	}
 }
 
@@ -451,7 +470,7 @@ func TestGetCommit(t *testing.T) {
 		t.Errorf("commit = %+v", commit)
 	}
 	// Numbers pass through exactly (a float64 would round this one).
-	body, err := ConvertPipeline(commit.Config, commit.Identifier, "p")
+	body, err := convert.ConvertPipeline(commit.Config, commit.Identifier, "p")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,24 +550,31 @@ func TestResolveCommit(t *testing.T) {
 		answer(200, `{"identifier":"`+id+`","ref":"x","config":[]}`)(w, r)
 	}
 	handler := func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/v0/commits/" {
+		switch r.URL.Path {
+		case "/api/v0/commits/":
 			answer(200, commitList)(w, r)
-			return
+		case "/api/v0/projects/proj/fetch/":
+			answer(201, `{"commits":[],"errors":[]}`)(w, r)
+		default:
+			detail(w, r)
 		}
-		detail(w, r)
 	}
+	// As valohai-cli resolves --commit: exact identifier, else (what git
+	// gives the CLI locally) the newest commit on a branch or tag, else the
+	// newest commit whose sha starts with ref; nothing found: one fetch and
+	// one more list before failing.
 	for _, tt := range []struct {
 		ref, want, err string
 		requests       int
 	}{
 		{ref: "cccc000000000000000000000000000000000004", want: "cccc000000000000000000000000000000000004", requests: 1},
-		{ref: "main", want: "bbbb000000000000000000000000000000000002", requests: 3}, // newest on main
-		{ref: "v1.0", want: "cccc000000000000000000000000000000000004", requests: 3},
-		{ref: "aaaa00", want: "aaaa000000000000000000000000000000000001", requests: 3},
-		{ref: "bbb", err: `commit or branch "bbb" is not known`, requests: 2}, // too short to be a sha prefix
-		{ref: "bbbb", want: "bbbb000000000000000000000000000000000002", requests: 3},
-		{ref: "bbb0", err: "not known", requests: 2},
-		{ref: "feature/x", err: `commit or branch "feature/x" is not known to project proj: is it pushed, and fetched`, requests: 2},
+		{ref: "main", want: "bbbb000000000000000000000000000000000002", requests: 2}, // newest on main
+		{ref: "v1.0", want: "cccc000000000000000000000000000000000004", requests: 2},
+		{ref: "aaaa00", want: "aaaa000000000000000000000000000000000001", requests: 2},
+		{ref: "bbb", want: "bbbc000000000000000000000000000000000003", requests: 2}, // newest of two
+		{ref: "bbbb", want: "bbbb000000000000000000000000000000000002", requests: 2},
+		{ref: "bbb0", err: "not known", requests: 3},
+		{ref: "feature/x", err: `commit or branch "feature/x" is not known to project proj, even after fetching the repository`, requests: 3},
 		{ref: "~adhoc", err: "404", requests: 1},
 	} {
 		t.Run(tt.ref, func(t *testing.T) {
@@ -581,8 +607,9 @@ func TestResolveCommit(t *testing.T) {
 		answer(404, `{}`)(w, r)
 	})
 	c := &Client{BaseURL: srv.URL, Token: testToken}
-	if _, err := c.ResolveCommit(context.Background(), "p", "abcd"); err == nil || !strings.Contains(err.Error(), "ambiguous") {
-		t.Errorf("ambiguous prefix: err = %v", err)
+	// Like valohai-cli, an ambiguous prefix takes the newest match.
+	if _, err := c.ResolveCommit(context.Background(), "p", "abcd"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("ambiguous prefix: err = %v, want the newest match's detail read (404 here)", err)
 	}
 
 	// A failing lookup is not turned into "not known": a 503 stays retryable.
@@ -630,7 +657,7 @@ const pipelineDetail = `{"id":"0190c000-0000-7000-8000-000000000001","counter":2
 func TestCreatePipeline(t *testing.T) {
 	srv, seen := newTestServer(t, answer(201, pipelineDetail))
 	c := &Client{BaseURL: srv.URL, Token: testToken}
-	body := &PipelineBody{Project: "proj-1", Title: "nightly", Nodes: []*PipelineNode{{Name: "m", Type: "mimic", Fields: map[string]any{"source": "n0"}}}}
+	body := &PipelineBody{Project: "proj-1", Title: "nightly", Nodes: []*convert.PipelineNode{{Name: "m", Type: "mimic", Fields: map[string]any{"source": "n0"}}}}
 	res, err := c.CreatePipeline(context.Background(), body)
 	if err != nil {
 		t.Fatal(err)

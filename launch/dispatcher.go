@@ -76,7 +76,10 @@ type Dispatcher struct {
 	// is "ok", "retry" or "failed".
 	Observe func(kind ActionKind, result string, took time.Duration)
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// finalMu serializes the read-modify-write of final runs (RetryRun,
+	// MarkNotified), so that neither overwrites the other's update.
+	finalMu sync.Mutex
 	waiters map[string][]chan struct{}
 	wake    chan struct{}
 	slots   chan struct{} // inline processing slots, Workers of them
@@ -234,6 +237,8 @@ var ErrRunPending = errors.New("run is still pending")
 // RetryRun makes a final run with failed actions pending again (failed actions
 // get a fresh set of attempts) and starts it.
 func (d *Dispatcher) RetryRun(ctx context.Context, runID string) (*Run, error) {
+	d.finalMu.Lock()
+	defer d.finalMu.Unlock()
 	run, err := d.Store.GetRun(ctx, runID)
 	if err != nil {
 		return nil, err
@@ -259,6 +264,27 @@ func (d *Dispatcher) RetryRun(ctx context.Context, runID string) (*Run, error) {
 	}
 	d.kick()
 	return run, nil
+}
+
+// MarkNotified records that the failure note of run was sent, unless the
+// run changed since that note was built (a retry made it pending, or it
+// finished again): then the stored run is left as it is, and the newer
+// outcome is reported on its own. Reported is whether the mark was stored.
+func (d *Dispatcher) MarkNotified(ctx context.Context, runID string, notifiedAt time.Time) (reported bool, err error) {
+	d.finalMu.Lock()
+	defer d.finalMu.Unlock()
+	run, err := d.Store.GetRun(ctx, runID)
+	if err != nil {
+		return false, err
+	}
+	if !run.Status.Final() || !run.UpdatedAt.Equal(notifiedAt) || run.Notified {
+		return false, nil
+	}
+	run.Notified = true
+	if err := d.Store.UpdateRun(ctx, run); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // kick wakes an idle queue worker, if any is waiting.

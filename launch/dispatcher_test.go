@@ -215,3 +215,37 @@ func waitQueueEmpty(t *testing.T, st launch.Store) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestMarkNotifiedKeepsARetry: a failure note for a run that was retried
+// meanwhile does not overwrite the retried run with its stale copy; a note
+// for the run as it is now is recorded.
+func TestMarkNotifiedKeepsARetry(t *testing.T) {
+	p := &scripted{errs: []error{&launch.APIError{Status: 400}}}
+	d, st, _ := newDispatcher(t, p, time.Second)
+	submit(t, d, "r4", 1)
+	failed := waitFinal(t, d, "r4")
+	waitQueueEmpty(t, st)
+	ctx := context.Background()
+	if _, err := d.RetryRun(ctx, "r4"); err != nil {
+		t.Fatal(err)
+	}
+	retried := waitFinal(t, d, "r4")
+	if retried.Status != launch.StatusCompleted {
+		t.Fatalf("retried run %s", retried.Status)
+	}
+	waitQueueEmpty(t, st)
+	// The note about the first failure arrives late.
+	if ok, err := d.MarkNotified(ctx, "r4", failed.UpdatedAt); err != nil || ok {
+		t.Fatalf("stale mark: stored %v, %v", ok, err)
+	}
+	stored, err := st.GetRun(ctx, "r4")
+	if err != nil || stored.Status != launch.StatusCompleted || stored.Notified {
+		t.Fatalf("stored run %+v %v: the retry was overwritten", stored, err)
+	}
+	if ok, err := d.MarkNotified(ctx, "r4", stored.UpdatedAt); err != nil || !ok {
+		t.Fatalf("current mark: stored %v, %v", ok, err)
+	}
+	if stored, _ = st.GetRun(ctx, "r4"); !stored.Notified {
+		t.Fatal("the mark was not stored")
+	}
+}

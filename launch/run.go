@@ -56,6 +56,11 @@ type Action struct {
 	Project string `json:"project,omitempty"`
 	// Step or pipeline name, for run-info results.
 	Name string `json:"name,omitempty"`
+	// Marker is the tag that identifies what this action creates in
+	// Valohai ("webhook-run:<run id>:<action number>"); it is among the
+	// tags sent, and a retry after an ambiguous failure looks for it before
+	// creating again.
+	Marker string `json:"marker,omitempty"`
 
 	State    ActionState `json:"state"`
 	Attempts int         `json:"attempts,omitempty"`

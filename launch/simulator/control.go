@@ -21,7 +21,7 @@ func (s *Simulator) serveControl(w http.ResponseWriter, r *http.Request, rest st
 			return
 		}
 		writeReply(w, reply{status: http.StatusOK, body: s.Calls()})
-	case "fail", "delay", "reset":
+	case "fail", "delay", "reset", "drop":
 		if r.Method != http.MethodPost {
 			writeReply(w, methodNotAllowed(r, http.MethodPost))
 			return
@@ -37,6 +37,8 @@ func (s *Simulator) serveControl(w http.ResponseWriter, r *http.Request, rest st
 			rep = s.controlFail(body)
 		case "delay":
 			rep = s.controlDelay(body)
+		case "drop":
+			rep = s.controlDrop(body)
 		default:
 			s.Reset()
 			rep = s.knobs()
@@ -98,6 +100,19 @@ func (s *Simulator) controlFail(body []byte) reply {
 
 // controlDelay answers POST /__simulator/delay {"delay":"500ms"}; "0s"
 // removes the delay.
+// controlDrop answers POST /__simulator/drop {"creates": n}: the next n
+// creates take effect and lose their answer (see DropAfterCreate).
+func (s *Simulator) controlDrop(body []byte) reply {
+	var req struct {
+		Creates int `json:"creates"`
+	}
+	if err := decodeStrict(body, &req); err != nil {
+		return detail(http.StatusBadRequest, err.Error())
+	}
+	s.DropAfterCreate(req.Creates)
+	return s.knobs()
+}
+
 func (s *Simulator) controlDelay(body []byte) reply {
 	var req struct {
 		Delay string `json:"delay"`

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -36,7 +37,9 @@ func (s *Simulator) projectField(obj map[string]any, errs fieldErrors) (*project
 	return nil, nil
 }
 
-// lookupCommit finds a commit by map key, identifier, then ref.
+// lookupCommit finds a commit by map key, full identifier, then branch or
+// tag. An abbreviated sha matches nothing: the API does not expand one on
+// create (valohai-cli expands it from the commit list first).
 func (p *project) lookupCommit(ref string) *commitInfo {
 	if c := p.byKey[ref]; c != nil {
 		return c
@@ -222,4 +225,42 @@ func escapeName(name string) string {
 // isoTime formats like Django REST framework's DateTimeField.
 func isoTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000000Z")
+}
+
+// listExecutions answers GET /api/v0/executions/?project=<id>: the
+// project's executions, newest first (ordering=-counter, the order
+// valohai-cli asks for), in the paginated shape {"count", "next",
+// "previous", "results"}; limit (default 100) caps the page.
+func (s *Simulator) listExecutions(r *http.Request, _, _ string, _ []byte) reply {
+	return s.listObjects(r, s.executions)
+}
+
+// listObjects lists executions or pipelines of the ?project= project.
+func (s *Simulator) listObjects(r *http.Request, objects map[string]map[string]any) reply {
+	q := r.URL.Query()
+	pid := q.Get("project")
+	limit := 100
+	if l, err := strconv.Atoi(q.Get("limit")); err == nil && l > 0 {
+		limit = l
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, obj := range objects {
+		proj, _ := obj["project"].(map[string]any)
+		if pid != "" && (proj == nil || proj["id"] != pid) {
+			continue
+		}
+		out = append(out, obj)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i]["counter"].(int) > out[j]["counter"].(int) })
+	count := len(out)
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	results := make([]any, len(out))
+	for i, o := range out {
+		results[i] = o
+	}
+	return reply{status: http.StatusOK, body: map[string]any{"count": count, "next": nil, "previous": nil, "results": results}}
 }

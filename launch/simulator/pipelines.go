@@ -46,13 +46,18 @@ func (s *Simulator) createPipeline(r *http.Request, base, _ string, body []byte)
 	id := uuid.NewString()
 	nodesOut := make([]any, len(nodes))
 	nodeIDs := make([]string, len(nodes))
+	idByName := map[string]string{}
 	for i, n := range nodes {
-		out := maps.Clone(n) // keeps the template, so a client can copy the graph
+		// The shape valohai-cli's fixture (PIPELINE_DATA) records: a node
+		// carries no template, only its name, type and run state.
 		nodeIDs[i] = uuid.NewString()
-		out["id"] = nodeIDs[i]
-		out["status"] = "created"
-		out["execution"] = nil
-		out["log"] = []any{}
+		out := map[string]any{
+			"id": nodeIDs[i], "name": n["name"], "type": n["type"], "pipeline": id,
+			"status": "created", "execution": nil, "log": []any{},
+		}
+		if name, ok := n["name"].(string); ok {
+			idByName[name] = nodeIDs[i]
+		}
 		nodesOut[i] = out
 	}
 	var edgesOut []any
@@ -61,6 +66,12 @@ func (s *Simulator) createPipeline(r *http.Request, base, _ string, body []byte)
 			out := maps.Clone(e.(map[string]any))
 			out["id"] = uuid.NewString()
 			out["pipeline"] = id
+			// Edges name their nodes by node id, as in PIPELINE_DATA.
+			for _, k := range []string{"source_node", "target_node"} {
+				if name, ok := out[k].(string); ok && idByName[name] != "" {
+					out[k] = idByName[name]
+				}
+			}
 			edgesOut = append(edgesOut, out)
 		}
 	}
@@ -91,6 +102,39 @@ func (s *Simulator) createPipeline(r *http.Request, base, _ string, body []byte)
 	s.pipeByCounter[p.id+":"+strconv.Itoa(counter)] = id
 	for _, nid := range nodeIDs {
 		s.nodeProject[nid] = p.id
+	}
+	// Every execution node starts at once: its execution is created and
+	// embedded in the node, as Valohai's answer embeds a started node's
+	// execution (PIPELINE_DATA's "preprocess" node).
+	for i, n := range nodes {
+		tmpl, _ := n["template"].(map[string]any)
+		if n["type"] != "execution" || tmpl == nil {
+			continue
+		}
+		ref, _ := tmpl["commit"].(string)
+		c := p.lookupCommit(ref)
+		if c == nil {
+			continue
+		}
+		eid := uuid.NewString()
+		s.execCounter[p.id]++
+		ecounter := s.execCounter[p.id]
+		exec := map[string]any{
+			"id": eid, "counter": ecounter, "status": "created", "step": tmpl["step"],
+			"title": nil, "project": projectJSON(base, p), "commit": commitJSON(base, p, c, false),
+			"parameters": valueOr(tmpl, "parameters", map[string]any{}),
+			"inputs":     valueOr(tmpl, "inputs", map[string]any{}),
+			"tags":       valueOr(obj, "tags", []any{}),
+			"url":        base + apiPrefix + "executions/" + eid + "/",
+			"pipeline":   id, "ctime": isoTime(time.Now()),
+		}
+		if env, ok := tmpl["environment"].(string); ok && env != "" {
+			exec["environment"] = environmentJSON(env)
+		}
+		s.executions[eid] = exec
+		s.execByCounter[p.id+":"+strconv.Itoa(ecounter)] = eid
+		nodesOut[i].(map[string]any)["execution"] = exec
+		nodesOut[i].(map[string]any)["status"] = "started"
 	}
 	s.mu.Unlock()
 	return reply{status: http.StatusCreated, body: pipe}
@@ -281,4 +325,10 @@ func validatePipelineParameters(obj map[string]any, names map[string]bool, errs 
 	if len(bad) > 0 {
 		errs["parameters"] = bad
 	}
+}
+
+// listPipelines answers GET /api/v0/pipelines/?project=<id> like
+// listExecutions.
+func (s *Simulator) listPipelines(r *http.Request, _, _ string, _ []byte) reply {
+	return s.listObjects(r, s.pipelines)
 }

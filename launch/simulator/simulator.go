@@ -142,6 +142,7 @@ type Simulator struct {
 
 	executions    map[string]map[string]any // by id
 	execCounter   map[string]int            // project id -> last counter
+	dropLeft      int                       // creates whose answer is dropped
 	execByCounter map[string]string         // "project:counter" -> id
 	pipelines     map[string]map[string]any // by id
 	pipeCounter   map[string]int
@@ -303,6 +304,25 @@ func (s *Simulator) Fail(n int, status int, retryAfter time.Duration) {
 	s.failRetryAfter = max(retryAfter, 0)
 }
 
+// DropAfterCreate makes the next n successful creates (POST answered 201)
+// take effect and then lose their answer: the connection is closed without
+// a response, as when a proxy or the network cuts it after Valohai acted.
+func (s *Simulator) DropAfterCreate(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropLeft = max(n, 0)
+}
+
+func (s *Simulator) takeDrop() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropLeft == 0 {
+		return false
+	}
+	s.dropLeft--
+	return true
+}
+
 // SetDelay makes every API call wait d before it is answered. A client that
 // gives up meanwhile gets nothing; its call is recorded with status 499.
 // d <= 0 removes the delay.
@@ -385,6 +405,19 @@ func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request, mount, rest
 	}
 
 	rep := s.answerAPI(r, mount, rest, body, tooLarge)
+	if rep.status == http.StatusCreated && r.Method == http.MethodPost && s.takeDrop() {
+		// The create happened; the answer is lost (a proxy timeout, a
+		// connection cut): close the connection without a response.
+		data, _ := encodeJSON(rep.body)
+		s.finish(call, statusClientClosed, data)
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				_ = conn.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler)
+	}
 	data := writeReply(w, rep)
 	s.finish(call, rep.status, data)
 }
@@ -433,11 +466,11 @@ func (s *Simulator) match(rest string) (route, string) {
 	}
 	switch {
 	case len(seg) == 1 && seg[0] == "executions":
-		return route{http.MethodPost: s.createExecution}, ""
+		return route{http.MethodPost: s.createExecution, http.MethodGet: s.listExecutions}, ""
 	case len(seg) == 2 && seg[0] == "executions":
 		return route{http.MethodGet: s.getExecution}, seg[1]
 	case len(seg) == 1 && seg[0] == "pipelines":
-		return route{http.MethodPost: s.createPipeline}, ""
+		return route{http.MethodPost: s.createPipeline, http.MethodGet: s.listPipelines}, ""
 	case len(seg) == 2 && seg[0] == "pipelines":
 		return route{http.MethodGet: s.getPipeline}, seg[1]
 	case len(seg) == 1 && seg[0] == "commits":

@@ -1,4 +1,4 @@
-package launch
+package convert
 
 import (
 	"encoding/json"
@@ -10,23 +10,20 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hooklaunch/caddy-valohai/launch/internal/jsontest"
 	"github.com/hooklaunch/caddy-valohai/launch/simulator"
 )
 
 const (
-	goldenProject = "0b7e7c2a-5f6d-4f59-9a43-2f8c1f5b9d01"
-	goldenCommit  = "0123abcd0123abcd0123abcd0123abcd0123abcd"
+	goldenProject = jsontest.GoldenProject
+	goldenCommit  = jsontest.GoldenCommit
 )
 
 // loadConfig parses a valohai.yaml from testdata the way the simulator
 // serves it.
 func loadConfig(t testing.TB, name string) []any {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return parseYAMLConfig(t, string(data))
+	return jsontest.LoadConfig(t, filepath.Join(testdataDir, name))
 }
 
 func parseYAMLConfig(t testing.TB, yaml string) []any {
@@ -53,16 +50,7 @@ func viaAPI(t testing.TB, config []any) []any {
 	return out
 }
 
-// plainJSON decodes JSON into plain values (float64 numbers) so that two
-// documents compare by meaning, not by spelling or key order.
-func plainJSON(t testing.TB, data []byte) any {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatalf("invalid JSON: %v\n%s", err, data)
-	}
-	return v
-}
+func plainJSON(t testing.TB, data []byte) any { t.Helper(); return jsontest.Plain(t, data) }
 
 func marshalPlain(t testing.TB, v any) any {
 	t.Helper()
@@ -73,51 +61,7 @@ func marshalPlain(t testing.TB, v any) any {
 	return plainJSON(t, data)
 }
 
-// jsonDiff lists the paths where two decoded JSON documents differ.
-func jsonDiff(path string, got, want any) []string {
-	switch w := want.(type) {
-	case map[string]any:
-		g, ok := got.(map[string]any)
-		if !ok {
-			return []string{fmt.Sprintf("%s: got %s, want an object", path, compactJSON(got))}
-		}
-		var diffs []string
-		keys := map[string]bool{}
-		for k := range w {
-			keys[k] = true
-		}
-		for k := range g {
-			keys[k] = true
-		}
-		for _, k := range sortedMapKeys(keys) {
-			gv, gok := g[k]
-			wv, wok := w[k]
-			switch {
-			case !gok:
-				diffs = append(diffs, fmt.Sprintf("%s.%s: missing, want %s", path, k, compactJSON(wv)))
-			case !wok:
-				diffs = append(diffs, fmt.Sprintf("%s.%s: unexpected %s", path, k, compactJSON(gv)))
-			default:
-				diffs = append(diffs, jsonDiff(path+"."+k, gv, wv)...)
-			}
-		}
-		return diffs
-	case []any:
-		g, ok := got.([]any)
-		if !ok || len(g) != len(w) {
-			return []string{fmt.Sprintf("%s: got %s, want %s", path, compactJSON(got), compactJSON(want))}
-		}
-		var diffs []string
-		for i := range w {
-			diffs = append(diffs, jsonDiff(fmt.Sprintf("%s[%d]", path, i), g[i], w[i])...)
-		}
-		return diffs
-	}
-	if !reflect.DeepEqual(got, want) {
-		return []string{fmt.Sprintf("%s: got %s, want %s", path, compactJSON(got), compactJSON(want))}
-	}
-	return nil
-}
+func jsonDiff(path string, got, want any) []string { return jsontest.Diff(path, got, want) }
 
 func assertJSONEqual(t *testing.T, got, want any) {
 	t.Helper()
@@ -136,7 +80,7 @@ func TestConvertPipelineGolden(t *testing.T) {
 		{"pipeline-overrides", "harbors"},
 		{"pipeline-deploy", "train-and-deploy"},
 	} {
-		wantData, err := os.ReadFile(filepath.Join("testdata", tt.file+".json"))
+		wantData, err := os.ReadFile(filepath.Join(testdataDir, tt.file+".json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,6 +122,8 @@ func TestConvertPipelineCopiesConfig(t *testing.T) {
 	assertJSONEqual(t, marshalPlain(t, second), before)
 }
 
+// TestConvertPipelineErrors checks the converter's own refusals, without
+// the schema check in front of it (TestValidateConfigParity covers that).
 func TestConvertPipelineErrors(t *testing.T) {
 	const steps = `
 - step: {name: prep, image: python:3.12, command: python prep.py, inputs: [{name: data}], parameters: [{name: n, default: 1}]}
@@ -284,7 +230,7 @@ func TestConvertPipelineErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			body, err := ConvertPipeline(parseYAMLConfig(t, tt.yaml), tt.commit, tt.pipeline)
+			body, err := convertPipeline(parseYAMLConfig(t, tt.yaml), tt.commit, tt.pipeline)
 			if err == nil {
 				t.Fatalf("no error; body %s", compactJSON(marshalPlain(t, body)))
 			}
@@ -294,9 +240,6 @@ func TestConvertPipelineErrors(t *testing.T) {
 			var pe *PipelineError
 			if !errors.As(err, &pe) {
 				t.Errorf("error is %T, want *PipelineError", err)
-			}
-			if Retryable(err) {
-				t.Error("a conversion error is retryable")
 			}
 		})
 	}
@@ -317,7 +260,13 @@ func TestConvertPipelineSkipsOtherEntries(t *testing.T) {
 			map[string]any{"name": "a", "type": "execution", "step": "prep"},
 		}}},
 	}
-	body, err := ConvertPipeline(config, goldenCommit, "p")
+	// valohai-yaml's schema refuses such a file (ConvertPipeline does too);
+	// the converter behind it skips what it cannot read.
+	var ce *ConfigError
+	if _, err := ConvertPipeline(config, goldenCommit, "p"); !errors.As(err, &ce) {
+		t.Errorf("ConvertPipeline err = %v, want a *ConfigError", err)
+	}
+	body, err := convertPipeline(config, goldenCommit, "p")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,8 +345,8 @@ func TestSetNodeInput(t *testing.T) {
 				t.Fatalf("error = %v\nwant it to contain %q", err, tt.want)
 			}
 			var pe *PipelineError
-			if !errors.As(err, &pe) || Retryable(err) {
-				t.Errorf("error %T is not a permanent *PipelineError", err)
+			if !errors.As(err, &pe) {
+				t.Errorf("error %T is not a *PipelineError", err)
 			}
 			if strings.Contains(err.Error(), "SECRETSIG") {
 				t.Errorf("signature leaked into %q", err)
@@ -475,8 +424,8 @@ func TestSetParameter(t *testing.T) {
 				t.Fatalf("error = %v\nwant it to contain %q", err, tt.want)
 			}
 			var pe *PipelineError
-			if !errors.As(err, &pe) || Retryable(err) {
-				t.Errorf("error %T is not a permanent *PipelineError", err)
+			if !errors.As(err, &pe) {
+				t.Errorf("error %T is not a *PipelineError", err)
 			}
 			assertJSONEqual(t, marshalPlain(t, tt.body), before)
 		})
@@ -588,8 +537,9 @@ func FuzzConvertPipeline(f *testing.F) {
 			body, err := ConvertPipeline(config, "abc123", n)
 			if err != nil {
 				var pe *PipelineError
-				if !errors.As(err, &pe) {
-					t.Fatalf("error %T (%v) is not a *PipelineError", err, err)
+				var ce *ConfigError
+				if !errors.As(err, &pe) && !errors.As(err, &ce) {
+					t.Fatalf("error %T (%v) is neither a *PipelineError nor a *ConfigError", err, err)
 				}
 				continue
 			}
@@ -663,7 +613,13 @@ func TestConvertAutorestartOverride(t *testing.T) {
                     runtime-config-preset: preset-2}}
       - {name: remote-node, type: execution, step: remote, commit: other, override: {autorestart: true, image: img}}
 `)
-	body, err := ConvertPipeline(config, "abc123", "Training pipeline")
+	// autorestart is outside valohai-yaml's schema (ConvertPipeline refuses
+	// the file); the converter itself still carries it as before.
+	var ce *ConfigError
+	if _, err := ConvertPipeline(config, "abc123", "Training pipeline"); !errors.As(err, &ce) {
+		t.Errorf("ConvertPipeline err = %v, want a *ConfigError (autorestart is not in the schema)", err)
+	}
+	body, err := convertPipeline(config, "abc123", "Training pipeline")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package launch
+package convert
 
 import (
 	"encoding/json"
@@ -38,10 +38,10 @@ var edgeEndpointTypes = map[string]bool{
 	"input": true, "metadata": true, "output": true, "parameter": true,
 }
 
-// onErrorValues are a node's on_error choices; "stop-all" is the default.
+// onErrorValues are a node's on-error choices; "stop-all" is the default.
 var onErrorValues = map[string]bool{"stop-all": true, "stop-next": true, "continue": true, "retry": true}
 
-// edgeMergeModes are a node's edge_merge_mode choices; "replace" is the default.
+// edgeMergeModes are a node's edge-merge-mode choices; "replace" is the default.
 var edgeMergeModes = map[string]bool{"replace": true, "append": true}
 
 // taskTypes are the task types a task blueprint may name.
@@ -132,8 +132,11 @@ type PipelineNode struct {
 	// OnError is what the pipeline does when the node fails; empty means
 	// Valohai's default, stop-all.
 	OnError string
+	// inputsUnknown marks a template rebuilt from an execution, which does
+	// not list the step's inputs.
+	inputsUnknown bool
 	// Fields are the node's other fields, sent as they are: actions and
-	// edge_merge_mode; deployment, commit, aliases, endpoints and
+	// edge-merge-mode; deployment, commit, aliases, endpoints and
 	// endpoint_configurations of a deployment node; source of a mimic node.
 	Fields map[string]any
 }
@@ -150,7 +153,7 @@ func (n PipelineNode) MarshalJSON() ([]byte, error) {
 		out["template"] = n.Template
 	}
 	if n.OnError != "" {
-		out["on_error"] = n.OnError
+		out["on-error"] = n.OnError
 	}
 	return json.Marshal(out)
 }
@@ -296,8 +299,9 @@ func (cv *converter) errorf(format string, args ...any) error {
 //     step's template only, as with the CLI.
 //   - A node with its own commit other than commit (a library step) gets a
 //     template of that commit, the step and its override only.
-//   - on_error is sent when it is not the default stop-all; actions and
-//     edge_merge_mode (when not replace) are sent as well.
+//   - on-error is sent when it is not the default stop-all; actions and
+//     edge-merge-mode (when not replace) are sent as well, with the
+//     converter's hyphenated keys.
 //   - Edges, written [a.output.*.csv, b.input.data] or {source, target,
 //     configuration}, become the six source_/target_ fields, plus
 //     configuration when set.
@@ -309,6 +313,15 @@ func (cv *converter) errorf(format string, args ...any) error {
 // those that are), a node names an unknown step or task, an edge or a
 // parameter target names an unknown node, or an entry is malformed.
 func ConvertPipeline(config []any, commit, name string) (*PipelineBody, error) {
+	if err := ValidateConfig(config); err != nil {
+		return nil, err
+	}
+	return convertPipeline(config, commit, name)
+}
+
+// convertPipeline is ConvertPipeline without the schema check: the
+// converter's own checks still refuse what it cannot convert.
+func convertPipeline(config []any, commit, name string) (*PipelineBody, error) {
 	if name == "" {
 		return nil, &PipelineError{Reason: "no pipeline name given"}
 	}
@@ -422,9 +435,9 @@ func (cv *converter) node(raw any, i int) (*PipelineNode, error) {
 	return node, nil
 }
 
-// nodeCommon reads the fields every node type shares: on_error, actions and
-// edge_merge_mode. valohai-yaml serializes them with hyphens ("on-error");
-// the port sends the underscore names the API's own pipeline payloads use.
+// nodeCommon reads the fields every node type shares: on-error, actions and
+// edge-merge-mode, sent with the hyphenated keys valohai-yaml's converter
+// sends (a default on-error or edge-merge-mode is left out, as it does).
 func (cv *converter) nodeCommon(node *PipelineNode, m map[string]any) error {
 	if v, ok := field(m, "on-error", "on_error"); ok {
 		s, ok := v.(string)
@@ -446,7 +459,7 @@ func (cv *converter) nodeCommon(node *PipelineNode, m map[string]any) error {
 			return cv.errorf("node %q: edge-merge-mode %v is not one of replace, append", node.Name, v)
 		}
 		if s != "replace" {
-			node.Fields["edge_merge_mode"] = s
+			node.Fields["edge-merge-mode"] = s
 		}
 	}
 	rawActions, err := cv.list(m, "actions", fmt.Sprintf("node %q", node.Name))
@@ -828,16 +841,65 @@ func (cv *converter) remoteTemplate(node string, override map[string]any) (map[s
 	for k, v := range o.fields {
 		t[k] = v
 	}
-	if len(o.params.list) > 0 {
-		t["parameters"] = o.params.asMap()
-	}
-	if len(o.inputs.list) > 0 {
-		t["inputs"] = o.inputs.asMap()
-	}
-	if len(o.envs.list) > 0 {
-		t["environment-variables"] = o.envs.asMap()
+	// The converter cannot merge with a step it does not have: it sends
+	// the override's items as valohai-yaml serializes them (lists of
+	// items with their defaults filled in), not as name-to-value maps.
+	for _, k := range []struct{ key, kind string }{{"parameters", "parameter"}, {"inputs", "input"}, {"environment-variables", "env"}} {
+		list, _ := asSlice(field2(override, k.key, strings.ReplaceAll(k.key, "-", "_")))
+		if len(list) == 0 {
+			continue
+		}
+		items := make([]any, 0, len(list))
+		for _, raw := range list {
+			if m, ok := asMap(raw); ok {
+				items = append(items, serializeItem(k.kind, m))
+			}
+		}
+		t[k.key] = items
 	}
 	return t, nil
+}
+
+// serializeItem is a parameter, input or environment variable as
+// valohai-yaml serializes it: the keys given (null ones dropped) plus the
+// defaults its constructor fills in (a parameter's type "string" and
+// optional false, an input's optional false, an environment variable's
+// optional true; a flag has no optional or choices; multiple-separator
+// only with multiple).
+func serializeItem(kind string, m map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		if v != nil {
+			out[strings.ReplaceAll(k, "_", "-")] = deepCopy(v)
+		}
+	}
+	switch kind {
+	case "parameter":
+		if _, ok := out["type"]; !ok {
+			out["type"] = "string"
+		}
+		out["optional"] = truthy(out["optional"])
+		if out["type"] == "flag" {
+			delete(out, "optional")
+			delete(out, "choices")
+		}
+		if out["multiple"] != nil {
+			if _, ok := out["multiple-separator"]; !ok {
+				out["multiple-separator"] = ","
+			}
+		} else {
+			delete(out, "multiple-separator")
+		}
+	case "input":
+		out["optional"] = truthy(out["optional"])
+	case "env":
+		if v, ok := out["optional"]; ok {
+			out["optional"] = truthy(v)
+		} else {
+			out["optional"] = true
+		}
+	}
+	return out
 }
 
 // overrideParts is a node's override, read.
@@ -1194,6 +1256,13 @@ func (cv *converter) parameter(raw any, i int, nodes map[string]bool) (string, *
 		def, hasDef = field(m, "default")
 	}
 	config := map[string]any{"name": name, "targets": targets}
+	// category and description are kept when set (as their text), like
+	// valohai-yaml's PipelineParameter does.
+	for _, k := range []string{"category", "description"} {
+		if v, ok := field(m, k); ok && truthy(v) {
+			config[k] = pyStr(v)
+		}
+	}
 	expression := any("")
 	if hasDef {
 		config["default"] = deepCopy(def)
@@ -1289,7 +1358,13 @@ func (b *PipelineBody) SetNodeInput(node, input string, urls ...string) error {
 		return err
 	}
 	inputs, _ := n.Template["inputs"].(map[string]any)
-	if _, ok := inputs[input]; !ok {
+	if n.inputsUnknown && inputs == nil {
+		// Rebuilt from an execution, whose answer does not list the
+		// step's inputs: Valohai checks the name when it creates the node.
+		inputs = map[string]any{}
+		n.Template["inputs"] = inputs
+	}
+	if _, ok := inputs[input]; !ok && !n.inputsUnknown {
 		if len(inputs) == 0 {
 			return b.errorf("node %q (step %q) has no inputs, so it cannot take input %q", n.Name, n.step(), input)
 		}
@@ -1637,3 +1712,9 @@ func redactQuery(u string) string {
 func isSpaceOrControl(r rune) bool {
 	return r <= ' ' || r == 0x7f
 }
+
+// Interface guards: bodies and nodes flatten themselves when marshalled.
+var (
+	_ json.Marshaler = PipelineBody{}
+	_ json.Marshaler = PipelineNode{}
+)
