@@ -197,12 +197,13 @@ func mustJSON(v any) string {
 // TestDryRunThroughCaddy: `dry_run header` answers a request carrying
 // Webhook-Dry-Run: 1 with the exact requests that would be sent, after the
 // conditions, commit and config reads, conversion and typing; nothing is
-// created or stored and no quota is taken. Without the header, or on a
+// created or stored. A rate limit in front still counts the request (it
+// cannot know a launch will follow). Without the header, or on a
 // trigger without dry_run, the header changes nothing.
 func TestDryRunThroughCaddy(t *testing.T) {
 	env := startEnv(t, `
 	route /dry {
-		webhook_rate_limit 1 1h
+		webhook_rate_limit 3 1h
 		valohai_launch dry-hook {
 			project `+testProject+`
 			execution train {
@@ -237,7 +238,7 @@ func TestDryRunThroughCaddy(t *testing.T) {
 	}
 `, "")
 	dry := map[string]string{"Content-Type": "application/json", "Webhook-Dry-Run": "1"}
-	for i := range 2 { // twice: a dry run takes no quota
+	for i := range 2 { // twice: each takes a unit of the quota of 3
 		r := env.post("/dry", []byte(`{"epochs":"4"}`), dry)
 		if r.status != http.StatusOK {
 			t.Fatalf("dry run %d: %d %s", i, r.status, r.body)
@@ -273,7 +274,7 @@ func TestDryRunThroughCaddy(t *testing.T) {
 			t.Errorf("a dry run sent %s %s", c.Method, c.Path)
 		}
 	}
-	// The quota is untouched: the real launch passes, the next is limited.
+	// Two units went to the dry runs: the real launch takes the last one.
 	if r := env.post("/dry", []byte(`{"epochs":"4"}`), map[string]string{"Content-Type": "application/json"}); r.status != http.StatusOK || !strings.Contains(r.body, `"status":"completed"`) {
 		t.Fatalf("real launch after dry runs: %d %s", r.status, r.body)
 	}

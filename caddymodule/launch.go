@@ -346,19 +346,6 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	runID := runIDFor(r)
 	look := requestLookup(r, vr, runID)
 	dry := l.DryRun == "always" || (l.DryRun == "header" && r.Header.Get(DryRunHeader) == "1")
-	// Quota units a rate limit deferred (the request carried the dry-run
-	// header): a dry run takes none, any other launch takes them now.
-	for _, d := range deferredQuotas(r) {
-		if d.settled {
-			continue
-		}
-		d.settled = true
-		if !dry {
-			if err := d.take(w, r); err != nil {
-				return err
-			}
-		}
-	}
 
 	now := time.Now()
 	var payload *launch.Payload

@@ -1,10 +1,8 @@
 package caddymodule
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"time"
 
@@ -95,19 +93,9 @@ func (h *RateLimitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, nex
 	take := func(w http.ResponseWriter, r *http.Request) error {
 		return h.takeQuota(w, r, key, vr.Clock())
 	}
-	if r.Header.Get(DryRunHeader) == "1" {
-		// Maybe a dry run (valohai_launch decides: `dry_run header`), which
-		// takes no quota: the launch takes it, or skips it for a dry run.
-		// Whatever does not reach a launch takes it once the route is done.
-		d := &deferredQuota{take: take}
-		r = r.WithContext(context.WithValue(r.Context(), deferredQuotaKey{}, append(deferredQuotas(r), d)))
-		err := next.ServeHTTP(w, r)
-		if !d.settled {
-			d.settled = true
-			_ = take(httptest.NewRecorder(), r) // counted; the answer is already written
-		}
-		return err
-	}
+	// A dry run takes its unit too: deferring the unit to a launch that
+	// may never come would let a request carrying the dry-run header past
+	// the limit of a route without one (README.md, "dry_run").
 	if err := take(w, r); err != nil {
 		return err
 	}
@@ -117,21 +105,6 @@ func (h *RateLimitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, nex
 // DryRunHeader is the request header that asks a `dry_run header` trigger
 // for a dry run ("1").
 const DryRunHeader = "Webhook-Dry-Run"
-
-// deferredQuota is a quota unit a rate limit left for the launch to take
-// (or, for a dry run, not to take).
-type deferredQuota struct {
-	take    func(http.ResponseWriter, *http.Request) error
-	settled bool
-}
-
-type deferredQuotaKey struct{}
-
-// deferredQuotas are the quota units the request's rate limits deferred.
-func deferredQuotas(r *http.Request) []*deferredQuota {
-	d, _ := r.Context().Value(deferredQuotaKey{}).([]*deferredQuota)
-	return d
-}
 
 // takeQuota takes one unit of the quota, answering as the condition does
 // when it is exhausted or the store fails.
