@@ -49,6 +49,7 @@ type DedupeHandler struct {
 	condition
 	dedupe validators.Dedupe
 	scope  configScope
+	ahead  launchAhead
 }
 
 // CaddyModule returns the Caddy module information.
@@ -86,6 +87,10 @@ func (h *DedupeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 	}
 	if rej := vr.ReadJSONRejection(dir); rej != nil {
 		return h.rejectStatus(h.app, h.logger, r, rej, http.StatusBadRequest)
+	}
+	if h.ahead.dryRun(r, h) {
+		// A dry run stores nothing: its delivery id is not remembered.
+		return next.ServeHTTP(w, r)
 	}
 	if key == "" {
 		h.logger.Info("delivery key is empty: not deduplicated",

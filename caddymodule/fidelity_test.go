@@ -197,13 +197,14 @@ func mustJSON(v any) string {
 // TestDryRunThroughCaddy: `dry_run header` answers a request carrying
 // Webhook-Dry-Run: 1 with the exact requests that would be sent, after the
 // conditions, commit and config reads, conversion and typing; nothing is
-// created or stored. A rate limit in front still counts the request (it
-// cannot know a launch will follow). Without the header, or on a
+// created or stored, no quota is taken and no delivery id remembered.
+// Without the header, or on a
 // trigger without dry_run, the header changes nothing.
 func TestDryRunThroughCaddy(t *testing.T) {
 	env := startEnv(t, `
 	route /dry {
-		webhook_rate_limit 3 1h
+		webhook_rate_limit 1 1h
+		webhook_dedupe {http.request.header.X-Delivery} 1h
 		valohai_launch dry-hook {
 			project `+testProject+`
 			execution train {
@@ -227,6 +228,10 @@ func TestDryRunThroughCaddy(t *testing.T) {
 			dry_run
 		}
 	}
+	route /no-launch {
+		webhook_rate_limit 1 1h
+		respond "passed" 200
+	}
 	route /wet {
 		webhook_rate_limit 1 1h
 		valohai_launch wet-hook {
@@ -238,9 +243,9 @@ func TestDryRunThroughCaddy(t *testing.T) {
 	}
 `, "")
 	dry := map[string]string{"Content-Type": "application/json", "Webhook-Dry-Run": "1"}
-	for i := range 2 { // twice: each takes a unit of the quota of 3
-		r := env.post("/dry", []byte(`{"epochs":"4"}`), dry)
-		if r.status != http.StatusOK {
+	for i := range 2 { // twice: a dry run takes no quota, remembers no id
+		r := env.post("/dry", []byte(`{"epochs":"4"}`), map[string]string{"Content-Type": "application/json", "Webhook-Dry-Run": "1", "X-Delivery": "d-1"})
+		if r.status != http.StatusOK || r.header.Get("Webhook-Duplicate") != "" {
 			t.Fatalf("dry run %d: %d %s", i, r.status, r.body)
 		}
 		var ans struct {
@@ -274,12 +279,19 @@ func TestDryRunThroughCaddy(t *testing.T) {
 			t.Errorf("a dry run sent %s %s", c.Method, c.Path)
 		}
 	}
-	// Two units went to the dry runs: the real launch takes the last one.
-	if r := env.post("/dry", []byte(`{"epochs":"4"}`), map[string]string{"Content-Type": "application/json"}); r.status != http.StatusOK || !strings.Contains(r.body, `"status":"completed"`) {
+	// The quota and the delivery id are untouched: the real launch of the
+	// same delivery passes, the next is limited.
+	if r := env.post("/dry", []byte(`{"epochs":"4"}`), map[string]string{"Content-Type": "application/json", "X-Delivery": "d-1"}); r.status != http.StatusOK || !strings.Contains(r.body, `"status":"completed"`) {
 		t.Fatalf("real launch after dry runs: %d %s", r.status, r.body)
 	}
 	if r := env.post("/dry", []byte(`{"epochs":"4"}`), map[string]string{"Content-Type": "application/json"}); r.status != http.StatusBadRequest || r.header.Get("Retry-After") == "" {
 		t.Errorf("second real launch: %d %s, want the quota exhausted", r.status, r.body)
+	}
+	// A route without a launch: the header gets nothing past the limit.
+	for i, want := range []int{http.StatusOK, http.StatusBadRequest} {
+		if r := env.post("/no-launch", []byte(`{}`), dry); r.status != want {
+			t.Errorf("dry-run header on a route without a launch, request %d: %d %s, want %d", i, r.status, r.body, want)
+		}
 	}
 	// On a trigger without dry_run, the header launches for real and takes quota.
 	if r := env.post("/wet", []byte(`{}`), dry); r.status != http.StatusOK || !strings.Contains(r.body, `"status":"completed"`) {

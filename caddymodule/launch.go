@@ -345,7 +345,7 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	}
 	runID := runIDFor(r)
 	look := requestLookup(r, vr, runID)
-	dry := l.DryRun == "always" || (l.DryRun == "header" && r.Header.Get(DryRunHeader) == "1")
+	dry := l.isDryRun(r)
 
 	now := time.Now()
 	var payload *launch.Payload

@@ -44,6 +44,7 @@ type RateLimitHandler struct {
 	condition
 	limit validators.RateLimit
 	scope configScope
+	ahead launchAhead
 }
 
 // LimitConfig is one quota: at most Quota requests per Period.
@@ -93,9 +94,12 @@ func (h *RateLimitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, nex
 	take := func(w http.ResponseWriter, r *http.Request) error {
 		return h.takeQuota(w, r, key, vr.Clock())
 	}
-	// A dry run takes its unit too: deferring the unit to a launch that
-	// may never come would let a request carrying the dry-run header past
-	// the limit of a route without one (README.md, "dry_run").
+	// A dry run takes no quota, but only when the launch it goes to is
+	// known from the configuration: the header alone must never get a
+	// request past the limit of a route without one (README.md, "dry_run").
+	if h.ahead.dryRun(r, h) {
+		return next.ServeHTTP(w, r)
+	}
 	if err := take(w, r); err != nil {
 		return err
 	}
