@@ -27,7 +27,7 @@ func init() {
 	caddy.RegisterModule(new(App))
 }
 
-// Defaults of the valohai app (SPEC.md section 3).
+// Defaults of the valohai app (README.md, "Global option `valohai`").
 const (
 	defaultAPIURL     = "https://app.valohai.com"
 	defaultMaxBody    = 25 << 20 // GitHub's payload cap

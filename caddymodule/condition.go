@@ -12,7 +12,8 @@ import (
 )
 
 // condition is what every condition handler shares: the common options,
-// the app and the logger, and the request flow of SPEC.md section 1.
+// the app and the logger, and the request flow of README.md, "How a
+// request flows".
 type condition struct {
 	app    *App
 	logger *zap.Logger

@@ -684,7 +684,7 @@ func orEmpty(a, b string) string {
 }
 
 // writeRunResponse answers 200 for a completed run, 202 while pending and
-// 502 when an action failed for good (SPEC.md section 5).
+// 502 when an action failed for good (README.md, "Every answer, by status").
 func writeRunResponse(w http.ResponseWriter, run *launch.Run) error {
 	resp := runResponse{RunID: run.ID, Status: run.Status}
 	status := http.StatusOK

@@ -8,10 +8,10 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 )
 
-// The directive order of SPEC.md section 5, so triggers work outside `route`
-// blocks: authentication first, then filter, dedupe and rate limit (nothing
-// rejected, filtered out or duplicated consumes quota), then the terminal
-// handlers. Conditions go right after forward_auth (registered in reverse,
+// The directive order (README.md, "How a request flows"), so triggers work
+// outside `route` blocks: authentication first, then filter, dedupe and rate
+// limit (nothing rejected, filtered out or duplicated consumes quota), then
+// the terminal handlers. Conditions go right after forward_auth (registered in reverse,
 // since each lands directly after it); terminal handlers before respond.
 func init() {
 	conditions := []string{

@@ -114,8 +114,8 @@ func requestURL(r *http.Request) string {
 	return scheme + "://" + r.Host + r.URL.RequestURI()
 }
 
-// webhookPlaceholder resolves the {webhook.*} placeholders of SPEC.md
-// section 5, keeping JSON types (numbers stay numbers).
+// webhookPlaceholder resolves the {webhook.*} placeholders (README.md,
+// "valohai_launch"), keeping JSON types (numbers stay numbers).
 func webhookPlaceholder(vr *validators.Request, key string) (any, bool) {
 	rest, ok := strings.CutPrefix(key, "webhook.")
 	if !ok {

@@ -23,7 +23,8 @@ type RetryPolicy struct {
 	Max      time.Duration // cap of the backoff
 }
 
-// DefaultRetry is SPEC.md's `retry 12 1s 10m`.
+// DefaultRetry is the app's default `retry 12 1s 10m` (README.md, "Global
+// option `valohai`").
 var DefaultRetry = RetryPolicy{Attempts: 12, First: time.Second, Max: 10 * time.Minute}
 
 // Backoff is the wait before try number attempt+1 (attempt >= 1): exponential

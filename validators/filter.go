@@ -46,7 +46,7 @@ const (
 	filterInterruptEvery = 100
 )
 
-// The variables a filter expression sees (SPEC.md section 4).
+// The variables a filter expression sees (README.md, "webhook_filter").
 const (
 	filterVarBody    = "body"
 	filterVarRaw     = "raw"

@@ -44,7 +44,7 @@ func withHeaders(base http.Header, changes map[string]string) http.Header {
 	return h
 }
 
-// The presets are SPEC.md section 4's table.
+// The presets are README.md's table under "webhook_hmac".
 func TestPresetsMatchTheSpec(t *testing.T) {
 	if got, want := PresetNames(), []string{"github", "linear", "shopify", "slack", "standard", "stripe", "valohai"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("PresetNames() = %v, want %v", got, want)
