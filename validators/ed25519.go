@@ -7,7 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,26 +115,12 @@ func Ed25519Preset(name string) (Ed25519, error) {
 	if !ok {
 		return Ed25519{}, fmt.Errorf("%s: unknown preset %q: use one of %s, or configure header, encoding and message yourself", DirectiveEd25519, name, strings.Join(Ed25519PresetNames(), ", "))
 	}
-	if p.Timestamp != nil {
-		ts := *p.Timestamp
-		p.Timestamp = &ts
-	}
-	if p.ID != nil {
-		id := *p.ID
-		p.ID = &id
-	}
+	p.Timestamp, p.ID = clonePtr(p.Timestamp), clonePtr(p.ID)
 	return p, nil
 }
 
 // Ed25519PresetNames lists the known presets in order.
-func Ed25519PresetNames() []string {
-	names := make([]string, 0, len(ed25519Presets))
-	for n := range ed25519Presets {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Ed25519PresetNames() []string { return slices.Sorted(maps.Keys(ed25519Presets)) }
 
 // ParseEd25519PublicKey reads a public key as senders show it: 64 hex
 // digits (Discord's developer portal), "whpk_" followed by base64

@@ -4,7 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -124,26 +125,21 @@ func Preset(name string) (HMAC, error) {
 	}
 	// Copy the pointed-to sources so that a caller editing its preset
 	// never changes the next caller's.
-	if p.Timestamp != nil {
-		ts := *p.Timestamp
-		p.Timestamp = &ts
-	}
-	if p.ID != nil {
-		id := *p.ID
-		p.ID = &id
-	}
+	p.Timestamp, p.ID = clonePtr(p.Timestamp), clonePtr(p.ID)
 	return p, nil
 }
 
-// PresetNames lists the known presets in order, for errors and docs.
-func PresetNames() []string {
-	names := make([]string, 0, len(presets))
-	for n := range presets {
-		names = append(names, n)
+// clonePtr returns a pointer to a copy of *p, or nil.
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
 	}
-	sort.Strings(names)
-	return names
+	c := *p
+	return &c
 }
+
+// PresetNames lists the known presets in order, for errors and docs.
+func PresetNames() []string { return slices.Sorted(maps.Keys(presets)) }
 
 // DecodeSecret turns a configured secret string into MAC key bytes, as
 // secret_encoding says: raw (the default when empty: the string's bytes,
