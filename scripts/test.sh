@@ -14,42 +14,39 @@ fi
 echo "== go vet"
 go vet ./...
 
+# install_debian_packages installs Debian packages with apt-get (as root, or
+# through passwordless sudo), or says how to install them by hand.
+install_debian_packages() {
+	local sudo=""
+	if [ "$(id -u)" -ne 0 ]; then
+		if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+			sudo="sudo -n"
+		else
+			echo "$* not installed and this is not root (nor passwordless sudo): install with: sudo apt-get install -y $*" >&2
+			return 1
+		fi
+	fi
+	if ! command -v apt-get >/dev/null 2>&1; then
+		echo "$* not installed and apt-get is not available: install them and re-run" >&2
+		return 1
+	fi
+	echo "installing $* with apt-get"
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+		$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" || {
+		echo "apt-get could not install $*; install by hand and re-run" >&2
+		return 1
+	}
+}
+
 # The redis store is tested against a real redis-server, never a mock: make
 # sure one is installed (Debian's package), then run ONE server for the whole
 # test run on a throwaway loopback port, without persistence, in a temporary
 # directory. Tests reserve a database of it each (launch/store/redistest),
 # hence the many databases.
 echo "== redis-server"
-install_redis() {
-	local sudo=""
-	if [ "$(id -u)" -ne 0 ]; then
-		if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-			sudo="sudo -n"
-		else
-			echo "redis-server is not installed and this is not root (nor passwordless sudo):" >&2
-			echo "install it with: sudo apt-get install -y redis-server" >&2
-			return 1
-		fi
-	fi
-	if ! command -v apt-get >/dev/null 2>&1; then
-		echo "redis-server is not installed and apt-get is not available: install redis-server (6.0 or later) and re-run" >&2
-		return 1
-	fi
-	echo "installing redis-server with apt-get"
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-		$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server || {
-		echo "apt-get could not install redis-server; install it by hand and re-run" >&2
-		return 1
-	}
-	# The package's service may have started one on 6379; the tests use
-	# their own server, so it does not matter either way.
-	command -v redis-server >/dev/null 2>&1 || {
-		echo "apt-get finished but redis-server is still not on PATH" >&2
-		return 1
-	}
-}
 if ! command -v redis-server >/dev/null 2>&1; then
-	install_redis || exit 1
+	# The package's service may start one on 6379; the tests use their own.
+	install_debian_packages redis-server || exit 1
 fi
 redis-server --version
 
@@ -115,27 +112,6 @@ echo "redis-server on 127.0.0.1:$redis_port for this run"
 # are checked with promtool: both from Debian's packages (chromium,
 # prometheus), installed here when missing, like redis-server above.
 echo "== chromium, promtool, node, python3"
-install_debian_packages() {
-	local sudo=""
-	if [ "$(id -u)" -ne 0 ]; then
-		if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-			sudo="sudo -n"
-		else
-			echo "$* not installed and this is not root (nor passwordless sudo): install with: sudo apt-get install -y $*" >&2
-			return 1
-		fi
-	fi
-	if ! command -v apt-get >/dev/null 2>&1; then
-		echo "$* not installed and apt-get is not available: install them and re-run" >&2
-		return 1
-	fi
-	echo "installing $* with apt-get"
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-		$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" || {
-		echo "apt-get could not install $*; install by hand and re-run" >&2
-		return 1
-	}
-}
 missing_packages=()
 command -v chromium >/dev/null 2>&1 || missing_packages+=(chromium)
 command -v promtool >/dev/null 2>&1 || missing_packages+=(prometheus)
