@@ -22,8 +22,8 @@ type launchAhead struct {
 // dryRun reports whether r will be a dry run of the launch ahead of self.
 func (a *launchAhead) dryRun(r *http.Request, self caddyhttp.MiddlewareHandler) bool {
 	a.once.Do(func() {
-		if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
-			a.launch, _ = findLaunchAhead(srv.Routes, self)
+		if place, ok := findHandler(r, self); ok {
+			a.launch = launchAfter(place.after, place.rest)
 		}
 	})
 	return a.launch != nil && a.launch.isDryRun(r)
@@ -32,24 +32,6 @@ func (a *launchAhead) dryRun(r *http.Request, self caddyhttp.MiddlewareHandler) 
 // isDryRun reports whether the launch answers r with a dry run.
 func (l *Launch) isDryRun(r *http.Request) bool {
 	return l.DryRun == "always" || (l.DryRun == "header" && r.Header.Get(DryRunHeader) == "1")
-}
-
-// findLaunchAhead looks for target in routes and the launch after it; found
-// reports whether target was seen at all.
-func findLaunchAhead(routes caddyhttp.RouteList, target caddyhttp.MiddlewareHandler) (l *Launch, found bool) {
-	for i, route := range routes {
-		for j, h := range route.Handlers {
-			if h == target {
-				return launchAfter(route.Handlers[j+1:], routes[i+1:]), true
-			}
-			if sub, ok := h.(*caddyhttp.Subroute); ok {
-				if l, found := findLaunchAhead(sub.Routes, target); found {
-					return l, true
-				}
-			}
-		}
-	}
-	return nil, false
 }
 
 // launchAfter is the launch that handlers, then routes without matchers,

@@ -28,62 +28,80 @@ type configScope struct {
 // of returns the scope of handler self, which serves r.
 func (s *configScope) of(r *http.Request, self caddyhttp.MiddlewareHandler) string {
 	s.once.Do(func() {
-		var chain []string
-		if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
-			chain, ok = routeChain(srv.Routes, self, nil)
-			if !ok && srv.Errors != nil {
-				chain, ok = routeChain(srv.Errors.Routes, self, []string{"errors"})
-			}
-			if !ok {
-				for name, route := range srv.NamedRoutes {
-					if route == nil {
-						continue
-					}
-					if chain, ok = routeChain(caddyhttp.RouteList{*route}, self, []string{"named", name}); ok {
-						break
-					}
-				}
-			}
-			if !ok {
-				chain = nil
-			}
-		}
-		if chain == nil {
+		chain := []string{"handler"}
+		if place, ok := findHandler(r, self); ok {
+			chain = place.chain
+		} else {
 			// Not in any route this server knows (a handler invoked by
 			// another module): its own configuration is the scope.
 			cfg, _ := json.Marshal(self)
-			chain = []string{"handler", string(cfg)}
+			chain = append(chain, string(cfg))
 		}
 		s.scope = validators.ConfigScope(chain...)
 	})
 	return s.scope
 }
 
-// routeChain finds target among the handlers of routes, descending into
-// subroutes, and returns the matcher sets of the routes on the way, each
-// as its JSON, prefixed by prefix.
-func routeChain(routes caddyhttp.RouteList, target caddyhttp.MiddlewareHandler, prefix []string) ([]string, bool) {
-	for _, route := range routes {
+// findHandler finds self in the routes of the server serving r: its
+// routes, then its error routes, then its named routes.
+func findHandler(r *http.Request, self caddyhttp.MiddlewareHandler) (handlerPlace, bool) {
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if !ok {
+		return handlerPlace{}, false
+	}
+	if place, ok := locateHandler(srv.Routes, self, nil); ok {
+		return place, true
+	}
+	if srv.Errors != nil {
+		if place, ok := locateHandler(srv.Errors.Routes, self, []string{"errors"}); ok {
+			return place, true
+		}
+	}
+	for name, route := range srv.NamedRoutes {
+		if route != nil {
+			if place, ok := locateHandler(caddyhttp.RouteList{*route}, self, []string{"named", name}); ok {
+				return place, true
+			}
+		}
+	}
+	return handlerPlace{}, false
+}
+
+// handlerPlace is where a handler sits in its server's provisioned routes.
+type handlerPlace struct {
+	// chain is the matchers of every route around the handler, each as
+	// matcherText, after the prefix the search started with.
+	chain []string
+	// after are the handlers after it in its route, and rest the routes
+	// after that route in the same list: where a request goes next.
+	after []caddyhttp.MiddlewareHandler
+	rest  caddyhttp.RouteList
+}
+
+// locateHandler finds target among the handlers of routes, descending into
+// subroutes (and their error routes).
+func locateHandler(routes caddyhttp.RouteList, target caddyhttp.MiddlewareHandler, prefix []string) (handlerPlace, bool) {
+	for i, route := range routes {
 		chain := append(prefix[:len(prefix):len(prefix)], matcherText(route.MatcherSets))
-		for _, h := range route.Handlers {
+		for j, h := range route.Handlers {
 			if h == target {
-				return chain, true
+				return handlerPlace{chain: chain, after: route.Handlers[j+1:], rest: routes[i+1:]}, true
 			}
 			sub, ok := h.(*caddyhttp.Subroute)
 			if !ok {
 				continue
 			}
-			if found, ok := routeChain(sub.Routes, target, chain); ok {
-				return found, true
+			if place, ok := locateHandler(sub.Routes, target, chain); ok {
+				return place, true
 			}
 			if sub.Errors != nil {
-				if found, ok := routeChain(sub.Errors.Routes, target, append(chain[:len(chain):len(chain)], "errors")); ok {
-					return found, true
+				if place, ok := locateHandler(sub.Errors.Routes, target, append(chain[:len(chain):len(chain)], "errors")); ok {
+					return place, true
 				}
 			}
 		}
 	}
-	return nil, false
+	return handlerPlace{}, false
 }
 
 // matcherText writes a route's provisioned matchers (their raw JSON is
