@@ -48,13 +48,21 @@ func (p RetryPolicy) Backoff(attempt int, retryAfter time.Duration) time.Duratio
 	return d
 }
 
+// DispatchStore is what a Dispatcher needs of the store: the runs and the
+// queue.
+type DispatchStore interface {
+	RunStore
+	Queue
+}
+
 // Dispatcher runs the actions of stored runs against Valohai. A submitted run
 // is stored (durably, with its payload) and queued before Submit returns, and
 // then started at once in this process; the queue lease keeps other workers
 // (here or on another instance sharing the store) away from it until the
 // lease runs out, which is what hands a dead instance's runs to a live one.
 type Dispatcher struct {
-	Store     Store
+	// Store holds the runs and the queue.
+	Store     DispatchStore
 	Performer Performer
 	Logger    *zap.Logger
 	Retry     RetryPolicy
@@ -133,8 +141,10 @@ func (d *Dispatcher) Stop() {
 	d.wg.Wait()
 }
 
-// Submit stores run (with payload) durably and queues it. When Submit
-// returns nil the run can no longer be lost.
+// Submit stores run (with payload) durably and queues it, together with
+// the claims of the conditions that admitted it (RunStore.CreateRun): one
+// store operation. When Submit returns nil the run can no longer be lost;
+// a *ClaimDenied means nothing was stored.
 //
 // Concurrency towards Valohai is bounded: a run starts at once in this
 // process only while one of the Workers inline slots is free (leased to
@@ -142,7 +152,7 @@ func (d *Dispatcher) Stop() {
 // instance dies); otherwise it is queued due now and the queue workers (here,
 // or on any instance sharing the store) take it in turn. A burst of webhooks
 // thus never turns into a burst of goroutines and connections to Valohai.
-func (d *Dispatcher) Submit(ctx context.Context, run *Run, payload *Payload) error {
+func (d *Dispatcher) Submit(ctx context.Context, run *Run, payload *Payload, claims ...Claim) error {
 	now := d.now()
 	run.CreatedAt, run.UpdatedAt = now, now
 	run.Status = StatusPending
@@ -159,7 +169,7 @@ func (d *Dispatcher) Submit(ctx context.Context, run *Run, payload *Payload) err
 	default:
 		run.NextAttemptAt = now
 	}
-	if err := d.Store.CreateRun(ctx, run, payload); err != nil {
+	if err := d.Store.CreateRun(ctx, run, payload, claims...); err != nil {
 		if inline {
 			<-d.slots
 		}

@@ -16,6 +16,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -30,10 +31,6 @@ const (
 	// the old process's shutdown, short enough to fail a misconfiguration
 	// (two Caddy instances on one file) visibly instead of hanging.
 	DefaultLockTimeout = 5 * time.Second
-	// DefaultMaxBatchDelay is how long a write waits for others to share
-	// its commit. An fsync costs milliseconds, so a short wait lets a burst
-	// of webhooks pay for one fsync instead of one each.
-	DefaultMaxBatchDelay = 2 * time.Millisecond
 	// DefaultMaxRejections caps the rejection log: it is a debugging aid,
 	// and an attacker must not be able to grow the file without bound.
 	DefaultMaxRejections = 10000
@@ -76,9 +73,9 @@ type BoltOptions struct {
 	// Timeout is how long to wait for the file lock held by another
 	// process before failing (default DefaultLockTimeout).
 	Timeout time.Duration
-	// MaxBatchDelay is how long a write waits to share its commit and
-	// fsync with concurrent writes (default DefaultMaxBatchDelay).
-	MaxBatchDelay time.Duration
+	// QuotaFlush is how often quota units taken by TakeQuota are written
+	// to the file (default DefaultQuotaFlush).
+	QuotaFlush time.Duration
 	// MaxRejections is how many rejection-log entries are kept, oldest
 	// dropped first (default DefaultMaxRejections).
 	MaxRejections int
@@ -88,15 +85,25 @@ type BoltOptions struct {
 }
 
 // Bolt is the embedded launch.Store: one bbolt file, locked by one process.
-// Every mutating method returns only after its transaction was committed and
-// fsynced; the hot ones (CreateRun, UpdateRun, TakeQuota, RememberKey,
-// LogRejection, ClaimRun) go through bbolt's Batch so concurrent callers share
-// one commit (group commit). bbolt has a single writer, which is what makes
-// ClaimRun, TakeQuota and RememberKey exact under concurrency.
+// Every mutating method but TakeQuota returns only after its transaction was
+// committed and fsynced, and concurrent writers share commits (groupCommit:
+// one fsync for everything queued while the previous commit ran, no timer).
+// bbolt has a single writer, which is what makes CreateRun's claims,
+// ClaimRun and RememberKey exact under concurrency. Quota counters live in
+// memory while the store is open (quotaTable): CreateRun writes the units
+// it claims in its own commit, TakeQuota's units are flushed every
+// BoltOptions.QuotaFlush and at Close.
 type Bolt struct {
 	db            *bolt.DB
+	gc            *groupCommit
+	quota         *quotaTable
 	now           func() time.Time
 	maxRejections uint64
+
+	stopFlush chan struct{}
+	flushDone chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ launch.Store = (*Bolt)(nil)
@@ -120,10 +127,6 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}
-	db.MaxBatchDelay = DefaultMaxBatchDelay
-	if opts.MaxBatchDelay > 0 {
-		db.MaxBatchDelay = opts.MaxBatchDelay
-	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -136,25 +139,107 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: initialising %s: %w", path, err)
 	}
-	b := &Bolt{db: db, now: opts.Now, maxRejections: DefaultMaxRejections}
+	b := &Bolt{db: db, gc: &groupCommit{db: db}, quota: newQuotaTable(), now: opts.Now, maxRejections: DefaultMaxRejections,
+		stopFlush: make(chan struct{}), flushDone: make(chan struct{})}
 	if b.now == nil {
 		b.now = time.Now
 	}
 	if opts.MaxRejections > 0 {
 		b.maxRejections = uint64(opts.MaxRejections)
 	}
+	if err := b.loadQuotas(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: reading the quota counters of %s: %w", path, err)
+	}
+	every := opts.QuotaFlush
+	if every <= 0 {
+		every = DefaultQuotaFlush
+	}
+	go b.flushQuotas(every)
 	return b, nil
 }
 
 // Path returns the file the store lives in.
 func (b *Bolt) Path() string { return b.db.Path() }
 
-// Close releases the file lock. Calling it again is harmless.
-func (b *Bolt) Close() error { return b.db.Close() }
+// Close writes the quota counters and releases the file lock. Calling it
+// again is harmless.
+func (b *Bolt) Close() error {
+	b.closeOnce.Do(func() {
+		close(b.stopFlush)
+		<-b.flushDone
+		err := b.FlushQuotas()
+		b.closeErr = errors.Join(err, b.db.Close())
+	})
+	return b.closeErr
+}
 
-// CreateRun stores run and payload and queues the run, due at
-// run.NextAttemptAt (a zero time is due at once), in one transaction.
-func (b *Bolt) CreateRun(ctx context.Context, run *launch.Run, payload *launch.Payload) error {
+// loadQuotas reads the counters of windows not yet over into memory.
+func (b *Bolt) loadQuotas() error {
+	now := stamp(b.now())
+	b.quota.latest = now
+	return b.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketQuota).ForEach(func(k, v []byte) error {
+			if len(k) >= 16 && len(v) == 8 && binary.BigEndian.Uint64(k) > now {
+				b.quota.load(string(k), binary.BigEndian.Uint64(v))
+			}
+			return nil
+		})
+	})
+}
+
+// flushQuotas writes dirty quota counters every interval until Close.
+func (b *Bolt) flushQuotas(every time.Duration) {
+	defer close(b.flushDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stopFlush:
+			return
+		case <-t.C:
+			_ = b.FlushQuotas() // a failed flush is tried again on the next tick
+		}
+	}
+}
+
+// FlushQuotas writes the quota counters changed since the last flush and
+// deletes the records of windows that are over. The store calls it every
+// BoltOptions.QuotaFlush and at Close.
+func (b *Bolt) FlushQuotas() error {
+	dirty, expired, latest := b.quota.drain()
+	if len(dirty) == 0 && len(expired) == 0 {
+		return nil
+	}
+	err := b.gc.do(func(tx *bolt.Tx, w *write) error {
+		q := tx.Bucket(bucketQuota)
+		for k, n := range dirty {
+			if err := q.Put([]byte(k), binary.BigEndian.AppendUint64(nil, n)); err != nil {
+				return err
+			}
+		}
+		// Windows are keyed by their end, so the expired ones come first.
+		for {
+			k, _ := q.Cursor().First()
+			if k == nil || binary.BigEndian.Uint64(k) > latest {
+				return nil
+			}
+			if err := q.Delete(k); err != nil {
+				return err
+			}
+		}
+	})
+	if err != nil {
+		b.quota.redirty(dirty)
+	}
+	return err
+}
+
+// CreateRun stores run and payload, takes its claims and queues the run,
+// due at run.NextAttemptAt (a zero time is due at once), in one
+// transaction: either all of it is committed, or, when a claim cannot be
+// had, nothing is and the error is a *launch.ClaimDenied.
+func (b *Bolt) CreateRun(ctx context.Context, run *launch.Run, payload *launch.Payload, claims ...launch.Claim) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -170,12 +255,86 @@ func (b *Bolt) CreateRun(ctx context.Context, run *launch.Run, payload *launch.P
 	if payload != nil {
 		pdata = encodePayload(payload) // copies Body: the caller may reuse its buffer
 	}
-	// Batch may run this function more than once (after rolling back a
-	// batch another call failed), so it only writes what was computed above.
-	return b.db.Batch(func(tx *bolt.Tx) error {
+	type claimKey struct {
+		key        []byte
+		limit      uint64
+		at, expire uint64 // now; window end (quota) or key expiry
+	}
+	keys := make([]claimKey, len(claims))
+	pruneAt := uint64(0)
+	for i, c := range claims {
+		if err := c.Check(); err != nil {
+			return err
+		}
+		at := stamp(c.At)
+		if c.IsQuota() {
+			k, end := quotaKey(c.Key, c.Period, at)
+			keys[i] = claimKey{key: k, limit: uint64(max(c.Limit, 0)), at: at, expire: end}
+		} else {
+			keys[i] = claimKey{key: []byte(boundKey(c.Key)), at: at, expire: stamp(c.At.Add(c.Window))}
+			pruneAt = max(pruneAt, at)
+		}
+	}
+	var denied *launch.ClaimDenied
+	// The write function may run more than once (after a rollback caused
+	// by another write of the batch), so it only uses what was computed
+	// above and resets its outcome.
+	err = b.gc.do(func(tx *bolt.Tx, w *write) error {
+		denied = nil
 		runs := tx.Bucket(bucketRuns)
 		if runs.Get(id) != nil {
 			return fmt.Errorf("store: run %q already exists", run.ID)
+		}
+		d, dexp := tx.Bucket(bucketDedupe), tx.Bucket(bucketDedupeExp)
+		if pruneAt > 0 {
+			if err := pruneExpired(dexp, d, pruneAt); err != nil {
+				return err
+			}
+		}
+		// Judge every claim, in order, before writing anything.
+		var taken []string
+		for i, c := range keys {
+			if claims[i].IsQuota() {
+				if _, ok := b.quota.take(string(c.key), c.limit, c.at, false); !ok {
+					denied = &launch.ClaimDenied{Index: i, RetryAfter: time.Duration(c.expire - c.at)}
+				} else {
+					taken = append(taken, string(c.key))
+				}
+			} else if v := d.Get(c.key); v != nil && binary.BigEndian.Uint64(v) > c.at {
+				denied = &launch.ClaimDenied{Index: i, Held: string(v[8:])}
+			}
+			if denied != nil {
+				for _, k := range taken {
+					b.quota.give(k)
+				}
+				return nil
+			}
+		}
+		w.onRollback(func() {
+			for _, k := range taken {
+				b.quota.give(k)
+			}
+		})
+		q := tx.Bucket(bucketQuota)
+		for i, c := range keys {
+			if claims[i].IsQuota() {
+				n, _ := b.quota.count(string(c.key))
+				if err := q.Put(c.key, binary.BigEndian.AppendUint64(nil, n)); err != nil {
+					return err
+				}
+				continue
+			}
+			if v := d.Get(c.key); v != nil {
+				if err := dexp.Delete(stampKey(binary.BigEndian.Uint64(v), string(c.key))); err != nil {
+					return err
+				}
+			}
+			if err := d.Put(c.key, append(binary.BigEndian.AppendUint64(nil, c.expire), run.ID...)); err != nil {
+				return err
+			}
+			if err := dexp.Put(stampKey(c.expire, string(c.key)), nil); err != nil {
+				return err
+			}
 		}
 		if err := runs.Put(id, data); err != nil {
 			return err
@@ -190,6 +349,13 @@ func (b *Bolt) CreateRun(ctx context.Context, run *launch.Run, payload *launch.P
 		}
 		return enqueue(tx, run.ID, stamp(run.NextAttemptAt))
 	})
+	if err != nil {
+		return err
+	}
+	if denied != nil {
+		return denied
+	}
+	return nil
 }
 
 // UpdateRun replaces a stored run. It does not touch the queue: workers move
@@ -206,7 +372,7 @@ func (b *Bolt) UpdateRun(ctx context.Context, run *launch.Run) error {
 		return fmt.Errorf("store: encoding run %q: %w", run.ID, err)
 	}
 	id := []byte(run.ID)
-	return b.db.Batch(func(tx *bolt.Tx) error {
+	return b.gc.do(func(tx *bolt.Tx, _ *write) error {
 		runs := tx.Bucket(bucketRuns)
 		old := runs.Get(id)
 		if old == nil {
@@ -402,7 +568,7 @@ func (b *Bolt) ClaimRun(ctx context.Context, now time.Time, lease time.Duration)
 		return "", false, err
 	}
 	var id string
-	err = b.db.Batch(func(tx *bolt.Tx) error {
+	err = b.gc.do(func(tx *bolt.Tx, _ *write) error {
 		id = "" // Batch may rerun this function
 		k, _ := tx.Bucket(bucketQueue).Cursor().First()
 		if k == nil || binary.BigEndian.Uint64(k) > at {
@@ -423,7 +589,7 @@ func (b *Bolt) RequeueRun(ctx context.Context, runID string, at time.Time) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.db.Batch(func(tx *bolt.Tx) error {
+	return b.gc.do(func(tx *bolt.Tx, _ *write) error {
 		if tx.Bucket(bucketRuns).Get([]byte(runID)) == nil {
 			return fmt.Errorf("store: run %q: %w", runID, launch.ErrNotFound)
 		}
@@ -465,7 +631,7 @@ func (b *Bolt) CompleteRun(ctx context.Context, runID string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.db.Batch(func(tx *bolt.Tx) error { return dequeue(tx, runID) })
+	return b.gc.do(func(tx *bolt.Tx, _ *write) error { return dequeue(tx, runID) })
 }
 
 // QueueDepth counts queued runs, including those leased to a worker: they
@@ -485,6 +651,12 @@ func (b *Bolt) QueueDepth(ctx context.Context) (int, error) {
 // TakeQuota consumes one unit of key's quota in the fixed window of length
 // period that contains now. Windows are aligned to multiples of period since
 // the Unix epoch, so every instance and every restart agrees on them.
+//
+// The count is exact (the counters live in memory, and only this process
+// can open the file), but the unit is written to the file by the next
+// flush (BoltOptions.QuotaFlush), not before TakeQuota returns: units taken
+// in the last interval before a crash are lost. Routes that store a run
+// claim their units with CreateRun instead, in the run's own commit.
 func (b *Bolt) TakeQuota(ctx context.Context, key string, limit int, period time.Duration, now time.Time) (bool, time.Duration, error) {
 	if err := ctx.Err(); err != nil {
 		return false, 0, err
@@ -492,34 +664,23 @@ func (b *Bolt) TakeQuota(ctx context.Context, key string, limit int, period time
 	if period <= 0 {
 		return false, 0, errors.New("store: TakeQuota needs a positive period")
 	}
-	at, p := stamp(now), uint64(period)
+	at := stamp(now)
+	k, end := quotaKey(key, period, at)
+	if _, ok := b.quota.take(string(k), uint64(max(limit, 0)), at, true); !ok {
+		return false, time.Duration(end - at), nil
+	}
+	return true, 0, nil
+}
+
+// quotaKey is the record key of key's window of period containing at:
+// window end(8) + period(8) + key, and the window's end.
+func quotaKey(key string, period time.Duration, at uint64) ([]byte, uint64) {
+	p := uint64(period)
 	end := at - at%p + p
 	k := make([]byte, 16, 16+len(key))
 	binary.BigEndian.PutUint64(k, end)
 	binary.BigEndian.PutUint64(k[8:], p) // two periods may share a window end
-	k = append(k, boundKey(key)...)
-
-	var allowed bool
-	var retryAfter time.Duration
-	err := b.db.Batch(func(tx *bolt.Tx) error {
-		allowed, retryAfter = false, 0
-		q := tx.Bucket(bucketQuota)
-		// Windows are keyed by their end, so the expired ones come first.
-		if err := pruneExpired(q, nil, at); err != nil {
-			return err
-		}
-		var count uint64
-		if v := q.Get(k); v != nil {
-			count = binary.BigEndian.Uint64(v)
-		}
-		if limit <= 0 || count >= uint64(limit) {
-			retryAfter = time.Duration(end - at)
-			return nil
-		}
-		allowed = true
-		return q.Put(k, binary.BigEndian.AppendUint64(nil, count+1))
-	})
-	return allowed, retryAfter, err
+	return append(k, boundKey(key)...), end
 }
 
 // RememberKey records value under key until now+window unless an unexpired
@@ -535,7 +696,7 @@ func (b *Bolt) RememberKey(ctx context.Context, key, value string, window time.D
 	at, exp := stamp(now), stamp(now.Add(window))
 	var held string
 	var first bool
-	err := b.db.Batch(func(tx *bolt.Tx) error {
+	err := b.gc.do(func(tx *bolt.Tx, _ *write) error {
 		held, first = "", false
 		d, dexp := tx.Bucket(bucketDedupe), tx.Bucket(bucketDedupeExp)
 		if err := pruneExpired(dexp, d, at); err != nil {
@@ -566,7 +727,7 @@ func (b *Bolt) ForgetKey(ctx context.Context, key, value string) error {
 		return err
 	}
 	k := []byte(boundKey(key))
-	return b.db.Batch(func(tx *bolt.Tx) error {
+	return b.gc.do(func(tx *bolt.Tx, _ *write) error {
 		d, dexp := tx.Bucket(bucketDedupe), tx.Bucket(bucketDedupeExp)
 		v := d.Get(k)
 		if v == nil || string(v[8:]) != value {
@@ -589,7 +750,7 @@ func (b *Bolt) LogRejection(ctx context.Context, r launch.Rejected) error {
 	if err != nil {
 		return fmt.Errorf("store: encoding rejection: %w", err)
 	}
-	return b.db.Batch(func(tx *bolt.Tx) error {
+	return b.gc.do(func(tx *bolt.Tx, _ *write) error {
 		log := tx.Bucket(bucketRejections)
 		seq, err := log.NextSequence()
 		if err != nil {

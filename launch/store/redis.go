@@ -293,14 +293,48 @@ func ttlMillis(d time.Duration) int64 {
 // The Lua scripts. redis runs each atomically; go-redis sends EVALSHA and
 // falls back to EVAL once after a redis restart emptied the script cache.
 var (
-	// createRunScript stores a run, its index entries and payload and
-	// queues it. An identical run already stored counts as success, so a
-	// client retry after a lost reply does not turn into an error.
+	// createRunScript stores a run, its index entries and payload, takes
+	// the claims that admit it and queues it: one script, so one round
+	// trip and one atomic step per accepted request, exact across
+	// instances. KEYS[6..] are the claims' keys; each claim has four
+	// ARGV from ARGV[8]: 'q', limit, ttl ms, '' for a quota unit; 'k',
+	// now µs, expiry µs, ttl ms for a delivery key. Every claim is judged,
+	// in order, before anything is written; the first that fails is
+	// answered {2, index[, holder]} and nothing changes. An identical run
+	// already stored counts as success, so a client retry after a lost
+	// reply does not turn into an error.
 	createRunScript = redis.NewScript(`
 local old = redis.call('GET', KEYS[1])
 if old then
-	if old == ARGV[1] then return 1 end
-	return 0
+	if old == ARGV[1] then return {1} end
+	return {0}
+end
+local n = #KEYS - 5
+local pend = {}
+for i = 1, n do
+	local k, o = KEYS[5 + i], 8 + (i - 1) * 4
+	if ARGV[o] == 'q' then
+		local c = tonumber(redis.call('GET', k) or '0') + (pend[k] or 0)
+		if c >= tonumber(ARGV[o + 1]) then return {2, i - 1} end
+		pend[k] = (pend[k] or 0) + 1
+	else
+		local v = redis.call('GET', k)
+		if v then
+			local j = string.find(v, ':', 1, true)
+			if j and tonumber(string.sub(v, 1, j - 1)) > tonumber(ARGV[o + 1]) then
+				return {2, i - 1, string.sub(v, j + 1)}
+			end
+		end
+	end
+end
+for i = 1, n do
+	local k, o = KEYS[5 + i], 8 + (i - 1) * 4
+	if ARGV[o] == 'q' then
+		redis.call('INCR', k)
+		if redis.call('PTTL', k) < 0 then redis.call('PEXPIRE', k, ARGV[o + 2]) end
+	else
+		redis.call('SET', k, ARGV[o + 2] .. ':' .. ARGV[2], 'PX', ARGV[o + 3])
+	end
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], 0, ARGV[3])
@@ -312,7 +346,7 @@ else
 	redis.call('DEL', KEYS[5])
 end
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
-return 1`)
+return {1}`)
 
 	// updateRunScript replaces a stored run, moving its listing entry
 	// when the creation time changed.
@@ -399,11 +433,14 @@ redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[2]) + 1))
 return n`)
 )
 
-// CreateRun stores run and payload and queues the run, due at
-// run.NextAttemptAt (a zero time is due at once), in one script. The
-// payload key expires in redis at payload.ExpiresAt (plus a grace for clock
-// differences; GetPayload judges expiry exactly).
-func (r *Redis) CreateRun(ctx context.Context, run *launch.Run, payload *launch.Payload) error {
+// CreateRun stores run and payload, takes its claims and queues the run,
+// due at run.NextAttemptAt (a zero time is due at once), in one script:
+// one round trip, atomic across every instance sharing the redis. When a
+// claim cannot be had nothing is written and the error is a
+// *launch.ClaimDenied. The payload key expires in redis at
+// payload.ExpiresAt (plus a grace for clock differences; GetPayload judges
+// expiry exactly).
+func (r *Redis) CreateRun(ctx context.Context, run *launch.Run, payload *launch.Payload, claims ...launch.Claim) error {
 	if run == nil || run.ID == "" {
 		return errors.New("store: CreateRun needs a run with an id")
 	}
@@ -418,16 +455,53 @@ func (r *Redis) CreateRun(ctx context.Context, run *launch.Run, payload *launch.
 			exp = strconv.FormatInt(payload.ExpiresAt.Add(clockGrace).UnixMilli(), 10)
 		}
 	}
-	keys := []string{r.kRun(run.ID), r.kRuns(), r.kRunMembers(), r.kQueue(), r.kPayload(run.ID)}
-	n, err := createRunScript.Run(ctx, r.rdb, keys,
-		data, run.ID, runMember(run.CreatedAt, run.ID), usec(run.NextAttemptAt), has, pdata, exp).Int()
+	keys := make([]string, 5, 5+len(claims))
+	keys[0], keys[1], keys[2], keys[3], keys[4] = r.kRun(run.ID), r.kRuns(), r.kRunMembers(), r.kQueue(), r.kPayload(run.ID)
+	args := make([]any, 7, 7+4*len(claims))
+	args[0], args[1], args[2], args[3], args[4], args[5], args[6] = data, run.ID, runMember(run.CreatedAt, run.ID), usec(run.NextAttemptAt), has, pdata, exp
+	retryAfter := make([]time.Duration, len(claims))
+	for i, c := range claims {
+		if err := c.Check(); err != nil {
+			return err
+		}
+		if c.IsQuota() {
+			at, p := stamp(c.At), uint64(c.Period)
+			end := at - at%p + p
+			retryAfter[i] = time.Duration(end - at)
+			keys = append(keys, r.kQuota(c.Key, c.Period, end))
+			args = append(args, "q", max(c.Limit, 0), ttlMillis(retryAfter[i]), "")
+			continue
+		}
+		keys = append(keys, r.kDedupe(c.Key))
+		args = append(args, "k", usec(c.At), usec(c.At.Add(c.Window)), ttlMillis(c.Window))
+	}
+	res, err := createRunScript.Run(ctx, r.rdb, keys, args...).Slice()
 	if err != nil {
 		return fmt.Errorf("store: redis: storing run %q: %w", run.ID, err)
 	}
-	if n == 0 {
-		return fmt.Errorf("store: run %q already exists", run.ID)
+	var code int64
+	if len(res) > 0 {
+		code, _ = res[0].(int64)
 	}
-	return nil
+	switch code {
+	case 1:
+		return nil
+	case 2:
+		var i64 int64 = -1
+		if len(res) > 1 {
+			i64, _ = res[1].(int64)
+		}
+		i := int(i64)
+		if i < 0 || i >= len(claims) {
+			return fmt.Errorf("store: redis: storing run %q: unexpected reply %v", run.ID, res)
+		}
+		d := &launch.ClaimDenied{Index: i, RetryAfter: retryAfter[i]}
+		if len(res) > 2 {
+			d.Held, _ = res[2].(string)
+		}
+		return d
+	}
+	return fmt.Errorf("store: run %q already exists", run.ID)
 }
 
 // UpdateRun replaces a stored run. It does not touch the queue: workers move

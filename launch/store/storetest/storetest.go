@@ -57,6 +57,11 @@ func RunConformance(t *testing.T, f Factory) {
 		{"Secret", testSecret},
 		{"DeleteRunsBefore", testDeleteRunsBefore},
 		{"Persistence", testPersistence},
+		{"ClaimsQuotaConcurrent", testClaimsQuotaConcurrent},
+		{"ClaimsKeyConcurrent", testClaimsKeyConcurrent},
+		{"ClaimsAllOrNothing", testClaimsAllOrNothing},
+		{"ClaimsShareState", testClaimsShareState},
+		{"ClaimsPersist", testClaimsPersist},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
@@ -791,5 +796,206 @@ func testPersistence(t *testing.T, f Factory) {
 	}
 	if again, err := s.Secret(ctx, "payload-key", noGen(t)); err != nil || !bytes.Equal(again, secret) {
 		t.Fatalf("secret after restart = %x, %v; want %x", again, err, secret)
+	}
+}
+
+// createClaiming creates run with claims and returns the denial, if any;
+// any other error fails the test.
+func createClaiming(t *testing.T, s launch.Store, r *launch.Run, claims ...launch.Claim) *launch.ClaimDenied {
+	t.Helper()
+	err := s.CreateRun(context.Background(), r, nil, claims...)
+	if err == nil {
+		return nil
+	}
+	d, ok := launch.AsClaimDenied(err)
+	if !ok {
+		t.Fatalf("CreateRun(%s) with claims: %v", r.ID, err)
+	}
+	return d
+}
+
+// testClaimsQuotaConcurrent: runs admitted by a quota claim are exact under
+// concurrency, and a denied run leaves nothing behind.
+func testClaimsQuotaConcurrent(t *testing.T, f Factory) {
+	s, now := f.New(t), epoch()
+	const writers, limit, period = 40, 10, time.Hour
+	var wg sync.WaitGroup
+	denied := make([]*launch.ClaimDenied, writers)
+	for i := range writers {
+		wg.Go(func() {
+			r := newRun(fmt.Sprintf("run-%02d", i), "t", "/t", now, launch.StatusPending)
+			err := s.CreateRun(context.Background(), r, &launch.Payload{Body: []byte("{}"), ContentType: "application/json"},
+				launch.QuotaClaim("scope#10/1h#", limit, period, now))
+			if err == nil {
+				return
+			}
+			d, ok := launch.AsClaimDenied(err)
+			if !ok {
+				t.Errorf("CreateRun: %v", err)
+				return
+			}
+			denied[i] = d
+		})
+	}
+	wg.Wait()
+	stored := 0
+	for i, d := range denied {
+		id := fmt.Sprintf("run-%02d", i)
+		_, err := s.GetRun(context.Background(), id)
+		_, perr := s.GetPayload(context.Background(), id)
+		if d == nil {
+			stored++
+			if err != nil || perr != nil {
+				t.Fatalf("admitted run %s: %v, payload %v", id, err, perr)
+			}
+			continue
+		}
+		if d.Index != 0 || d.Held != "" || d.RetryAfter <= 0 || d.RetryAfter > period {
+			t.Fatalf("denial %+v, want claim 0 with a retryAfter in (0, %v]", d, period)
+		}
+		wantNotFound(t, "denied run "+id, err)
+		wantNotFound(t, "payload of denied run "+id, perr)
+	}
+	if stored != limit {
+		t.Fatalf("%d concurrent runs on a quota of %d: %d stored", writers, limit, stored)
+	}
+	wantDepth(t, s, limit)
+}
+
+// testClaimsKeyConcurrent: concurrent runs claiming one delivery key store
+// exactly one run, and every other learns which.
+func testClaimsKeyConcurrent(t *testing.T, f Factory) {
+	s, now := f.New(t), epoch()
+	const writers = 20
+	var wg sync.WaitGroup
+	denied := make([]*launch.ClaimDenied, writers)
+	for i := range writers {
+		wg.Go(func() {
+			r := newRun(fmt.Sprintf("run-%02d", i), "t", "/t", now, launch.StatusPending)
+			err := s.CreateRun(context.Background(), r, nil, launch.KeyClaim("scope#delivery-1", time.Hour, now))
+			if err == nil {
+				return
+			}
+			d, ok := launch.AsClaimDenied(err)
+			if !ok {
+				t.Errorf("CreateRun: %v", err)
+				return
+			}
+			denied[i] = d
+		})
+	}
+	wg.Wait()
+	winner := ""
+	for i, d := range denied {
+		if d == nil {
+			if winner != "" {
+				t.Fatalf("runs %s and run-%02d both claimed the key", winner, i)
+			}
+			winner = fmt.Sprintf("run-%02d", i)
+		}
+	}
+	if winner == "" {
+		t.Fatal("no run claimed the key")
+	}
+	for i, d := range denied {
+		if d != nil && (d.Index != 0 || d.Held != winner) {
+			t.Fatalf("run-%02d denied with %+v, want claim 0 held by %s", i, d, winner)
+		}
+	}
+	wantDepth(t, s, 1)
+}
+
+// testClaimsAllOrNothing: claims are judged in order and a denial writes
+// nothing, not even the claims before the one denied.
+func testClaimsAllOrNothing(t *testing.T, f Factory) {
+	s, t0 := f.New(t), epoch()
+	q := func(key string) launch.Claim { return launch.QuotaClaim(key, 1, time.Hour, t0) }
+	k := func(key string) launch.Claim { return launch.KeyClaim(key, time.Hour, t0) }
+	run := func(id string) *launch.Run { return newRun(id, "t", "/t", t0, launch.StatusPending) }
+
+	if d := createClaiming(t, s, run("r1"), k("d1"), q("q1")); d != nil {
+		t.Fatalf("first run denied: %+v", d)
+	}
+	// The quota is spent: the key claimed before it must not stay held.
+	if d := createClaiming(t, s, run("r2"), k("d2"), q("q1")); d == nil || d.Index != 1 || d.Held != "" || d.RetryAfter <= 0 {
+		t.Fatalf("second run: denial %+v, want claim 1 (the quota)", d)
+	}
+	if d := createClaiming(t, s, run("r3"), k("d2")); d != nil {
+		t.Fatalf("d2 was left held by a denied run: %+v", d)
+	}
+	// The key is held: the quota claimed before it must not be spent.
+	if d := createClaiming(t, s, run("r4"), q("q2"), k("d1")); d == nil || d.Index != 1 || d.Held != "r1" {
+		t.Fatalf("fourth run: denial %+v, want claim 1 held by r1", d)
+	}
+	if d := createClaiming(t, s, run("r5"), q("q2")); d != nil {
+		t.Fatalf("q2 was spent by a denied run: %+v", d)
+	}
+	// Both fail: the first in order is reported.
+	if d := createClaiming(t, s, run("r6"), k("d1"), q("q1")); d == nil || d.Index != 0 || d.Held != "r1" {
+		t.Fatalf("sixth run: denial %+v, want claim 0 held by r1", d)
+	}
+	for _, id := range []string{"r2", "r4", "r6"} {
+		_, err := s.GetRun(context.Background(), id)
+		wantNotFound(t, "denied run "+id, err)
+	}
+	wantDepth(t, s, 3)
+	// A key claim expires with its window.
+	later := t0.Add(2 * time.Hour)
+	if d := createClaiming(t, s, newRun("r7", "t", "/t", later, launch.StatusPending), launch.KeyClaim("d1", time.Hour, later)); d != nil {
+		t.Fatalf("d1 after its window: %+v", d)
+	}
+	// A claim that is neither a quota nor a key is refused.
+	err := s.CreateRun(context.Background(), run("r8"), nil, launch.Claim{Key: "x", At: t0})
+	if err == nil {
+		t.Fatal("CreateRun accepted a claim with neither a period nor a window")
+	}
+	if _, ok := launch.AsClaimDenied(err); ok {
+		t.Fatalf("a malformed claim was reported as a denial: %v", err)
+	}
+}
+
+// testClaimsShareState: a quota unit or delivery key claimed with a run
+// and one taken on its own (TakeQuota, RememberKey) are the same state.
+func testClaimsShareState(t *testing.T, f Factory) {
+	s, t0 := f.New(t), epoch()
+	if ok, _ := take(t, s, "q", 2, time.Hour, t0); !ok {
+		t.Fatal("first take denied")
+	}
+	if d := createClaiming(t, s, newRun("r1", "t", "/t", t0, launch.StatusPending), launch.QuotaClaim("q", 2, time.Hour, t0)); d != nil {
+		t.Fatalf("claim of the second unit denied: %+v", d)
+	}
+	if ok, _ := take(t, s, "q", 2, time.Hour, t0); ok {
+		t.Fatal("third unit taken: the claimed unit was not counted")
+	}
+	if held, first := remember(t, s, "d", "run-x", time.Hour, t0); !first || held != "run-x" {
+		t.Fatalf("RememberKey = %q, %v", held, first)
+	}
+	if d := createClaiming(t, s, newRun("r2", "t", "/t", t0, launch.StatusPending), launch.KeyClaim("d", time.Hour, t0)); d == nil || d.Held != "run-x" {
+		t.Fatalf("claim of a remembered key: %+v, want held by run-x", d)
+	}
+	if d := createClaiming(t, s, newRun("r3", "t", "/t", t0, launch.StatusPending), launch.KeyClaim("e", time.Hour, t0)); d != nil {
+		t.Fatalf("claim of e: %+v", d)
+	}
+	if held, first := remember(t, s, "e", "run-y", time.Hour, t0); first || held != "r3" {
+		t.Fatalf("RememberKey of a claimed key = %q, %v; want r3, false", held, first)
+	}
+}
+
+// testClaimsPersist: what a run claimed survives a restart with the run.
+func testClaimsPersist(t *testing.T, f Factory) {
+	if f.Reopen == nil {
+		t.Skip("store cannot be reopened")
+	}
+	s, t0 := f.New(t), epoch()
+	if d := createClaiming(t, s, newRun("r1", "t", "/t", t0, launch.StatusPending),
+		launch.KeyClaim("d", time.Hour, t0), launch.QuotaClaim("q", 1, time.Hour, t0)); d != nil {
+		t.Fatalf("claims denied: %+v", d)
+	}
+	s = f.Reopen(t, s)
+	if d := createClaiming(t, s, newRun("r2", "t", "/t", t0, launch.StatusPending), launch.KeyClaim("d", time.Hour, t0)); d == nil || d.Held != "r1" {
+		t.Fatalf("key after restart: %+v, want held by r1", d)
+	}
+	if d := createClaiming(t, s, newRun("r3", "t", "/t", t0, launch.StatusPending), launch.QuotaClaim("q", 1, time.Hour, t0)); d == nil || d.Index != 0 {
+		t.Fatalf("quota after restart: %+v, want denied", d)
 	}
 }

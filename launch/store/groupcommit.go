@@ -1,0 +1,154 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// groupCommit shares bbolt write transactions between concurrent writers
+// without a timer: a writer that finds no commit running becomes the
+// leader and commits every write queued so far in one transaction (one
+// fsync); writers that arrive while it commits queue up, and the first of
+// them leads the next commit as soon as this one ends. A lone writer thus
+// pays one fsync and no wait, and under load every fsync carries whatever
+// queued during the previous one (README.md, "Store").
+//
+// It replaces bbolt's DB.Batch, whose MaxBatchDelay timer made every write
+// wait for it when fewer than MaxBatchSize writers were queued.
+type groupCommit struct {
+	db *bolt.DB
+
+	mu      sync.Mutex
+	pending []*write
+	leading bool
+}
+
+// write is one caller's part of a commit.
+type write struct {
+	// fn applies the write inside the shared transaction. It may run more
+	// than once (after a rollback caused by another write), so it must
+	// derive everything from its inputs; it registers with onRollback
+	// whatever it changed outside the transaction.
+	fn func(tx *bolt.Tx, w *write) error
+	// undo reverses in-memory effects of fn when the transaction is
+	// rolled back.
+	undo []func()
+	// done receives the outcome, or nil on lead when this writer must
+	// lead the next commit.
+	done chan result
+}
+
+type result struct {
+	err  error
+	lead bool
+}
+
+// onRollback registers f to run if the transaction fn ran in is not committed.
+func (w *write) onRollback(f func()) { w.undo = append(w.undo, f) }
+
+func (w *write) rollback() {
+	for i := len(w.undo) - 1; i >= 0; i-- {
+		w.undo[i]()
+	}
+	w.undo = nil
+}
+
+// do runs fn in a shared, durable write transaction and returns once it is
+// committed (or failed).
+func (g *groupCommit) do(fn func(tx *bolt.Tx, w *write) error) error {
+	w := &write{fn: fn, done: make(chan result, 1)}
+	g.mu.Lock()
+	g.pending = append(g.pending, w)
+	if g.leading {
+		g.mu.Unlock()
+		r := <-w.done
+		if !r.lead {
+			return r.err
+		}
+		// The previous leader handed over: w is still pending.
+	} else {
+		g.leading = true
+		g.mu.Unlock()
+	}
+	g.mu.Lock()
+	batch := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				// A bug in a write function: fail the batch and pass the
+				// lead on before the panic goes up, or every later write
+				// would wait for a leader that is gone.
+				for _, w := range batch {
+					select {
+					case w.done <- result{err: errPanicked}:
+					default:
+					}
+				}
+				g.handOver()
+				panic(p)
+			}
+		}()
+		g.commit(batch)
+	}()
+	g.handOver()
+	return (<-w.done).err
+}
+
+// handOver makes the first queued writer the next leader, or ends leading.
+func (g *groupCommit) handOver() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.pending) > 0 {
+		g.pending[0].done <- result{lead: true}
+		return
+	}
+	g.leading = false
+}
+
+// commit applies batch in one transaction. A write whose fn fails is taken
+// out and answered with its error, and the rest is tried again, so one bad
+// write never fails the others.
+func (g *groupCommit) commit(batch []*write) {
+	for len(batch) > 0 {
+		failed := -1
+		var ferr error
+		err := g.db.Update(func(tx *bolt.Tx) error {
+			for i, w := range batch {
+				if err := w.fn(tx, w); err != nil {
+					failed, ferr = i, err
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			for _, w := range batch {
+				w.undo = nil
+				w.done <- result{}
+			}
+			return
+		}
+		for _, w := range batch {
+			w.rollback()
+		}
+		if failed < 0 {
+			// The commit itself failed (disk full, I/O error): every
+			// write of the batch shares the failure.
+			for _, w := range batch {
+				w.done <- result{err: fmt.Errorf("store: commit: %w", err)}
+			}
+			return
+		}
+		batch[failed].done <- result{err: ferr}
+		batch = append(batch[:failed:failed], batch[failed+1:]...)
+	}
+}
+
+// errPanicked stands for a write function that panicked.
+var errPanicked = errors.New("store: write panicked")
