@@ -88,7 +88,8 @@ func (h *DedupeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 	if rej := vr.ReadJSONRejection(dir); rej != nil {
 		return h.rejectStatus(h.app, h.logger, r, rej, http.StatusBadRequest)
 	}
-	if h.ahead.dryRun(r, h) {
+	l := h.ahead.find(r, h)
+	if l != nil && l.isDryRun(r) {
 		// A dry run stores nothing: its delivery id is not remembered.
 		return next.ServeHTTP(w, r)
 	}
@@ -98,8 +99,19 @@ func (h *DedupeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 			zap.String("key", h.Key), zap.String("remote_addr", r.RemoteAddr))
 		return next.ServeHTTP(w, r)
 	}
-
 	scope := h.scope.of(r, h)
+	if l != nil {
+		// The launch ahead claims the key with the run, in one commit:
+		// the key is held exactly when the run is stored, and a repeat
+		// that arrives meanwhile is answered from the run holding it.
+		r = withClaims(r, func(w http.ResponseWriter, r *http.Request, d *launch.ClaimDenied) error {
+			return h.duplicate(w, r, d.Held)
+		}, launch.KeyClaim(validators.DedupeKey(scope, key), h.dedupe.Window, vr.Clock()))
+		return next.ServeHTTP(w, r)
+	}
+
+	// No launch known ahead (another handler comes first): remember the
+	// key now, and release it if no run was stored after all.
 	runID := runIDFor(r)
 	held, first, err := h.dedupe.Claim(r.Context(), scope, key, runID, vr.Clock())
 	if err != nil {
@@ -121,7 +133,12 @@ func (h *DedupeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 		}
 		return nextErr
 	}
+	return h.duplicate(w, r, held)
+}
 
+// duplicate answers a repeated delivery with the current response of the
+// run that holds its key.
+func (h *DedupeHandler) duplicate(w http.ResponseWriter, r *http.Request, held string) error {
 	run, err := h.app.store.GetRun(r.Context(), held)
 	switch {
 	case errors.Is(err, launch.ErrNotFound):

@@ -21,12 +21,20 @@ type launchAhead struct {
 
 // dryRun reports whether r will be a dry run of the launch ahead of self.
 func (a *launchAhead) dryRun(r *http.Request, self caddyhttp.MiddlewareHandler) bool {
+	l := a.find(r, self)
+	return l != nil && l.isDryRun(r)
+}
+
+// find returns the launch ahead of self, nil when it is not known from the
+// configuration. A condition with state hands that launch its claims, to
+// be committed with the run (README.md, "The durable write path").
+func (a *launchAhead) find(r *http.Request, self caddyhttp.MiddlewareHandler) *Launch {
 	a.once.Do(func() {
 		if place, ok := findHandler(r, self); ok {
 			a.launch = launchAfter(place.after, place.rest)
 		}
 	})
-	return a.launch != nil && a.launch.isDryRun(r)
+	return a.launch
 }
 
 // isDryRun reports whether the launch answers r with a dry run.

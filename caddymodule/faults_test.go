@@ -134,6 +134,19 @@ http://%[1]s {
 			wait 0s
 		}
 	}
+	handle /claims {
+		webhook_token fault-token
+		webhook_dedupe {http.request.header.X-Delivery}
+		webhook_rate_limit 100 1h
+		valohai_launch claims {
+			project %[5]s
+			execution train {
+				commit main
+				title  "{run_id}"
+			}
+			wait 0s
+		}
+	}
 }
 `, f.hookAddr, f.simAddr, testToken, f.storeDir, testProject), f.hookAddr)
 }
@@ -293,4 +306,101 @@ http://%[1]s {
 	}
 	// The leases (15s) run out, then the survivor's workers claim the runs.
 	f.assertEachOnce(ids, 45*time.Second)
+}
+
+// claimsAnswer is one answer of the /claims route; err is set when the
+// connection broke (the gateway was killed).
+type claimsAnswer struct {
+	status int
+	dup    bool
+	runID  string
+	err    error
+}
+
+// postClaims sends one delivery to /claims.
+func (f *faultEnv) postClaims(id string) claimsAnswer {
+	req, _ := http.NewRequest(http.MethodPost, f.env.hook+"/claims", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer fault-token")
+	req.Header.Set("X-Delivery", id)
+	res, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	if err != nil {
+		return claimsAnswer{err: err}
+	}
+	defer res.Body.Close()
+	var lr launchResponse
+	_ = json.NewDecoder(res.Body).Decode(&lr)
+	return claimsAnswer{status: res.StatusCode, dup: res.Header.Get(duplicateHeader) == "true", runID: lr.RunID}
+}
+
+// A gateway killed while it commits runs together with their quota units
+// and delivery keys loses none of them and keeps none without its run:
+// after the restart, every acknowledged delivery is a duplicate of its run,
+// the quota counts exactly the runs stored, and each run launches once.
+func TestFaultKill9DuringClaimedWrites(t *testing.T) {
+	avoidWindowEdge(t, time.Hour, 2*time.Minute)
+	const deliveries, quota = 200, 100
+	f := newFaultEnv(t)
+	gw := f.startGateway()
+	// Valohai is slow, so no launch completes before the kill: what is
+	// tested is the store, not a Valohai call cut off mid-way.
+	f.env.simControl("delay", `{"delay":"3s"}`)
+	answers := make([]claimsAnswer, deliveries)
+	acked := make(chan struct{}, deliveries)
+	var wg sync.WaitGroup
+	for i := range deliveries {
+		wg.Go(func() {
+			answers[i] = f.postClaims(fmt.Sprintf("d-%d", i))
+			if answers[i].status == http.StatusAccepted {
+				acked <- struct{}{}
+			}
+		})
+	}
+	for range 10 {
+		<-acked // kill once some runs are stored and others are on their way
+	}
+	gw.kill()
+	wg.Wait()
+	before := map[string]string{} // delivery → run acknowledged before the kill
+	for i, a := range answers {
+		switch {
+		case a.err != nil:
+		case a.status == http.StatusAccepted:
+			before[fmt.Sprintf("d-%d", i)] = a.runID
+		case a.status != http.StatusBadRequest:
+			t.Fatalf("delivery %d before the kill: %d", i, a.status)
+		}
+	}
+	t.Logf("%d deliveries acknowledged before the kill", len(before))
+	f.env.simControl("reset", `{}`)
+	if n := len(f.launchedTitles()); n != 0 {
+		t.Fatalf("%d runs launched before the kill; the test needs them in flight", n)
+	}
+
+	f.startGateway()
+	runs := map[string]bool{}
+	for i := range deliveries {
+		id := fmt.Sprintf("d-%d", i)
+		a := f.postClaims(id)
+		if a.err != nil {
+			t.Fatalf("%s after the restart: %v", id, a.err)
+		}
+		if want, ok := before[id]; ok && (a.status != http.StatusAccepted && a.status != http.StatusOK || !a.dup || a.runID != want) {
+			t.Fatalf("%s acknowledged as run %s before the kill; after the restart: %d dup=%v run %s", id, want, a.status, a.dup, a.runID)
+		}
+		switch a.status {
+		case http.StatusAccepted, http.StatusOK:
+			runs[a.runID] = true
+		case http.StatusBadRequest:
+		default:
+			t.Fatalf("%s after the restart: %d", id, a.status)
+		}
+	}
+	if len(runs) != quota {
+		t.Fatalf("%d runs stored for %d deliveries on a quota of %d, want exactly %d", len(runs), deliveries, quota, quota)
+	}
+	ids := make([]string, 0, len(runs))
+	for id := range runs {
+		ids = append(ids, id)
+	}
+	f.assertEachOnce(ids, 60*time.Second)
 }

@@ -332,7 +332,8 @@ func compileAction(a ActionConfig) (compiledAction, error) {
 	return c, err
 }
 
-// ServeHTTP stores the run, waits up to `wait` for its launches and answers.
+// ServeHTTP stores the run with the claims of the conditions before it
+// (one durable write), waits up to `wait` for its launches and answers.
 func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	vr, r, err := l.webhookRequest(w, r, l.app, "valohai_launch")
 	if err != nil {
@@ -375,7 +376,16 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	if dry {
 		return l.answerDryRun(w, r, run)
 	}
-	if err := l.app.dispatcher.Submit(r.Context(), run, payload); err != nil {
+	adm := admissionOf(r)
+	if err := l.app.dispatcher.Submit(r.Context(), run, payload, adm.claimsOf()...); err != nil {
+		if d, ok := launch.AsClaimDenied(err); ok {
+			// A quota spent or a delivery key taken since the condition
+			// let the request through: nothing was stored, and the
+			// condition that claimed it answers.
+			if err, ok := adm.denied(w, r, d); ok {
+				return err
+			}
+		}
 		l.logger.Error("storing run failed", zap.String("trigger", l.Trigger), zap.Error(err))
 		l.app.metrics.requests.WithLabelValues(l.Trigger, "store_error").Inc()
 		// Not acknowledged: the sender may retry.

@@ -91,19 +91,35 @@ func (h *RateLimitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, nex
 	if rej := vr.ReadJSONRejection(dir); rej != nil {
 		return h.rejectStatus(h.app, h.logger, r, rej, http.StatusBadRequest)
 	}
-	take := func(w http.ResponseWriter, r *http.Request) error {
-		return h.takeQuota(w, r, key, vr.Clock())
+	if l := h.ahead.find(r, h); l != nil {
+		// A dry run takes no quota, but only when the launch it goes to
+		// is known from the configuration: the header alone must never
+		// get a request past the limit of a route without one (README.md,
+		// "dry_run").
+		if l.isDryRun(r) {
+			return next.ServeHTTP(w, r)
+		}
+		// The launch takes the units with the run, in one commit, and
+		// answers for this condition if the quota is spent by then: a
+		// request rejected or filtered later takes nothing.
+		return next.ServeHTTP(w, h.claim(r, key, vr.Clock()))
 	}
-	// A dry run takes no quota, but only when the launch it goes to is
-	// known from the configuration: the header alone must never get a
-	// request past the limit of a route without one (README.md, "dry_run").
-	if h.ahead.dryRun(r, h) {
-		return next.ServeHTTP(w, r)
-	}
-	if err := take(w, r); err != nil {
+	if err := h.takeQuota(w, r, key, vr.Clock()); err != nil {
 		return err
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// claim adds one unit of each limit to the request's admission, for the
+// launch ahead to commit with the run.
+func (h *RateLimitHandler) claim(r *http.Request, key string, clock time.Time) *http.Request {
+	scope := h.scope.of(r, h)
+	for i, l := range h.limit.Limits {
+		r = withClaims(r, func(w http.ResponseWriter, r *http.Request, d *launch.ClaimDenied) error {
+			return h.exceeded(w, r, h.limit.Exceeded(i, d.RetryAfter))
+		}, launch.QuotaClaim(validators.QuotaKey(scope, l, key), l.N, l.Period, clock))
+	}
+	return r
 }
 
 // DryRunHeader is the request header that asks a `dry_run header` trigger
@@ -119,15 +135,20 @@ func (h *RateLimitHandler) takeQuota(w http.ResponseWriter, r *http.Request, key
 		return nil
 	}
 	if q, ok := validators.AsQuotaExceeded(err); ok {
-		// Set before returning the error: Caddy keeps the headers of w
-		// through handle_errors, so the sender always learns when to retry.
-		w.Header().Set("Retry-After", strconv.FormatInt(q.RetryAfterSeconds(), 10))
-		return h.reject(h.app, h.logger, r, err)
+		return h.exceeded(w, r, q)
 	}
 	// The store failed: fail closed (an unchecked quota is no quota), and
 	// let the sender retry later.
 	h.logger.Error("rate limit store failed", zap.String("path", r.URL.Path), zap.Error(err))
 	return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("%s: quota store unavailable", dir))
+}
+
+// exceeded rejects a request over its quota.
+func (h *RateLimitHandler) exceeded(w http.ResponseWriter, r *http.Request, q *validators.QuotaExceeded) error {
+	// Set before returning the error: Caddy keeps the headers of w
+	// through handle_errors, so the sender always learns when to retry.
+	w.Header().Set("Retry-After", strconv.FormatInt(q.RetryAfterSeconds(), 10))
+	return h.reject(h.app, h.logger, r, q)
 }
 
 // UnmarshalCaddyfile parses

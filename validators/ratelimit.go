@@ -141,6 +141,17 @@ func (rl *RateLimit) Take(ctx context.Context, scope, key string, now time.Time)
 	return nil
 }
 
+// Exceeded is the rejection of a request that found limit i (of Limits,
+// in their validated order) exhausted, with retryAfter until its window
+// resets: the answer when a store denies a quota claimed with a run.
+func (rl *RateLimit) Exceeded(i int, retryAfter time.Duration) *QuotaExceeded {
+	var l Limit
+	if i >= 0 && i < len(rl.Limits) {
+		l = rl.Limits[i]
+	}
+	return &QuotaExceeded{RetryAfter: retryAfter, Limit: l, rejection: Reject(DirectiveRateLimit, reasonQuotaExceeded)}
+}
+
 // AsQuotaExceeded returns the QuotaExceeded inside err, if any.
 func AsQuotaExceeded(err error) (*QuotaExceeded, bool) {
 	var q *QuotaExceeded
