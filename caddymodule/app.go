@@ -125,11 +125,15 @@ func (a *App) answerRun(w http.ResponseWriter, r *http.Request, vr *validators.R
 
 // StoreConfig selects the store backend.
 type StoreConfig struct {
-	// Type is "file" (bbolt, the embedded default, one Caddy instance) or
+	// Type is "file" (embedded, the default, one Caddy instance) or
 	// "redis" (shared by every Caddy instance pointed at the same redis).
 	Type string `json:"type,omitempty"`
-	// Path is the directory of the bbolt file (type file).
+	// Path is the directory of the embedded store (type file).
 	Path string `json:"path,omitempty"`
+	// Engine of the embedded store (type file): "pebble" (the default) or
+	// "bbolt". A directory holding the bbolt store of an earlier version
+	// is copied into pebble on first start (README.md, "Store").
+	Engine string `json:"engine,omitempty"`
 	// URL is the redis URL (type redis):
 	// redis://[user:password@]host:6379/0, rediss:// for TLS. Placeholders
 	// such as {env.REDIS_URL} are expanded at provision, so the password
@@ -154,7 +158,7 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 }
 
 // stores shares one open store per backend location across config reloads
-// (bbolt allows one opener of a file per process).
+// (an embedded store allows one opener per process).
 var stores = caddy.NewUsagePool()
 
 type pooledStore struct{ launch.Store }
@@ -304,9 +308,13 @@ func (a *App) openStore(repl *caddy.Replacer) error {
 		}
 		a.storeKey = "file:" + abs
 		val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
-			s, err := store.OpenBolt(filepath.Join(abs, "valohai.db"), store.BoltOptions{})
+			s, migrated, err := store.OpenFile(abs, cfg.Engine, store.BoltOptions{})
 			if err != nil {
 				return nil, err
+			}
+			if migrated {
+				a.logger.Info("copied the bbolt store of an earlier version into pebble; the old file is kept as valohai.db.migrated",
+					zap.String("store", abs))
 			}
 			// Opened by this process for the first time: runs leased by
 			// a previous process (killed mid-launch) are due now.

@@ -18,7 +18,7 @@ func init() {
 //	valohai {
 //		api_url     https://app.valohai.com
 //		api_token   {env.VALOHAI_API_TOKEN}
-//		store       file <dir>
+//		store       file <dir> [pebble|bbolt]
 //		store       redis redis://[user:pass@]host:6379/0 [<key prefix>]
 //		payload_url https://hooks.example.com/_valohai/payloads
 //		payload_ttl 168h
@@ -58,15 +58,18 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			app.Notify, err = one()
 		case "store":
 			switch {
-			case len(args) == 2 && args[0] == "file":
+			case (len(args) == 2 || len(args) == 3) && args[0] == "file":
 				app.Store = &StoreConfig{Type: "file", Path: args[1]}
+				if len(args) == 3 {
+					app.Store.Engine = args[2]
+				}
 			case (len(args) == 2 || len(args) == 3) && args[0] == "redis":
 				app.Store = &StoreConfig{Type: "redis", URL: args[1]}
 				if len(args) == 3 {
 					app.Store.Prefix = args[2]
 				}
 			default:
-				return nil, d.Err("valohai: store takes `file <dir>` or `redis <url> [<key prefix>]`, e.g. store redis {env.REDIS_URL}")
+				return nil, d.Err("valohai: store takes `file <dir> [pebble|bbolt]` or `redis <url> [<key prefix>]`, e.g. store redis {env.REDIS_URL}")
 			}
 		case "max_body_in_flight":
 			var v string

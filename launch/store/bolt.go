@@ -84,6 +84,9 @@ type BoltOptions struct {
 	Now func() time.Time
 }
 
+// boltWrite is a writer's part of a shared bbolt transaction.
+type boltWrite = write[*bolt.Tx]
+
 // Bolt is the embedded launch.Store: one bbolt file, locked by one process.
 // Every mutating method but TakeQuota returns only after its transaction was
 // committed and fsynced, and concurrent writers share commits (groupCommit:
@@ -95,7 +98,7 @@ type BoltOptions struct {
 // BoltOptions.QuotaFlush and at Close.
 type Bolt struct {
 	db            *bolt.DB
-	gc            *groupCommit
+	gc            *groupCommit[*bolt.Tx]
 	quota         *quotaTable
 	now           func() time.Time
 	maxRejections uint64
@@ -139,7 +142,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: initialising %s: %w", path, err)
 	}
-	b := &Bolt{db: db, gc: &groupCommit{db: db}, quota: newQuotaTable(), now: opts.Now, maxRejections: DefaultMaxRejections,
+	b := &Bolt{db: db, gc: &groupCommit[*bolt.Tx]{update: db.Update}, quota: newQuotaTable(), now: opts.Now, maxRejections: DefaultMaxRejections,
 		stopFlush: make(chan struct{}), flushDone: make(chan struct{})}
 	if b.now == nil {
 		b.now = time.Now
@@ -211,7 +214,7 @@ func (b *Bolt) FlushQuotas() error {
 	if len(dirty) == 0 && len(expired) == 0 {
 		return nil
 	}
-	err := b.gc.do(func(tx *bolt.Tx, w *write) error {
+	err := b.gc.do(func(tx *bolt.Tx, w *boltWrite) error {
 		q := tx.Bucket(bucketQuota)
 		for k, n := range dirty {
 			if err := q.Put([]byte(k), binary.BigEndian.AppendUint64(nil, n)); err != nil {
@@ -279,7 +282,7 @@ func (b *Bolt) CreateRun(ctx context.Context, run *launch.Run, payload *launch.P
 	// The write function may run more than once (after a rollback caused
 	// by another write of the batch), so it only uses what was computed
 	// above and resets its outcome.
-	err = b.gc.do(func(tx *bolt.Tx, w *write) error {
+	err = b.gc.do(func(tx *bolt.Tx, w *boltWrite) error {
 		denied = nil
 		runs := tx.Bucket(bucketRuns)
 		if runs.Get(id) != nil {
@@ -372,7 +375,7 @@ func (b *Bolt) UpdateRun(ctx context.Context, run *launch.Run) error {
 		return fmt.Errorf("store: encoding run %q: %w", run.ID, err)
 	}
 	id := []byte(run.ID)
-	return b.gc.do(func(tx *bolt.Tx, _ *write) error {
+	return b.gc.do(func(tx *bolt.Tx, _ *boltWrite) error {
 		runs := tx.Bucket(bucketRuns)
 		old := runs.Get(id)
 		if old == nil {
@@ -568,7 +571,7 @@ func (b *Bolt) ClaimRun(ctx context.Context, now time.Time, lease time.Duration)
 		return "", false, err
 	}
 	var id string
-	err = b.gc.do(func(tx *bolt.Tx, _ *write) error {
+	err = b.gc.do(func(tx *bolt.Tx, _ *boltWrite) error {
 		id = "" // Batch may rerun this function
 		k, _ := tx.Bucket(bucketQueue).Cursor().First()
 		if k == nil || binary.BigEndian.Uint64(k) > at {
@@ -589,7 +592,7 @@ func (b *Bolt) RequeueRun(ctx context.Context, runID string, at time.Time) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.gc.do(func(tx *bolt.Tx, _ *write) error {
+	return b.gc.do(func(tx *bolt.Tx, _ *boltWrite) error {
 		if tx.Bucket(bucketRuns).Get([]byte(runID)) == nil {
 			return fmt.Errorf("store: run %q: %w", runID, launch.ErrNotFound)
 		}
@@ -631,7 +634,7 @@ func (b *Bolt) CompleteRun(ctx context.Context, runID string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.gc.do(func(tx *bolt.Tx, _ *write) error { return dequeue(tx, runID) })
+	return b.gc.do(func(tx *bolt.Tx, _ *boltWrite) error { return dequeue(tx, runID) })
 }
 
 // QueueDepth counts queued runs, including those leased to a worker: they
@@ -696,7 +699,7 @@ func (b *Bolt) RememberKey(ctx context.Context, key, value string, window time.D
 	at, exp := stamp(now), stamp(now.Add(window))
 	var held string
 	var first bool
-	err := b.gc.do(func(tx *bolt.Tx, _ *write) error {
+	err := b.gc.do(func(tx *bolt.Tx, _ *boltWrite) error {
 		held, first = "", false
 		d, dexp := tx.Bucket(bucketDedupe), tx.Bucket(bucketDedupeExp)
 		if err := pruneExpired(dexp, d, at); err != nil {
@@ -727,7 +730,7 @@ func (b *Bolt) ForgetKey(ctx context.Context, key, value string) error {
 		return err
 	}
 	k := []byte(boundKey(key))
-	return b.gc.do(func(tx *bolt.Tx, _ *write) error {
+	return b.gc.do(func(tx *bolt.Tx, _ *boltWrite) error {
 		d, dexp := tx.Bucket(bucketDedupe), tx.Bucket(bucketDedupeExp)
 		v := d.Get(k)
 		if v == nil || string(v[8:]) != value {
@@ -750,7 +753,7 @@ func (b *Bolt) LogRejection(ctx context.Context, r launch.Rejected) error {
 	if err != nil {
 		return fmt.Errorf("store: encoding rejection: %w", err)
 	}
-	return b.gc.do(func(tx *bolt.Tx, _ *write) error {
+	return b.gc.do(func(tx *bolt.Tx, _ *boltWrite) error {
 		log := tx.Bucket(bucketRejections)
 		seq, err := log.NextSequence()
 		if err != nil {

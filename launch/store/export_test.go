@@ -23,3 +23,9 @@ func (b *Bolt) LastTxID() int {
 	})
 	return id
 }
+
+// Commits is how many write transactions the store committed (fsyncs).
+func (b *Bolt) Commits() int64 { return b.gc.commits.Load() }
+
+// Commits is how many write batches the store committed (WAL syncs).
+func (p *Pebble) Commits() int64 { return p.gc.commits.Load() }

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-
-	bolt "go.etcd.io/bbolt"
+	"sync/atomic"
 )
 
-// groupCommit shares bbolt write transactions between concurrent writers
+// groupCommit shares write transactions of type T (a bbolt transaction, a
+// pebble batch) between concurrent writers
 // without a timer: a writer that finds no commit running becomes the
 // leader and commits every write queued so far in one transaction (one
 // fsync); writers that arrive while it commits queue up, and the first of
@@ -18,21 +18,26 @@ import (
 //
 // It replaces bbolt's DB.Batch, whose MaxBatchDelay timer made every write
 // wait for it when fewer than MaxBatchSize writers were queued.
-type groupCommit struct {
-	db *bolt.DB
+type groupCommit[T any] struct {
+	// update runs apply in one write transaction and commits it durably,
+	// or rolls it back when apply fails.
+	update func(apply func(T) error) error
+
+	// commits counts the transactions committed, hence fsyncs.
+	commits atomic.Int64
 
 	mu      sync.Mutex
-	pending []*write
+	pending []*write[T]
 	leading bool
 }
 
 // write is one caller's part of a commit.
-type write struct {
+type write[T any] struct {
 	// fn applies the write inside the shared transaction. It may run more
 	// than once (after a rollback caused by another write), so it must
 	// derive everything from its inputs; it registers with onRollback
 	// whatever it changed outside the transaction.
-	fn func(tx *bolt.Tx, w *write) error
+	fn func(tx T, w *write[T]) error
 	// undo reverses in-memory effects of fn when the transaction is
 	// rolled back.
 	undo []func()
@@ -47,9 +52,9 @@ type result struct {
 }
 
 // onRollback registers f to run if the transaction fn ran in is not committed.
-func (w *write) onRollback(f func()) { w.undo = append(w.undo, f) }
+func (w *write[T]) onRollback(f func()) { w.undo = append(w.undo, f) }
 
-func (w *write) rollback() {
+func (w *write[T]) rollback() {
 	for i := len(w.undo) - 1; i >= 0; i-- {
 		w.undo[i]()
 	}
@@ -58,8 +63,8 @@ func (w *write) rollback() {
 
 // do runs fn in a shared, durable write transaction and returns once it is
 // committed (or failed).
-func (g *groupCommit) do(fn func(tx *bolt.Tx, w *write) error) error {
-	w := &write{fn: fn, done: make(chan result, 1)}
+func (g *groupCommit[T]) do(fn func(tx T, w *write[T]) error) error {
+	w := &write[T]{fn: fn, done: make(chan result, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, w)
 	if g.leading {
@@ -101,7 +106,7 @@ func (g *groupCommit) do(fn func(tx *bolt.Tx, w *write) error) error {
 }
 
 // handOver makes the first queued writer the next leader, or ends leading.
-func (g *groupCommit) handOver() {
+func (g *groupCommit[T]) handOver() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.pending) > 0 {
@@ -114,11 +119,11 @@ func (g *groupCommit) handOver() {
 // commit applies batch in one transaction. A write whose fn fails is taken
 // out and answered with its error, and the rest is tried again, so one bad
 // write never fails the others.
-func (g *groupCommit) commit(batch []*write) {
+func (g *groupCommit[T]) commit(batch []*write[T]) {
 	for len(batch) > 0 {
 		failed := -1
 		var ferr error
-		err := g.db.Update(func(tx *bolt.Tx) error {
+		err := g.update(func(tx T) error {
 			for i, w := range batch {
 				if err := w.fn(tx, w); err != nil {
 					failed, ferr = i, err
@@ -128,6 +133,7 @@ func (g *groupCommit) commit(batch []*write) {
 			return nil
 		})
 		if err == nil {
+			g.commits.Add(1)
 			for _, w := range batch {
 				w.undo = nil
 				w.done <- result{}

@@ -1,0 +1,861 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/hooklaunch/caddy-valohai/launch"
+)
+
+// Key prefixes of the pebble store: one keyspace, one byte per kind of
+// record, laid out as the bbolt buckets of the same name.
+const (
+	pRuns       = 'r' // id → JSON run
+	pRunsByTime = 't' // created(8)+id
+	pPayloads   = 'p' // id → encoded payload
+	pPayloadExp = 'e' // expires(8)+id
+	pQueue      = 'q' // due(8)+id
+	pQueueByRun = 'Q' // id → due(8)
+	pQuota      = 'k' // window end(8)+period(8)+key → count(8)
+	pDedupe     = 'd' // key → expires(8)+value
+	pDedupeExp  = 'D' // expires(8)+key
+	pRejections = 'j' // seq(8) → JSON rejection
+	pRejectSeq  = 'J' // → last seq(8)
+	pSecrets    = 's' // name → bytes
+)
+
+// Pebble is a launch.Store on a pebble LSM directory: the same records and
+// guarantees as Bolt, with every write batch committed to pebble's WAL with
+// Sync. Writers share batches through the same groupCommit, so that a
+// batch's reads (claims, queue) see every earlier write of the batch.
+type Pebble struct {
+	db            *pebble.DB
+	gc            *groupCommit[*pebble.Batch]
+	quota         *quotaTable
+	now           func() time.Time
+	maxRejections uint64
+
+	stopFlush chan struct{}
+	flushDone chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type pebbleWrite = write[*pebble.Batch]
+
+var _ launch.Store = (*Pebble)(nil)
+
+// OpenPebble opens (creating if needed) the pebble store in dir.
+func OpenPebble(dir string, opts BoltOptions) (*Pebble, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: creating %s: %w", dir, err)
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultLockTimeout
+	}
+	var db *pebble.DB
+	var err error
+	for deadline := time.Now().Add(timeout); ; {
+		db, err = pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{}})
+		if err == nil {
+			break
+		}
+		// Another process holds the directory (an overlapping restart):
+		// wait for it as OpenBolt waits for bbolt's file lock.
+		if !isLocked(err) {
+			return nil, fmt.Errorf("store: opening %s: %w", dir, err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("store: %s is locked by another process (is another Caddy using the same store?); gave up after %s: %w", dir, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p := &Pebble{db: db, quota: newQuotaTable(), now: opts.Now, maxRejections: DefaultMaxRejections,
+		stopFlush: make(chan struct{}), flushDone: make(chan struct{})}
+	p.gc = &groupCommit[*pebble.Batch]{update: func(apply func(*pebble.Batch) error) error {
+		b := db.NewIndexedBatch()
+		defer b.Close()
+		if err := apply(b); err != nil {
+			return err
+		}
+		if b.Empty() {
+			return nil
+		}
+		return b.Commit(pebble.Sync)
+	}}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if opts.MaxRejections > 0 {
+		p.maxRejections = uint64(opts.MaxRejections)
+	}
+	now := stamp(p.now())
+	p.quota.latest = now
+	err = p.scan(p.db, pQuota, nil, func(k, v []byte) bool {
+		if len(k) >= 16 && len(v) == 8 && binary.BigEndian.Uint64(k) > now {
+			p.quota.load(string(k), binary.BigEndian.Uint64(v))
+		}
+		return true
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	every := opts.QuotaFlush
+	if every <= 0 {
+		every = DefaultQuotaFlush
+	}
+	go func() {
+		defer close(p.flushDone)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stopFlush:
+				return
+			case <-t.C:
+				_ = p.FlushQuotas()
+			}
+		}
+	}()
+	return p, nil
+}
+
+// isLocked reports whether pebble could not lock its directory.
+func isLocked(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(err.Error(), "resource temporarily unavailable") || strings.Contains(err.Error(), "lock held by")
+}
+
+// Close writes the quota counters and closes the directory.
+func (p *Pebble) Close() error {
+	p.closeOnce.Do(func() {
+		close(p.stopFlush)
+		<-p.flushDone
+		p.closeErr = errors.Join(p.FlushQuotas(), p.db.Close())
+	})
+	return p.closeErr
+}
+
+func pk(prefix byte, parts ...[]byte) []byte {
+	n := 1
+	for _, b := range parts {
+		n += len(b)
+	}
+	k := make([]byte, 1, n)
+	k[0] = prefix
+	for _, b := range parts {
+		k = append(k, b...)
+	}
+	return k
+}
+
+// get returns a copy of the value of k, nil when absent.
+func pget(r pebble.Reader, k []byte) ([]byte, error) {
+	v, c, err := r.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(v)
+	if out == nil {
+		out = []byte{}
+	}
+	return out, c.Close()
+}
+
+// scan calls fn for the keys of prefix (without it) from start on, in
+// order (reverse: from the end), until fn returns false.
+func (p *Pebble) scanDir(r pebble.Reader, prefix byte, start []byte, reverse bool, fn func(k, v []byte) bool) error {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+	if err != nil {
+		return err
+	}
+	var ok bool
+	switch {
+	case reverse:
+		ok = it.Last()
+	case start != nil:
+		ok = it.SeekGE(pk(prefix, start))
+	default:
+		ok = it.First()
+	}
+	for ; ok; ok = step(it, reverse) {
+		if !fn(it.Key()[1:], it.Value()) {
+			break
+		}
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+func step(it *pebble.Iterator, reverse bool) bool {
+	if reverse {
+		return it.Prev()
+	}
+	return it.Next()
+}
+
+func (p *Pebble) scan(r pebble.Reader, prefix byte, start []byte, fn func(k, v []byte) bool) error {
+	return p.scanDir(r, prefix, start, false, fn)
+}
+
+// CreateRun is Bolt.CreateRun on pebble.
+func (p *Pebble) CreateRun(ctx context.Context, run *launch.Run, payload *launch.Payload, claims ...launch.Claim) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if run == nil || run.ID == "" {
+		return errors.New("store: CreateRun needs a run with an id")
+	}
+	data, err := json.Marshal(run)
+	if err != nil {
+		return fmt.Errorf("store: encoding run %q: %w", run.ID, err)
+	}
+	id := []byte(run.ID)
+	var pdata []byte
+	if payload != nil {
+		pdata = encodePayload(payload)
+	}
+	type claimKey struct {
+		key               []byte
+		limit, at, expire uint64
+	}
+	keys := make([]claimKey, len(claims))
+	pruneAt := uint64(0)
+	for i, c := range claims {
+		if err := c.Check(); err != nil {
+			return err
+		}
+		at := stamp(c.At)
+		if c.IsQuota() {
+			k, end := quotaKey(c.Key, c.Period, at)
+			keys[i] = claimKey{key: k, limit: uint64(max(c.Limit, 0)), at: at, expire: end}
+		} else {
+			keys[i] = claimKey{key: []byte(boundKey(c.Key)), at: at, expire: stamp(c.At.Add(c.Window))}
+			pruneAt = max(pruneAt, at)
+		}
+	}
+	var denied *launch.ClaimDenied
+	err = p.gc.do(func(b *pebble.Batch, w *pebbleWrite) error {
+		denied = nil
+		if v, err := pget(b, pk(pRuns, id)); err != nil || v != nil {
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("store: run %q already exists", run.ID)
+		}
+		if pruneAt > 0 {
+			if err := p.pruneKeys(b, pruneAt); err != nil {
+				return err
+			}
+		}
+		var taken []string
+		for i, c := range keys {
+			if claims[i].IsQuota() {
+				if _, ok := p.quota.take(string(c.key), c.limit, c.at, false); !ok {
+					denied = &launch.ClaimDenied{Index: i, RetryAfter: time.Duration(c.expire - c.at)}
+				} else {
+					taken = append(taken, string(c.key))
+				}
+			} else if v, err := pget(b, pk(pDedupe, c.key)); err != nil {
+				return err
+			} else if v != nil && binary.BigEndian.Uint64(v) > c.at {
+				denied = &launch.ClaimDenied{Index: i, Held: string(v[8:])}
+			}
+			if denied != nil {
+				for _, k := range taken {
+					p.quota.give(k)
+				}
+				return nil
+			}
+		}
+		w.onRollback(func() {
+			for _, k := range taken {
+				p.quota.give(k)
+			}
+		})
+		for i, c := range keys {
+			if claims[i].IsQuota() {
+				n, _ := p.quota.count(string(c.key))
+				if err := b.Set(pk(pQuota, c.key), binary.BigEndian.AppendUint64(nil, n), nil); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := p.putKey(b, c.key, c.expire, run.ID); err != nil {
+				return err
+			}
+		}
+		if err := b.Set(pk(pRuns, id), data, nil); err != nil {
+			return err
+		}
+		if err := b.Set(pk(pRunsByTime, stampKey(stamp(run.CreatedAt), run.ID)), nil, nil); err != nil {
+			return err
+		}
+		if pdata != nil {
+			if err := p.putPayload(b, run.ID, pdata); err != nil {
+				return err
+			}
+		}
+		return p.enqueue(b, run.ID, stamp(run.NextAttemptAt))
+	})
+	if err != nil {
+		return err
+	}
+	if denied != nil {
+		return denied
+	}
+	return nil
+}
+
+// putKey holds key until expire for value, replacing its previous record.
+func (p *Pebble) putKey(b *pebble.Batch, key []byte, expire uint64, value string) error {
+	if v, err := pget(b, pk(pDedupe, key)); err != nil {
+		return err
+	} else if v != nil {
+		if err := b.Delete(pk(pDedupeExp, stampKey(binary.BigEndian.Uint64(v), string(key))), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Set(pk(pDedupe, key), append(binary.BigEndian.AppendUint64(nil, expire), value...), nil); err != nil {
+		return err
+	}
+	return b.Set(pk(pDedupeExp, stampKey(expire, string(key))), nil, nil)
+}
+
+func (p *Pebble) enqueue(b *pebble.Batch, id string, due uint64) error {
+	if err := p.dequeue(b, id); err != nil {
+		return err
+	}
+	if err := b.Set(pk(pQueue, stampKey(due, id)), nil, nil); err != nil {
+		return err
+	}
+	return b.Set(pk(pQueueByRun, []byte(id)), binary.BigEndian.AppendUint64(nil, due), nil)
+}
+
+func (p *Pebble) dequeue(b *pebble.Batch, id string) error {
+	v, err := pget(b, pk(pQueueByRun, []byte(id)))
+	if err != nil || v == nil {
+		return err
+	}
+	if err := b.Delete(pk(pQueue, stampKey(binary.BigEndian.Uint64(v), id)), nil); err != nil {
+		return err
+	}
+	return b.Delete(pk(pQueueByRun, []byte(id)), nil)
+}
+
+func (p *Pebble) putPayload(b *pebble.Batch, id string, data []byte) error {
+	if err := p.deletePayload(b, id); err != nil {
+		return err
+	}
+	if err := b.Set(pk(pPayloads, []byte(id)), data, nil); err != nil {
+		return err
+	}
+	if exp := binary.BigEndian.Uint64(data); exp != 0 {
+		return b.Set(pk(pPayloadExp, stampKey(exp, id)), nil, nil)
+	}
+	return nil
+}
+
+func (p *Pebble) deletePayload(b *pebble.Batch, id string) error {
+	data, err := pget(b, pk(pPayloads, []byte(id)))
+	if err != nil || data == nil {
+		return err
+	}
+	if exp := binary.BigEndian.Uint64(data); exp != 0 {
+		if err := b.Delete(pk(pPayloadExp, stampKey(exp, id)), nil); err != nil {
+			return err
+		}
+	}
+	return b.Delete(pk(pPayloads, []byte(id)), nil)
+}
+
+// UpdateRun replaces a stored run.
+func (p *Pebble) UpdateRun(ctx context.Context, run *launch.Run) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if run == nil {
+		return errors.New("store: UpdateRun needs a run")
+	}
+	data, err := json.Marshal(run)
+	if err != nil {
+		return fmt.Errorf("store: encoding run %q: %w", run.ID, err)
+	}
+	id := []byte(run.ID)
+	return p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
+		old, err := pget(b, pk(pRuns, id))
+		if err != nil {
+			return err
+		}
+		if old == nil {
+			return fmt.Errorf("store: run %q: %w", run.ID, launch.ErrNotFound)
+		}
+		var prev struct {
+			CreatedAt time.Time `json:"created_at"`
+		}
+		if err := json.Unmarshal(old, &prev); err != nil {
+			return fmt.Errorf("store: decoding run %q: %w", run.ID, err)
+		}
+		if was, is := stamp(prev.CreatedAt), stamp(run.CreatedAt); was != is {
+			if err := b.Delete(pk(pRunsByTime, stampKey(was, run.ID)), nil); err != nil {
+				return err
+			}
+			if err := b.Set(pk(pRunsByTime, stampKey(is, run.ID)), nil, nil); err != nil {
+				return err
+			}
+		}
+		return b.Set(pk(pRuns, id), data, nil)
+	})
+}
+
+// GetRun returns a run or an error wrapping launch.ErrNotFound.
+func (p *Pebble) GetRun(ctx context.Context, id string) (*launch.Run, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	data, err := pget(p.db, pk(pRuns, []byte(id)))
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
+		return nil, fmt.Errorf("store: run %q: %w", id, launch.ErrNotFound)
+	}
+	return decodeRun(id, data)
+}
+
+// ListRuns returns the runs matching f, newest first.
+func (p *Pebble) ListRuns(ctx context.Context, f launch.RunFilter) ([]*launch.Run, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	var out []*launch.Run
+	var ierr error
+	err := p.scanDir(p.db, pRunsByTime, nil, true, func(k, _ []byte) bool {
+		id := string(k[8:])
+		data, err := pget(p.db, pk(pRuns, k[8:]))
+		if err != nil {
+			ierr = err
+			return false
+		}
+		if data == nil {
+			return true
+		}
+		run, err := decodeRun(id, data)
+		if err != nil {
+			ierr = err
+			return false
+		}
+		if (f.Trigger == "" || run.Trigger == f.Trigger) && (f.Path == "" || run.Path == f.Path) && (f.Status == "" || run.Status == f.Status) {
+			out = append(out, run)
+		}
+		return len(out) < limit
+	})
+	return out, errors.Join(err, ierr)
+}
+
+// DeleteRunsBefore removes final runs created before t and expired payloads.
+func (p *Pebble) DeleteRunsBefore(ctx context.Context, t time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	cut, now := stamp(t), stamp(p.now())
+	var n int
+	err := p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
+		n = 0
+		var doomed [][]byte
+		var ierr error
+		err := p.scan(b, pRunsByTime, nil, func(k, _ []byte) bool {
+			if binary.BigEndian.Uint64(k) >= cut {
+				return false
+			}
+			data, err := pget(b, pk(pRuns, k[8:]))
+			if err != nil {
+				ierr = err
+				return false
+			}
+			if data != nil {
+				var r struct {
+					Status launch.RunStatus `json:"status"`
+				}
+				if err := json.Unmarshal(data, &r); err != nil {
+					ierr = fmt.Errorf("store: decoding run %q: %w", k[8:], err)
+					return false
+				}
+				if !r.Status.Final() {
+					return true
+				}
+				n++
+			}
+			doomed = append(doomed, bytes.Clone(k))
+			return true
+		})
+		if err = errors.Join(err, ierr); err != nil {
+			return err
+		}
+		for _, k := range doomed {
+			id := string(k[8:])
+			if err := errors.Join(b.Delete(pk(pRuns, k[8:]), nil), b.Delete(pk(pRunsByTime, k), nil),
+				p.deletePayload(b, id), p.dequeue(b, id)); err != nil {
+				return err
+			}
+		}
+		var expired []string
+		err = p.scan(b, pPayloadExp, nil, func(k, _ []byte) bool {
+			if binary.BigEndian.Uint64(k) > now {
+				return false
+			}
+			expired = append(expired, string(k[8:]))
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range expired {
+			if err := p.deletePayload(b, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// GetPayload returns the stored payload of a run.
+func (p *Pebble) GetPayload(ctx context.Context, runID string) (*launch.Payload, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	data, err := pget(p.db, pk(pPayloads, []byte(runID)))
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
+		return nil, fmt.Errorf("store: payload %q: %w", runID, launch.ErrNotFound)
+	}
+	pl, err := decodePayload(data)
+	if err != nil {
+		return nil, fmt.Errorf("store: payload %q: %w", runID, err)
+	}
+	if !pl.ExpiresAt.IsZero() && !p.now().Before(pl.ExpiresAt) {
+		return nil, fmt.Errorf("store: payload %q expired: %w", runID, launch.ErrNotFound)
+	}
+	return pl, nil
+}
+
+// firstDue is the first queue entry due at or before at.
+func (p *Pebble) firstDue(r pebble.Reader, at uint64) (string, error) {
+	var id string
+	err := p.scan(r, pQueue, nil, func(k, _ []byte) bool {
+		if binary.BigEndian.Uint64(k) <= at {
+			id = string(k[8:])
+		}
+		return false
+	})
+	return id, err
+}
+
+// ClaimRun leases the first run due at now.
+func (p *Pebble) ClaimRun(ctx context.Context, now time.Time, lease time.Duration) (string, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	if lease <= 0 {
+		return "", false, errors.New("store: ClaimRun needs a positive lease")
+	}
+	at := stamp(now)
+	if id, err := p.firstDue(p.db, at); err != nil || id == "" {
+		return "", false, err
+	}
+	var id string
+	err := p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
+		var err error
+		if id, err = p.firstDue(b, at); err != nil || id == "" {
+			return err
+		}
+		return p.enqueue(b, id, stamp(now.Add(lease)))
+	})
+	if err != nil {
+		return "", false, err
+	}
+	return id, id != "", nil
+}
+
+// RequeueRun puts a run on the queue due at the given time.
+func (p *Pebble) RequeueRun(ctx context.Context, runID string, at time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
+		if v, err := pget(b, pk(pRuns, []byte(runID))); err != nil || v == nil {
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("store: run %q: %w", runID, launch.ErrNotFound)
+		}
+		return p.enqueue(b, runID, stamp(at))
+	})
+}
+
+// ReleaseLeases makes every queued run due no later than now.
+func (p *Pebble) ReleaseLeases(now time.Time) (int, error) {
+	at := stamp(now)
+	var moved int
+	err := p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
+		var ids []string
+		err := p.scan(b, pQueueByRun, nil, func(k, v []byte) bool {
+			if binary.BigEndian.Uint64(v) > at {
+				ids = append(ids, string(k))
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := p.enqueue(b, id, at); err != nil {
+				return err
+			}
+		}
+		moved = len(ids)
+		return nil
+	})
+	return moved, err
+}
+
+// CompleteRun removes a run from the queue.
+func (p *Pebble) CompleteRun(ctx context.Context, runID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error { return p.dequeue(b, runID) })
+}
+
+// QueueDepth counts queued runs.
+func (p *Pebble) QueueDepth(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := p.scan(p.db, pQueueByRun, nil, func(_, _ []byte) bool { n++; return true })
+	return n, err
+}
+
+// TakeQuota is Bolt.TakeQuota: exact in memory, flushed in batches.
+func (p *Pebble) TakeQuota(ctx context.Context, key string, limit int, period time.Duration, now time.Time) (bool, time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return false, 0, err
+	}
+	if period <= 0 {
+		return false, 0, errors.New("store: TakeQuota needs a positive period")
+	}
+	at := stamp(now)
+	k, end := quotaKey(key, period, at)
+	if _, ok := p.quota.take(string(k), uint64(max(limit, 0)), at, true); !ok {
+		return false, time.Duration(end - at), nil
+	}
+	return true, 0, nil
+}
+
+// FlushQuotas writes the quota counters changed since the last flush.
+func (p *Pebble) FlushQuotas() error {
+	dirty, expired, _ := p.quota.drain()
+	if len(dirty) == 0 && len(expired) == 0 {
+		return nil
+	}
+	err := p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
+		for k, n := range dirty {
+			if err := b.Set(pk(pQuota, []byte(k)), binary.BigEndian.AppendUint64(nil, n), nil); err != nil {
+				return err
+			}
+		}
+		for _, k := range expired {
+			if err := b.Delete(pk(pQuota, []byte(k)), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		p.quota.redirty(dirty)
+	}
+	return err
+}
+
+// RememberKey records value under key until now+window unless held.
+func (p *Pebble) RememberKey(ctx context.Context, key, value string, window time.Duration, now time.Time) (string, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	if key == "" || window <= 0 {
+		return "", false, errors.New("store: RememberKey needs a key and a positive window")
+	}
+	k := []byte(boundKey(key))
+	at, exp := stamp(now), stamp(now.Add(window))
+	var held string
+	var first bool
+	err := p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
+		held, first = "", false
+		if err := p.pruneKeys(b, at); err != nil {
+			return err
+		}
+		v, err := pget(b, pk(pDedupe, k))
+		if err != nil {
+			return err
+		}
+		if v != nil && binary.BigEndian.Uint64(v) > at {
+			held = string(v[8:])
+			return nil
+		}
+		held, first = value, true
+		return p.putKey(b, k, exp, value)
+	})
+	return held, first, err
+}
+
+// pruneKeys deletes up to pruneBatch expired delivery keys.
+func (p *Pebble) pruneKeys(b *pebble.Batch, at uint64) error {
+	var old [][]byte
+	err := p.scan(b, pDedupeExp, nil, func(k, _ []byte) bool {
+		if binary.BigEndian.Uint64(k) > at || len(old) >= pruneBatch {
+			return false
+		}
+		old = append(old, bytes.Clone(k))
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range old {
+		if err := errors.Join(b.Delete(pk(pDedupeExp, k), nil), b.Delete(pk(pDedupe, k[8:]), nil)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ForgetKey deletes key when it still holds value.
+func (p *Pebble) ForgetKey(ctx context.Context, key, value string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	k := []byte(boundKey(key))
+	return p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
+		v, err := pget(b, pk(pDedupe, k))
+		if err != nil || v == nil || string(v[8:]) != value {
+			return err
+		}
+		return errors.Join(b.Delete(pk(pDedupeExp, stampKey(binary.BigEndian.Uint64(v), string(k))), nil), b.Delete(pk(pDedupe, k), nil))
+	})
+}
+
+// LogRejection appends r to the capped rejection log.
+func (p *Pebble) LogRejection(ctx context.Context, r launch.Rejected) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("store: encoding rejection: %w", err)
+	}
+	return p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
+		v, err := pget(b, []byte{pRejectSeq})
+		if err != nil {
+			return err
+		}
+		seq := uint64(1)
+		if len(v) == 8 {
+			seq = binary.BigEndian.Uint64(v) + 1
+		}
+		if err := b.Set([]byte{pRejectSeq}, binary.BigEndian.AppendUint64(nil, seq), nil); err != nil {
+			return err
+		}
+		if err := b.Set(pk(pRejections, binary.BigEndian.AppendUint64(nil, seq)), data, nil); err != nil {
+			return err
+		}
+		if seq > p.maxRejections {
+			return b.Delete(pk(pRejections, binary.BigEndian.AppendUint64(nil, seq-p.maxRejections)), nil)
+		}
+		return nil
+	})
+}
+
+// ListRejections returns rejections newest first.
+func (p *Pebble) ListRejections(ctx context.Context, f launch.RunFilter) ([]launch.Rejected, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	var out []launch.Rejected
+	var ierr error
+	err := p.scanDir(p.db, pRejections, nil, true, func(_, v []byte) bool {
+		var r launch.Rejected
+		if err := json.Unmarshal(v, &r); err != nil {
+			ierr = fmt.Errorf("store: decoding rejection: %w", err)
+			return false
+		}
+		if f.Path == "" || r.Path == f.Path {
+			out = append(out, r)
+		}
+		return len(out) < limit
+	})
+	return out, errors.Join(err, ierr)
+}
+
+// Secret returns the named secret, generating and storing it the first time.
+func (p *Pebble) Secret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if name == "" {
+		return nil, errors.New("store: Secret needs a name")
+	}
+	key := pk(pSecrets, []byte(name))
+	if v, err := pget(p.db, key); err != nil || v != nil {
+		return v, err
+	}
+	fresh, err := gen()
+	if err != nil {
+		return nil, fmt.Errorf("store: generating secret %q: %w", name, err)
+	}
+	if len(fresh) == 0 {
+		return nil, fmt.Errorf("store: generating secret %q: empty secret", name)
+	}
+	var secret []byte
+	err = p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
+		held, err := pget(b, key)
+		if err != nil {
+			return err
+		}
+		if held != nil {
+			secret = held
+			return nil
+		}
+		secret = bytes.Clone(fresh)
+		return b.Set(key, secret, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return secret, nil
+}
