@@ -276,7 +276,7 @@ start_server() {
 	hmac) cf=hmac; SCHEME=github ;;
 	chain) cf=chain ;;
 	chain-nolimit) cf=chain-nolimit ;;
-	launch-bbolt) cf=launch; export BENCH_STORE_KIND=file BENCH_STORE_ARG=$BENCH_DATA/valohai ;;
+	launch-bbolt) cf=launch; export BENCH_STORE_KIND=file BENCH_STORE_ARG="$BENCH_DATA/valohai bbolt" ;;
 	launch-redis)
 		cf=launch
 		start_redis

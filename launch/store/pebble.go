@@ -46,11 +46,30 @@ type Pebble struct {
 	now           func() time.Time
 	maxRejections uint64
 
+	// life is held (read) by every operation and taken by Close, so that
+	// an operation racing Close gets ErrClosed instead of pebble's panic.
+	life      sync.RWMutex
+	closed    bool
 	stopFlush chan struct{}
 	flushDone chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// ErrClosed is returned by a store used after Close.
+var ErrClosed = errors.New("store: closed")
+
+// enter begins an operation; exit must follow when it returns nil.
+func (p *Pebble) enter() error {
+	p.life.RLock()
+	if p.closed {
+		p.life.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (p *Pebble) exit() { p.life.RUnlock() }
 
 type pebbleWrite = write[*pebble.Batch]
 
@@ -143,7 +162,11 @@ func (p *Pebble) Close() error {
 	p.closeOnce.Do(func() {
 		close(p.stopFlush)
 		<-p.flushDone
-		p.closeErr = errors.Join(p.FlushQuotas(), p.db.Close())
+		err := p.FlushQuotas()
+		p.life.Lock()
+		defer p.life.Unlock()
+		p.closed = true
+		p.closeErr = errors.Join(err, p.db.Close())
 	})
 	return p.closeErr
 }
@@ -217,6 +240,10 @@ func (p *Pebble) CreateRun(ctx context.Context, run *launch.Run, payload *launch
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := p.enter(); err != nil {
+		return err
+	}
+	defer p.exit()
 	if run == nil || run.ID == "" {
 		return errors.New("store: CreateRun needs a run with an id")
 	}
@@ -388,6 +415,10 @@ func (p *Pebble) UpdateRun(ctx context.Context, run *launch.Run) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := p.enter(); err != nil {
+		return err
+	}
+	defer p.exit()
 	if run == nil {
 		return errors.New("store: UpdateRun needs a run")
 	}
@@ -427,6 +458,10 @@ func (p *Pebble) GetRun(ctx context.Context, id string) (*launch.Run, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.exit()
 	data, err := pget(p.db, pk(pRuns, []byte(id)))
 	if err != nil {
 		return nil, err
@@ -442,6 +477,10 @@ func (p *Pebble) ListRuns(ctx context.Context, f launch.RunFilter) ([]*launch.Ru
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.exit()
 	limit := f.Limit
 	if limit <= 0 {
 		limit = DefaultListLimit
@@ -476,6 +515,10 @@ func (p *Pebble) DeleteRunsBefore(ctx context.Context, t time.Time) (int, error)
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	if err := p.enter(); err != nil {
+		return 0, err
+	}
+	defer p.exit()
 	cut, now := stamp(t), stamp(p.now())
 	var n int
 	err := p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
@@ -543,6 +586,10 @@ func (p *Pebble) GetPayload(ctx context.Context, runID string) (*launch.Payload,
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.exit()
 	data, err := pget(p.db, pk(pPayloads, []byte(runID)))
 	if err != nil {
 		return nil, err
@@ -577,6 +624,10 @@ func (p *Pebble) ClaimRun(ctx context.Context, now time.Time, lease time.Duratio
 	if err := ctx.Err(); err != nil {
 		return "", false, err
 	}
+	if err := p.enter(); err != nil {
+		return "", false, err
+	}
+	defer p.exit()
 	if lease <= 0 {
 		return "", false, errors.New("store: ClaimRun needs a positive lease")
 	}
@@ -603,6 +654,10 @@ func (p *Pebble) RequeueRun(ctx context.Context, runID string, at time.Time) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := p.enter(); err != nil {
+		return err
+	}
+	defer p.exit()
 	return p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
 		if v, err := pget(b, pk(pRuns, []byte(runID))); err != nil || v == nil {
 			if err != nil {
@@ -616,6 +671,10 @@ func (p *Pebble) RequeueRun(ctx context.Context, runID string, at time.Time) err
 
 // ReleaseLeases makes every queued run due no later than now.
 func (p *Pebble) ReleaseLeases(now time.Time) (int, error) {
+	if err := p.enter(); err != nil {
+		return 0, err
+	}
+	defer p.exit()
 	at := stamp(now)
 	var moved int
 	err := p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
@@ -645,6 +704,10 @@ func (p *Pebble) CompleteRun(ctx context.Context, runID string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := p.enter(); err != nil {
+		return err
+	}
+	defer p.exit()
 	return p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error { return p.dequeue(b, runID) })
 }
 
@@ -653,6 +716,10 @@ func (p *Pebble) QueueDepth(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	if err := p.enter(); err != nil {
+		return 0, err
+	}
+	defer p.exit()
 	n := 0
 	err := p.scan(p.db, pQueueByRun, nil, func(_, _ []byte) bool { n++; return true })
 	return n, err
@@ -676,6 +743,10 @@ func (p *Pebble) TakeQuota(ctx context.Context, key string, limit int, period ti
 
 // FlushQuotas writes the quota counters changed since the last flush.
 func (p *Pebble) FlushQuotas() error {
+	if err := p.enter(); err != nil {
+		return err
+	}
+	defer p.exit()
 	dirty, expired, _ := p.quota.drain()
 	if len(dirty) == 0 && len(expired) == 0 {
 		return nil
@@ -704,6 +775,10 @@ func (p *Pebble) RememberKey(ctx context.Context, key, value string, window time
 	if err := ctx.Err(); err != nil {
 		return "", false, err
 	}
+	if err := p.enter(); err != nil {
+		return "", false, err
+	}
+	defer p.exit()
 	if key == "" || window <= 0 {
 		return "", false, errors.New("store: RememberKey needs a key and a positive window")
 	}
@@ -756,6 +831,10 @@ func (p *Pebble) ForgetKey(ctx context.Context, key, value string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := p.enter(); err != nil {
+		return err
+	}
+	defer p.exit()
 	k := []byte(boundKey(key))
 	return p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
 		v, err := pget(b, pk(pDedupe, k))
@@ -771,6 +850,10 @@ func (p *Pebble) LogRejection(ctx context.Context, r launch.Rejected) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := p.enter(); err != nil {
+		return err
+	}
+	defer p.exit()
 	data, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("store: encoding rejection: %w", err)
@@ -802,6 +885,10 @@ func (p *Pebble) ListRejections(ctx context.Context, f launch.RunFilter) ([]laun
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.exit()
 	limit := f.Limit
 	if limit <= 0 {
 		limit = DefaultListLimit
@@ -827,6 +914,10 @@ func (p *Pebble) Secret(ctx context.Context, name string, gen func() ([]byte, er
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.exit()
 	if name == "" {
 		return nil, errors.New("store: Secret needs a name")
 	}
