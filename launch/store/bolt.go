@@ -154,11 +154,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: reading the quota counters of %s: %w", path, err)
 	}
-	every := opts.QuotaFlush
-	if every <= 0 {
-		every = DefaultQuotaFlush
-	}
-	go b.flushQuotas(every)
+	go flushEvery(opts.QuotaFlush, b.stopFlush, b.flushDone, b.FlushQuotas)
 	return b, nil
 }
 
@@ -189,21 +185,6 @@ func (b *Bolt) loadQuotas() error {
 			return nil
 		})
 	})
-}
-
-// flushQuotas writes dirty quota counters every interval until Close.
-func (b *Bolt) flushQuotas(every time.Duration) {
-	defer close(b.flushDone)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.stopFlush:
-			return
-		case <-t.C:
-			_ = b.FlushQuotas() // a failed flush is tried again on the next tick
-		}
-	}
 }
 
 // FlushQuotas writes the quota counters changed since the last flush and
@@ -258,25 +239,9 @@ func (b *Bolt) CreateRun(ctx context.Context, run *launch.Run, payload *launch.P
 	if payload != nil {
 		pdata = encodePayload(payload) // copies Body: the caller may reuse its buffer
 	}
-	type claimKey struct {
-		key        []byte
-		limit      uint64
-		at, expire uint64 // now; window end (quota) or key expiry
-	}
-	keys := make([]claimKey, len(claims))
-	pruneAt := uint64(0)
-	for i, c := range claims {
-		if err := c.Check(); err != nil {
-			return err
-		}
-		at := stamp(c.At)
-		if c.IsQuota() {
-			k, end := quotaKey(c.Key, c.Period, at)
-			keys[i] = claimKey{key: k, limit: uint64(max(c.Limit, 0)), at: at, expire: end}
-		} else {
-			keys[i] = claimKey{key: []byte(boundKey(c.Key)), at: at, expire: stamp(c.At.Add(c.Window))}
-			pruneAt = max(pruneAt, at)
-		}
+	keys, pruneAt, err := prepareClaims(claims)
+	if err != nil {
+		return err
 	}
 	var denied *launch.ClaimDenied
 	// The write function may run more than once (after a rollback caused
@@ -296,31 +261,15 @@ func (b *Bolt) CreateRun(ctx context.Context, run *launch.Run, payload *launch.P
 		}
 		// Judge every claim, in order, before writing anything.
 		var taken []string
-		for i, c := range keys {
-			if claims[i].IsQuota() {
-				if _, ok := b.quota.take(string(c.key), c.limit, c.at, false); !ok {
-					denied = &launch.ClaimDenied{Index: i, RetryAfter: time.Duration(c.expire - c.at)}
-				} else {
-					taken = append(taken, string(c.key))
-				}
-			} else if v := d.Get(c.key); v != nil && binary.BigEndian.Uint64(v) > c.at {
-				denied = &launch.ClaimDenied{Index: i, Held: string(v[8:])}
-			}
-			if denied != nil {
-				for _, k := range taken {
-					b.quota.give(k)
-				}
-				return nil
-			}
+		var err error
+		denied, taken, err = b.quota.judge(keys, func(k []byte) ([]byte, error) { return d.Get(k), nil })
+		if err != nil || denied != nil {
+			return err
 		}
-		w.onRollback(func() {
-			for _, k := range taken {
-				b.quota.give(k)
-			}
-		})
+		w.onRollback(func() { b.quota.giveAll(taken) })
 		q := tx.Bucket(bucketQuota)
-		for i, c := range keys {
-			if claims[i].IsQuota() {
+		for _, c := range keys {
+			if c.quota {
 				n, _ := b.quota.count(string(c.key))
 				if err := q.Put(c.key, binary.BigEndian.AppendUint64(nil, n)); err != nil {
 					return err
@@ -661,29 +610,7 @@ func (b *Bolt) QueueDepth(ctx context.Context) (int, error) {
 // in the last interval before a crash are lost. Routes that store a run
 // claim their units with CreateRun instead, in the run's own commit.
 func (b *Bolt) TakeQuota(ctx context.Context, key string, limit int, period time.Duration, now time.Time) (bool, time.Duration, error) {
-	if err := ctx.Err(); err != nil {
-		return false, 0, err
-	}
-	if period <= 0 {
-		return false, 0, errors.New("store: TakeQuota needs a positive period")
-	}
-	at := stamp(now)
-	k, end := quotaKey(key, period, at)
-	if _, ok := b.quota.take(string(k), uint64(max(limit, 0)), at, true); !ok {
-		return false, time.Duration(end - at), nil
-	}
-	return true, 0, nil
-}
-
-// quotaKey is the record key of key's window of period containing at:
-// window end(8) + period(8) + key, and the window's end.
-func quotaKey(key string, period time.Duration, at uint64) ([]byte, uint64) {
-	p := uint64(period)
-	end := at - at%p + p
-	k := make([]byte, 16, 16+len(key))
-	binary.BigEndian.PutUint64(k, end)
-	binary.BigEndian.PutUint64(k[8:], p) // two periods may share a window end
-	return append(k, boundKey(key)...), end
+	return b.quota.takeAlone(ctx, key, limit, period, now)
 }
 
 // RememberKey records value under key until now+window unless an unexpired
@@ -826,12 +753,9 @@ func (b *Bolt) Secret(ctx context.Context, name string, gen func() ([]byte, erro
 	if err != nil || secret != nil {
 		return secret, err
 	}
-	fresh, err := gen()
+	fresh, err := newSecret(name, gen)
 	if err != nil {
-		return nil, fmt.Errorf("store: generating secret %q: %w", name, err)
-	}
-	if len(fresh) == 0 {
-		return nil, fmt.Errorf("store: generating secret %q: empty secret", name)
+		return nil, err
 	}
 	err = b.db.Update(func(tx *bolt.Tx) error {
 		s := tx.Bucket(bucketSecrets)

@@ -59,8 +59,12 @@ type Pebble struct {
 // ErrClosed is returned by a store used after Close.
 var ErrClosed = errors.New("store: closed")
 
-// enter begins an operation; exit must follow when it returns nil.
-func (p *Pebble) enter() error {
+// enter begins an operation (when ctx is live); exit must follow when it
+// returns nil.
+func (p *Pebble) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	p.life.RLock()
 	if p.closed {
 		p.life.RUnlock()
@@ -132,23 +136,7 @@ func OpenPebble(dir string, opts BoltOptions) (*Pebble, error) {
 		db.Close()
 		return nil, err
 	}
-	every := opts.QuotaFlush
-	if every <= 0 {
-		every = DefaultQuotaFlush
-	}
-	go func() {
-		defer close(p.flushDone)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.stopFlush:
-				return
-			case <-t.C:
-				_ = p.FlushQuotas()
-			}
-		}
-	}()
+	go flushEvery(opts.QuotaFlush, p.stopFlush, p.flushDone, p.FlushQuotas)
 	return p, nil
 }
 
@@ -237,10 +225,7 @@ func (p *Pebble) scan(r pebble.Reader, prefix byte, start []byte, fn func(k, v [
 
 // CreateRun is Bolt.CreateRun on pebble.
 func (p *Pebble) CreateRun(ctx context.Context, run *launch.Run, payload *launch.Payload, claims ...launch.Claim) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := p.enter(); err != nil {
+	if err := p.enter(ctx); err != nil {
 		return err
 	}
 	defer p.exit()
@@ -256,24 +241,9 @@ func (p *Pebble) CreateRun(ctx context.Context, run *launch.Run, payload *launch
 	if payload != nil {
 		pdata = encodePayload(payload)
 	}
-	type claimKey struct {
-		key               []byte
-		limit, at, expire uint64
-	}
-	keys := make([]claimKey, len(claims))
-	pruneAt := uint64(0)
-	for i, c := range claims {
-		if err := c.Check(); err != nil {
-			return err
-		}
-		at := stamp(c.At)
-		if c.IsQuota() {
-			k, end := quotaKey(c.Key, c.Period, at)
-			keys[i] = claimKey{key: k, limit: uint64(max(c.Limit, 0)), at: at, expire: end}
-		} else {
-			keys[i] = claimKey{key: []byte(boundKey(c.Key)), at: at, expire: stamp(c.At.Add(c.Window))}
-			pruneAt = max(pruneAt, at)
-		}
+	keys, pruneAt, err := prepareClaims(claims)
+	if err != nil {
+		return err
 	}
 	var denied *launch.ClaimDenied
 	err = p.gc.do(func(b *pebble.Batch, w *pebbleWrite) error {
@@ -290,32 +260,14 @@ func (p *Pebble) CreateRun(ctx context.Context, run *launch.Run, payload *launch
 			}
 		}
 		var taken []string
-		for i, c := range keys {
-			if claims[i].IsQuota() {
-				if _, ok := p.quota.take(string(c.key), c.limit, c.at, false); !ok {
-					denied = &launch.ClaimDenied{Index: i, RetryAfter: time.Duration(c.expire - c.at)}
-				} else {
-					taken = append(taken, string(c.key))
-				}
-			} else if v, err := pget(b, pk(pDedupe, c.key)); err != nil {
-				return err
-			} else if v != nil && binary.BigEndian.Uint64(v) > c.at {
-				denied = &launch.ClaimDenied{Index: i, Held: string(v[8:])}
-			}
-			if denied != nil {
-				for _, k := range taken {
-					p.quota.give(k)
-				}
-				return nil
-			}
+		var err error
+		denied, taken, err = p.quota.judge(keys, func(k []byte) ([]byte, error) { return pget(b, pk(pDedupe, k)) })
+		if err != nil || denied != nil {
+			return err
 		}
-		w.onRollback(func() {
-			for _, k := range taken {
-				p.quota.give(k)
-			}
-		})
-		for i, c := range keys {
-			if claims[i].IsQuota() {
+		w.onRollback(func() { p.quota.giveAll(taken) })
+		for _, c := range keys {
+			if c.quota {
 				n, _ := p.quota.count(string(c.key))
 				if err := b.Set(pk(pQuota, c.key), binary.BigEndian.AppendUint64(nil, n), nil); err != nil {
 					return err
@@ -412,10 +364,7 @@ func (p *Pebble) deletePayload(b *pebble.Batch, id string) error {
 
 // UpdateRun replaces a stored run.
 func (p *Pebble) UpdateRun(ctx context.Context, run *launch.Run) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := p.enter(); err != nil {
+	if err := p.enter(ctx); err != nil {
 		return err
 	}
 	defer p.exit()
@@ -455,10 +404,7 @@ func (p *Pebble) UpdateRun(ctx context.Context, run *launch.Run) error {
 
 // GetRun returns a run or an error wrapping launch.ErrNotFound.
 func (p *Pebble) GetRun(ctx context.Context, id string) (*launch.Run, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := p.enter(); err != nil {
+	if err := p.enter(ctx); err != nil {
 		return nil, err
 	}
 	defer p.exit()
@@ -474,10 +420,7 @@ func (p *Pebble) GetRun(ctx context.Context, id string) (*launch.Run, error) {
 
 // ListRuns returns the runs matching f, newest first.
 func (p *Pebble) ListRuns(ctx context.Context, f launch.RunFilter) ([]*launch.Run, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := p.enter(); err != nil {
+	if err := p.enter(ctx); err != nil {
 		return nil, err
 	}
 	defer p.exit()
@@ -512,10 +455,7 @@ func (p *Pebble) ListRuns(ctx context.Context, f launch.RunFilter) ([]*launch.Ru
 
 // DeleteRunsBefore removes final runs created before t and expired payloads.
 func (p *Pebble) DeleteRunsBefore(ctx context.Context, t time.Time) (int, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	if err := p.enter(); err != nil {
+	if err := p.enter(ctx); err != nil {
 		return 0, err
 	}
 	defer p.exit()
@@ -583,10 +523,7 @@ func (p *Pebble) DeleteRunsBefore(ctx context.Context, t time.Time) (int, error)
 
 // GetPayload returns the stored payload of a run.
 func (p *Pebble) GetPayload(ctx context.Context, runID string) (*launch.Payload, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := p.enter(); err != nil {
+	if err := p.enter(ctx); err != nil {
 		return nil, err
 	}
 	defer p.exit()
@@ -621,10 +558,7 @@ func (p *Pebble) firstDue(r pebble.Reader, at uint64) (string, error) {
 
 // ClaimRun leases the first run due at now.
 func (p *Pebble) ClaimRun(ctx context.Context, now time.Time, lease time.Duration) (string, bool, error) {
-	if err := ctx.Err(); err != nil {
-		return "", false, err
-	}
-	if err := p.enter(); err != nil {
+	if err := p.enter(ctx); err != nil {
 		return "", false, err
 	}
 	defer p.exit()
@@ -651,10 +585,7 @@ func (p *Pebble) ClaimRun(ctx context.Context, now time.Time, lease time.Duratio
 
 // RequeueRun puts a run on the queue due at the given time.
 func (p *Pebble) RequeueRun(ctx context.Context, runID string, at time.Time) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := p.enter(); err != nil {
+	if err := p.enter(ctx); err != nil {
 		return err
 	}
 	defer p.exit()
@@ -671,7 +602,7 @@ func (p *Pebble) RequeueRun(ctx context.Context, runID string, at time.Time) err
 
 // ReleaseLeases makes every queued run due no later than now.
 func (p *Pebble) ReleaseLeases(now time.Time) (int, error) {
-	if err := p.enter(); err != nil {
+	if err := p.enter(context.Background()); err != nil {
 		return 0, err
 	}
 	defer p.exit()
@@ -701,10 +632,7 @@ func (p *Pebble) ReleaseLeases(now time.Time) (int, error) {
 
 // CompleteRun removes a run from the queue.
 func (p *Pebble) CompleteRun(ctx context.Context, runID string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := p.enter(); err != nil {
+	if err := p.enter(ctx); err != nil {
 		return err
 	}
 	defer p.exit()
@@ -713,10 +641,7 @@ func (p *Pebble) CompleteRun(ctx context.Context, runID string) error {
 
 // QueueDepth counts queued runs.
 func (p *Pebble) QueueDepth(ctx context.Context) (int, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	if err := p.enter(); err != nil {
+	if err := p.enter(ctx); err != nil {
 		return 0, err
 	}
 	defer p.exit()
@@ -727,23 +652,12 @@ func (p *Pebble) QueueDepth(ctx context.Context) (int, error) {
 
 // TakeQuota is Bolt.TakeQuota: exact in memory, flushed in batches.
 func (p *Pebble) TakeQuota(ctx context.Context, key string, limit int, period time.Duration, now time.Time) (bool, time.Duration, error) {
-	if err := ctx.Err(); err != nil {
-		return false, 0, err
-	}
-	if period <= 0 {
-		return false, 0, errors.New("store: TakeQuota needs a positive period")
-	}
-	at := stamp(now)
-	k, end := quotaKey(key, period, at)
-	if _, ok := p.quota.take(string(k), uint64(max(limit, 0)), at, true); !ok {
-		return false, time.Duration(end - at), nil
-	}
-	return true, 0, nil
+	return p.quota.takeAlone(ctx, key, limit, period, now)
 }
 
 // FlushQuotas writes the quota counters changed since the last flush.
 func (p *Pebble) FlushQuotas() error {
-	if err := p.enter(); err != nil {
+	if err := p.enter(context.Background()); err != nil {
 		return err
 	}
 	defer p.exit()
@@ -772,10 +686,7 @@ func (p *Pebble) FlushQuotas() error {
 
 // RememberKey records value under key until now+window unless held.
 func (p *Pebble) RememberKey(ctx context.Context, key, value string, window time.Duration, now time.Time) (string, bool, error) {
-	if err := ctx.Err(); err != nil {
-		return "", false, err
-	}
-	if err := p.enter(); err != nil {
+	if err := p.enter(ctx); err != nil {
 		return "", false, err
 	}
 	defer p.exit()
@@ -828,10 +739,7 @@ func (p *Pebble) pruneKeys(b *pebble.Batch, at uint64) error {
 
 // ForgetKey deletes key when it still holds value.
 func (p *Pebble) ForgetKey(ctx context.Context, key, value string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := p.enter(); err != nil {
+	if err := p.enter(ctx); err != nil {
 		return err
 	}
 	defer p.exit()
@@ -847,10 +755,7 @@ func (p *Pebble) ForgetKey(ctx context.Context, key, value string) error {
 
 // LogRejection appends r to the capped rejection log.
 func (p *Pebble) LogRejection(ctx context.Context, r launch.Rejected) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := p.enter(); err != nil {
+	if err := p.enter(ctx); err != nil {
 		return err
 	}
 	defer p.exit()
@@ -882,10 +787,7 @@ func (p *Pebble) LogRejection(ctx context.Context, r launch.Rejected) error {
 
 // ListRejections returns rejections newest first.
 func (p *Pebble) ListRejections(ctx context.Context, f launch.RunFilter) ([]launch.Rejected, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := p.enter(); err != nil {
+	if err := p.enter(ctx); err != nil {
 		return nil, err
 	}
 	defer p.exit()
@@ -911,10 +813,7 @@ func (p *Pebble) ListRejections(ctx context.Context, f launch.RunFilter) ([]laun
 
 // Secret returns the named secret, generating and storing it the first time.
 func (p *Pebble) Secret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := p.enter(); err != nil {
+	if err := p.enter(ctx); err != nil {
 		return nil, err
 	}
 	defer p.exit()
@@ -925,12 +824,9 @@ func (p *Pebble) Secret(ctx context.Context, name string, gen func() ([]byte, er
 	if v, err := pget(p.db, key); err != nil || v != nil {
 		return v, err
 	}
-	fresh, err := gen()
+	fresh, err := newSecret(name, gen)
 	if err != nil {
-		return nil, fmt.Errorf("store: generating secret %q: %w", name, err)
-	}
-	if len(fresh) == 0 {
-		return nil, fmt.Errorf("store: generating secret %q: empty secret", name)
+		return nil, err
 	}
 	var secret []byte
 	err = p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {

@@ -1,9 +1,14 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/hooklaunch/caddy-valohai/launch"
 )
 
 // DefaultQuotaFlush is how often the embedded store writes the quota units
@@ -101,4 +106,129 @@ func (q *quotaTable) redirty(keys map[string]uint64) {
 			q.dirty[k] = struct{}{}
 		}
 	}
+}
+
+// takeAlone is TakeQuota of the embedded stores: one unit of key's quota
+// in the window of period containing now, counted in memory and flushed
+// later (see BoltOptions.QuotaFlush).
+func (q *quotaTable) takeAlone(ctx context.Context, key string, limit int, period time.Duration, now time.Time) (bool, time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return false, 0, err
+	}
+	if period <= 0 {
+		return false, 0, errors.New("store: TakeQuota needs a positive period")
+	}
+	at := stamp(now)
+	k, end := quotaKey(key, period, at)
+	if _, ok := q.take(string(k), uint64(max(limit, 0)), at, true); !ok {
+		return false, time.Duration(end - at), nil
+	}
+	return true, 0, nil
+}
+
+// quotaKey is the record key of key's window of period containing at:
+// window end(8) + period(8) + key, and the window's end.
+func quotaKey(key string, period time.Duration, at uint64) ([]byte, uint64) {
+	p := uint64(period)
+	end := at - at%p + p
+	k := make([]byte, 16, 16+len(key))
+	binary.BigEndian.PutUint64(k, end)
+	binary.BigEndian.PutUint64(k[8:], p) // two periods may share a window end
+	return append(k, boundKey(key)...), end
+}
+
+// claimKey is a launch.Claim as the embedded stores keep it.
+type claimKey struct {
+	quota  bool
+	key    []byte // quota record key, or bounded delivery key
+	limit  uint64
+	at     uint64 // the claim's clock
+	expire uint64 // window end (quota) or key expiry
+}
+
+// prepareClaims checks claims and computes their record keys, outside any
+// transaction; pruneAt is the latest clock of a key claim (0 for none).
+func prepareClaims(claims []launch.Claim) (keys []claimKey, pruneAt uint64, err error) {
+	keys = make([]claimKey, len(claims))
+	for i, c := range claims {
+		if err := c.Check(); err != nil {
+			return nil, 0, err
+		}
+		at := stamp(c.At)
+		if c.IsQuota() {
+			k, end := quotaKey(c.Key, c.Period, at)
+			keys[i] = claimKey{quota: true, key: k, limit: uint64(max(c.Limit, 0)), at: at, expire: end}
+			continue
+		}
+		keys[i] = claimKey{key: []byte(boundKey(c.Key)), at: at, expire: stamp(c.At.Add(c.Window))}
+		pruneAt = max(pruneAt, at)
+	}
+	return keys, pruneAt, nil
+}
+
+// judge decides claims in order, inside the commit: a quota unit is taken
+// in memory, a delivery key is free unless held (the stored expiry(8) +
+// holder, as heldBy reads it) past the claim's clock. On a denial every
+// unit taken is given back; otherwise taken lists them, for the caller to
+// give back if the commit fails.
+func (q *quotaTable) judge(keys []claimKey, heldBy func(key []byte) ([]byte, error)) (denied *launch.ClaimDenied, taken []string, err error) {
+	for i, c := range keys {
+		if c.quota {
+			if _, ok := q.take(string(c.key), c.limit, c.at, false); ok {
+				taken = append(taken, string(c.key))
+				continue
+			}
+			denied = &launch.ClaimDenied{Index: i, RetryAfter: time.Duration(c.expire - c.at)}
+		} else {
+			v, err := heldBy(c.key)
+			if err != nil {
+				q.giveAll(taken)
+				return nil, nil, err
+			}
+			if v == nil || binary.BigEndian.Uint64(v) <= c.at {
+				continue
+			}
+			denied = &launch.ClaimDenied{Index: i, Held: string(v[8:])}
+		}
+		q.giveAll(taken)
+		return denied, nil, nil
+	}
+	return nil, taken, nil
+}
+
+// giveAll gives back the units of keys.
+func (q *quotaTable) giveAll(keys []string) {
+	for _, k := range keys {
+		q.give(k)
+	}
+}
+
+// flushEvery calls flush every interval until stop closes, then closes done.
+func flushEvery(every time.Duration, stop <-chan struct{}, done chan<- struct{}, flush func() error) {
+	defer close(done)
+	if every <= 0 {
+		every = DefaultQuotaFlush
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			_ = flush() // a failed flush is tried again on the next tick
+		}
+	}
+}
+
+// newSecret runs gen for the secret name and checks what it made.
+func newSecret(name string, gen func() ([]byte, error)) ([]byte, error) {
+	fresh, err := gen()
+	if err != nil {
+		return nil, fmt.Errorf("store: generating secret %q: %w", name, err)
+	}
+	if len(fresh) == 0 {
+		return nil, fmt.Errorf("store: generating secret %q: empty secret", name)
+	}
+	return fresh, nil
 }
