@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -148,5 +150,30 @@ func TestQuotaWithoutLaunchSurvivesRestart(t *testing.T) {
 	r := env.post("/rl-respond", []byte(`{}`), nil)
 	if r.status != http.StatusBadRequest || r.body != "webhook_rate_limit: quota exceeded" {
 		t.Fatalf("after the restart: %d %q, want the quota of 2 still spent", r.status, r.body)
+	}
+}
+
+// TestStoreFileEngine: `store file <dir>` is pebble, `store file <dir>
+// bbolt` bbolt, and another engine name is a config error that names both.
+func TestStoreFileEngine(t *testing.T) {
+	for _, tc := range []struct{ engine, file string }{{"", "pebble"}, {"pebble", "pebble"}, {"bbolt", "valohai.db"}} {
+		dir := t.TempDir()
+		cf := "{\n\tadmin off\n\tvalohai {\n\t\tstore file " + dir + " " + tc.engine + "\n\t}\n}\nhttp://127.0.0.1:0 {\n\trespond ok\n}\n"
+		if err := loadCaddyfile(cf); err != nil {
+			t.Fatalf("engine %q: %v", tc.engine, err)
+		}
+		_ = caddy.Stop()
+		if _, err := os.Stat(filepath.Join(dir, tc.file)); err != nil {
+			t.Fatalf("engine %q: %v, want the store in %s", tc.engine, err, tc.file)
+		}
+	}
+	cf := "{\n\tadmin off\n\tvalohai {\n\t\tstore file " + t.TempDir() + " leveldb\n\t}\n}\nhttp://127.0.0.1:0 {\n\trespond ok\n}\n"
+	err := loadCaddyfile(cf)
+	if err == nil {
+		_ = caddy.Stop()
+		t.Fatal("engine leveldb loaded")
+	}
+	for _, want := range []string{"store file", "leveldb", "pebble", "bbolt"} {
+		mustContain(t, err.Error(), want)
 	}
 }

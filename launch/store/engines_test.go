@@ -238,3 +238,40 @@ func TestFileEngines(t *testing.T) {
 		t.Fatalf("unknown engine: %v, want an error naming the engines", err)
 	}
 }
+
+// TestEmbeddedQuotaFlush: a unit taken by TakeQuota (a route without a
+// launch) reaches the file within the flush interval, without Close, and
+// a restart after it finds the unit counted.
+func TestEmbeddedQuotaFlush(t *testing.T) {
+	for _, engine := range []string{"pebble", "bbolt"} {
+		t.Run(engine, func(t *testing.T) {
+			dir, ctx, now := t.TempDir(), context.Background(), time.Now()
+			opts := store.BoltOptions{QuotaFlush: 20 * time.Millisecond}
+			s, _, err := store.OpenFile(dir, engine, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok, _, err := s.TakeQuota(ctx, "k", 1, time.Hour, now); err != nil || !ok {
+				t.Fatalf("TakeQuota = %v, %v", ok, err)
+			}
+			// Let the flusher run, then drop the store the way a crash would
+			// leave its file: flushed state only. Closing would flush again,
+			// so the unit is read back through a copy taken before Close.
+			time.Sleep(200 * time.Millisecond)
+			snapshot := filepath.Join(t.TempDir(), "copy")
+			if err := os.CopyFS(snapshot, os.DirFS(dir)); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			os.Remove(filepath.Join(snapshot, "pebble", "LOCK"))
+			again, _, err := store.OpenFile(snapshot, engine, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer again.Close()
+			if ok, _, _ := again.TakeQuota(ctx, "k", 1, time.Hour, now); ok {
+				t.Fatal("the unit taken before the flush interval ended was not in the file")
+			}
+		})
+	}
+}
