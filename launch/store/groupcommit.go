@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -78,6 +79,9 @@ func (g *groupCommit[T]) do(fn func(tx T, w *write[T]) error) error {
 		g.leading = true
 		g.mu.Unlock()
 	}
+	// Let writers that are already runnable join before the batch is
+	// taken: a yield to the scheduler, not a wait.
+	runtime.Gosched()
 	g.mu.Lock()
 	batch := g.pending
 	g.pending = nil
