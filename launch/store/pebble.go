@@ -241,7 +241,7 @@ func (p *Pebble) CreateRun(ctx context.Context, run *launch.Run, payload *launch
 	if payload != nil {
 		pdata = encodePayload(payload)
 	}
-	keys, pruneAt, err := prepareClaims(claims)
+	keys, _, err := prepareClaims(claims)
 	if err != nil {
 		return err
 	}
@@ -253,11 +253,6 @@ func (p *Pebble) CreateRun(ctx context.Context, run *launch.Run, payload *launch
 				return err
 			}
 			return fmt.Errorf("store: run %q already exists", run.ID)
-		}
-		if pruneAt > 0 {
-			if err := p.pruneKeys(b, pruneAt); err != nil {
-				return err
-			}
 		}
 		var taken []string
 		var err error
@@ -284,12 +279,24 @@ func (p *Pebble) CreateRun(ctx context.Context, run *launch.Run, payload *launch
 		if err := b.Set(pk(pRunsByTime, stampKey(stamp(run.CreatedAt), run.ID)), nil, nil); err != nil {
 			return err
 		}
+		// A run that does not exist has no payload and no queue entry to
+		// replace: written without reading (a read through an indexed
+		// batch costs more than the write).
 		if pdata != nil {
-			if err := p.putPayload(b, run.ID, pdata); err != nil {
+			if err := b.Set(pk(pPayloads, id), pdata, nil); err != nil {
 				return err
 			}
+			if exp := binary.BigEndian.Uint64(pdata); exp != 0 {
+				if err := b.Set(pk(pPayloadExp, stampKey(exp, run.ID)), nil, nil); err != nil {
+					return err
+				}
+			}
 		}
-		return p.enqueue(b, run.ID, stamp(run.NextAttemptAt))
+		due := stamp(run.NextAttemptAt)
+		if err := b.Set(pk(pQueue, stampKey(due, run.ID)), nil, nil); err != nil {
+			return err
+		}
+		return b.Set(pk(pQueueByRun, id), binary.BigEndian.AppendUint64(nil, due), nil)
 	})
 	if err != nil {
 		return err
@@ -655,17 +662,21 @@ func (p *Pebble) TakeQuota(ctx context.Context, key string, limit int, period ti
 	return p.quota.takeAlone(ctx, key, limit, period, now)
 }
 
-// FlushQuotas writes the quota counters changed since the last flush.
+// FlushQuotas writes the quota counters changed since the last flush and,
+// as the periodic housekeeping of this store, deletes the delivery keys
+// that expired by the store's clock (writes do not look for them: an
+// iterator per request would cost more than the request's own write).
 func (p *Pebble) FlushQuotas() error {
 	if err := p.enter(context.Background()); err != nil {
 		return err
 	}
 	defer p.exit()
 	dirty, expired, _ := p.quota.drain()
-	if len(dirty) == 0 && len(expired) == 0 {
-		return nil
-	}
+	now := stamp(p.now())
 	err := p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
+		if err := p.pruneKeys(b, now); err != nil {
+			return err
+		}
 		for k, n := range dirty {
 			if err := b.Set(pk(pQuota, []byte(k)), binary.BigEndian.AppendUint64(nil, n), nil); err != nil {
 				return err
@@ -699,9 +710,6 @@ func (p *Pebble) RememberKey(ctx context.Context, key, value string, window time
 	var first bool
 	err := p.gc.do(func(b *pebble.Batch, _ *pebbleWrite) error {
 		held, first = "", false
-		if err := p.pruneKeys(b, at); err != nil {
-			return err
-		}
 		v, err := pget(b, pk(pDedupe, k))
 		if err != nil {
 			return err
@@ -716,11 +724,16 @@ func (p *Pebble) RememberKey(ctx context.Context, key, value string, window time
 	return held, first, err
 }
 
-// pruneKeys deletes up to pruneBatch expired delivery keys.
+// pruneSweep bounds the expired delivery keys one housekeeping pass
+// deletes (one a second): far more than senders deliver, few enough to
+// keep the pass short.
+const pruneSweep = 1 << 14
+
+// pruneKeys deletes up to pruneSweep expired delivery keys.
 func (p *Pebble) pruneKeys(b *pebble.Batch, at uint64) error {
 	var old [][]byte
 	err := p.scan(b, pDedupeExp, nil, func(k, _ []byte) bool {
-		if binary.BigEndian.Uint64(k) > at || len(old) >= pruneBatch {
+		if binary.BigEndian.Uint64(k) > at || len(old) >= pruneSweep {
 			return false
 		}
 		old = append(old, bytes.Clone(k))
