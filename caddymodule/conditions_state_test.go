@@ -17,7 +17,7 @@ import (
 
 // Integration tests of the conditions that keep shared state in the valohai
 // app's store (webhook_rate_limit, webhook_dedupe) and of webhook_filter,
-// through a real Caddy on the bbolt store and the simulator.
+// through a real Caddy on the embedded store and the simulator.
 
 // stateLaunch is a trigger whose execution title is its run id, so that the
 // simulator's calls tell which run launched.

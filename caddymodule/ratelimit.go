@@ -230,8 +230,8 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*RateLimitHandler)(nil)
 	_ caddyfile.Unmarshaler       = (*RateLimitHandler)(nil)
 
-	_ validators.QuotaTaker    = launch.Store(nil)
-	_ validators.KeyRememberer = launch.Store(nil)
-	_ validators.QuotaTaker    = (*store.Bolt)(nil)
-	_ validators.KeyRememberer = (*store.Bolt)(nil)
+	_ validators.QuotaTaker    = launch.Admission(nil)
+	_ validators.KeyRememberer = launch.Admission(nil)
+	_ validators.QuotaTaker    = (*store.Pebble)(nil)
+	_ validators.KeyRememberer = (*store.Pebble)(nil)
 )

@@ -19,11 +19,14 @@ const DefaultDedupeWindow = 24 * time.Hour
 // one cannot be deduplicated (the caller lets it through and logs it).
 var ErrNoDedupeKey = errors.New(DirectiveDedupe + ": empty delivery key")
 
-// KeyRememberer is the shared state deduplication needs: remember a key for
-// a window unless it is already held, and release it again. launch.Store
-// (bbolt, redis) implements it, so that keys survive restarts and hold
+// KeyRememberer is the shared state deduplication needs when no
+// valohai_launch is known to follow: remember a key for a window unless it
+// is already held, and release it again. launch.Admission (the embedded and
+// redis stores) implements it, so that keys survive restarts and hold
 // across every instance sharing the store; validators does not import
-// launch, it only names these methods.
+// launch, it only names these methods. In front of valohai_launch the key
+// is claimed with the run instead (DedupeKey names it; README.md, "The
+// durable write path").
 type KeyRememberer interface {
 	// RememberKey records value under key for window unless the key is
 	// already held; it returns the held value and first=false then.

@@ -19,10 +19,13 @@ const DirectiveRateLimit = "webhook_rate_limit"
 // reasonQuotaExceeded is the one reason a rate limit rejects with.
 const reasonQuotaExceeded = "quota exceeded"
 
-// QuotaTaker is the shared state a rate limit needs: take one unit of a
-// fixed-window quota. launch.Store (bbolt, redis) implements it, so that the
-// counters survive restarts and are exact across every instance sharing the
-// store; validators does not import launch, it only names this method.
+// QuotaTaker is the shared state a rate limit needs on a route without
+// valohai_launch: take one unit of a fixed-window quota. launch.Admission
+// (the embedded and redis stores) implements it, so that the counters
+// survive restarts and are exact across every instance sharing the store;
+// validators does not import launch, it only names this method. In front
+// of valohai_launch the unit is claimed with the run instead (QuotaKey
+// names it; README.md, "The durable write path").
 type QuotaTaker interface {
 	// TakeQuota consumes one unit of key's quota of limit per period in the
 	// window containing now. allowed is false when the window is exhausted;
