@@ -275,3 +275,33 @@ func TestEmbeddedQuotaFlush(t *testing.T) {
 		})
 	}
 }
+
+func TestPebbleFileModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data", "valohai")
+	s, _, err := store.OpenFile(dir, "", store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.LogRejection(context.Background(), launch.Rejected{At: time.Now(), Reason: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	n := 0
+	err = filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o600)
+		if fi.IsDir() {
+			want = 0o700
+		}
+		if perm := fi.Mode().Perm(); perm&^want != 0 {
+			t.Errorf("%s has mode %v, want at most %v: it holds webhook bodies and secrets", path, perm, want)
+		}
+		n++
+		return nil
+	})
+	if err != nil || n < 3 {
+		t.Fatalf("walked %d paths: %v", n, err)
+	}
+}

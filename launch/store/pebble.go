@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
 )
@@ -91,7 +93,7 @@ func OpenPebble(dir string, opts BoltOptions) (*Pebble, error) {
 	var db *pebble.DB
 	var err error
 	for deadline := time.Now().Add(timeout); ; {
-		db, err = pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{}})
+		db, err = pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{}, FS: privateFS{vfs.Default}})
 		if err == nil {
 			break
 		}
@@ -138,6 +140,50 @@ func OpenPebble(dir string, opts BoltOptions) (*Pebble, error) {
 	}
 	go flushEvery(opts.QuotaFlush, p.stopFlush, p.flushDone, p.FlushQuotas)
 	return p, nil
+}
+
+// privateFS creates pebble's files readable by their owner only, as the
+// bbolt file is: they hold webhook bodies and the payload-URL signing key.
+type privateFS struct{ vfs.FS }
+
+// Create creates name with mode 0600.
+func (f privateFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	file, err := f.FS.Create(name, category)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(name, 0o600); err != nil {
+		_ = file.Close()
+		return nil, err
+	}
+	return file, nil
+}
+
+// OpenReadWrite opens (creating if needed) name with mode 0600.
+func (f privateFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	file, err := f.FS.OpenReadWrite(name, category, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(name, 0o600); err != nil {
+		_ = file.Close()
+		return nil, err
+	}
+	return file, nil
+}
+
+// Lock locks name, created with mode 0600 (it holds nothing, but nothing
+// in the store directory is left readable by others).
+func (f privateFS) Lock(name string) (io.Closer, error) {
+	l, err := f.FS.Lock(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(name, 0o600); err != nil {
+		_ = l.Close()
+		return nil, err
+	}
+	return l, nil
 }
 
 // isLocked reports whether pebble could not lock its directory.
