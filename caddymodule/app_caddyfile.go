@@ -20,6 +20,16 @@ func init() {
 //		api_token   {env.VALOHAI_API_TOKEN}
 //		store       file <dir>
 //		store       redis redis://[user:pass@]host:6379/0 [<key prefix>]
+//		store       redis {
+//			sentinel 10.0.0.1:26379 10.0.0.2:26379 10.0.0.3:26379
+//			master   mymaster
+//			# or: cluster 10.0.0.1:7000 10.0.0.2:7000 10.0.0.3:7000
+//			username {env.REDIS_USER}
+//			password {env.REDIS_PASSWORD}
+//			tls
+//			min_replicas_ack 1 [<timeout>]
+//			prefix   valohai:
+//		}
 //		payload_url https://hooks.example.com/_valohai/payloads
 //		payload_ttl 168h
 //		max_body    25MiB
@@ -57,16 +67,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		case "notify":
 			app.Notify, err = one()
 		case "store":
-			switch {
-			case len(args) == 2 && args[0] == "file":
-				app.Store = &StoreConfig{Type: "file", Path: args[1]}
-			case (len(args) == 2 || len(args) == 3) && args[0] == "redis":
-				app.Store = &StoreConfig{Type: "redis", URL: args[1]}
-				if len(args) == 3 {
-					app.Store.Prefix = args[2]
-				}
-			default:
-				return nil, d.Err("valohai: store takes `file <dir>` or `redis <url> [<key prefix>]`, e.g. store redis {env.REDIS_URL}")
+			if app.Store, err = parseStore(d, args); err != nil {
+				return nil, err
 			}
 		case "max_body_in_flight":
 			var v string
@@ -127,6 +129,96 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		}
 	}
 	return httpcaddyfile.App{Name: "valohai", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// storeSyntax is what the store option takes, for its errors.
+const storeSyntax = "valohai: store takes `file <dir>`, `redis <url> [<key prefix>]` or a `redis { ... }` block with sentinel and master, or cluster (docs/redis.md), e.g. store redis {env.REDIS_URL}"
+
+// parseStore parses the store option whose arguments are args, and the
+// block of `store redis { ... }` (docs/redis.md, "Syntax").
+func parseStore(d *caddyfile.Dispenser, args []string) (*StoreConfig, error) {
+	if len(args) == 2 && args[0] == "file" {
+		if d.NextBlock(d.Nesting()) {
+			return nil, d.Err("valohai: store file takes no block")
+		}
+		return &StoreConfig{Type: "file", Path: args[1]}, nil
+	}
+	if len(args) < 1 || len(args) > 3 || args[0] != "redis" {
+		return nil, d.Err(storeSyntax)
+	}
+	sc := &StoreConfig{Type: "redis"}
+	if len(args) >= 2 {
+		sc.URL = args[1]
+	}
+	if len(args) == 3 {
+		sc.Prefix = args[2]
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		vals := d.RemainingArgs()
+		if seen[sub] {
+			return nil, d.Errf("store redis: %s given twice", sub)
+		}
+		seen[sub] = true
+		one := func() (string, error) {
+			if len(vals) != 1 {
+				return "", d.Errf("store redis: %s takes exactly one value", sub)
+			}
+			return vals[0], nil
+		}
+		var err error
+		switch sub {
+		case "sentinel", "cluster":
+			if len(vals) == 0 {
+				return nil, d.Errf("store redis: %s takes one or more host:port addresses, e.g. %s 10.0.0.1:%s 10.0.0.2:%[3]s 10.0.0.3:%[3]s", sub, sub, map[string]string{"sentinel": "26379", "cluster": "7000"}[sub])
+			}
+			if sub == "sentinel" {
+				sc.Sentinel = vals
+			} else {
+				sc.Cluster = vals
+			}
+		case "master":
+			sc.Master, err = one()
+		case "username":
+			sc.Username, err = one()
+		case "password":
+			sc.Password, err = one()
+		case "prefix":
+			if sc.Prefix != "" {
+				return nil, d.Err("store redis: the key prefix is given twice (after the URL and as prefix)")
+			}
+			sc.Prefix, err = one()
+		case "tls":
+			if len(vals) != 0 {
+				return nil, d.Err("store redis: tls takes no value (TLS to every node, verified against the system's roots)")
+			}
+			sc.TLS = true
+		case "min_replicas_ack":
+			if len(vals) < 1 || len(vals) > 2 {
+				return nil, d.Err("store redis: min_replicas_ack takes <replicas> [<timeout>], e.g. min_replicas_ack 1 1s")
+			}
+			n, convErr := strconv.Atoi(vals[0])
+			if convErr != nil || n < 0 {
+				return nil, d.Errf("store redis: min_replicas_ack must be a number of replicas (0 or more), got %q", vals[0])
+			}
+			sc.MinReplicasAck = n
+			if len(vals) == 2 {
+				if sc.AckTimeout, err = parseDuration(d, "store redis: min_replicas_ack timeout", vals[1]); err != nil {
+					return nil, err
+				}
+			}
+		default:
+			return nil, d.Errf("store redis: unknown sub-directive %q; use sentinel, master, cluster, username, password, tls, min_replicas_ack or prefix", sub)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if sc.URL == "" && len(sc.Sentinel) == 0 && len(sc.Cluster) == 0 {
+		return nil, d.Err(storeSyntax)
+	}
+	return sc, nil
 }
 
 func parseDuration(d *caddyfile.Dispenser, opt, v string) (caddy.Duration, error) {

@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
-	"github.com/hooklaunch/caddy-valohai/launch/store"
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
 
@@ -211,6 +210,4 @@ var (
 
 	_ validators.QuotaTaker    = launch.Store(nil)
 	_ validators.KeyRememberer = launch.Store(nil)
-	_ validators.QuotaTaker    = (*store.Bolt)(nil)
-	_ validators.KeyRememberer = (*store.Bolt)(nil)
 )

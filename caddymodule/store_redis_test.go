@@ -226,9 +226,9 @@ func TestRedisStorePoolKey(t *testing.T) {
 	}
 	open := func(raw string) *App {
 		t.Helper()
-		a := &App{logger: zap.NewNop()}
-		if err := a.openRedisStore(caddy.NewReplacer(), StoreConfig{Type: "redis", URL: raw}); err != nil {
-			t.Fatalf("openRedisStore: %v", err)
+		a := &App{logger: zap.NewNop(), Store: &StoreConfig{Type: "redis", URL: raw}}
+		if err := a.openStore(caddy.NewReplacer()); err != nil {
+			t.Fatalf("openStore: %v", err)
 		}
 		t.Cleanup(func() { a.Cleanup() })
 		return a
