@@ -103,6 +103,11 @@ func (h *DedupeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 	runID := runIDFor(r)
 	held, first, err := h.dedupe.Claim(r.Context(), scope, key, runID, vr.Clock())
 	if err != nil {
+		// The claim may be written though it failed (not acknowledged by
+		// enough replicas, docs/redis.md): free it for the retry.
+		if rerr := h.dedupe.Release(context.WithoutCancel(r.Context()), scope, key, runID); rerr != nil {
+			h.logger.Warn("releasing a failed delivery claim failed", zap.String("path", r.URL.Path), zap.Error(rerr))
+		}
 		return h.storeFailed(r, err)
 	}
 	if first {
@@ -122,13 +127,23 @@ func (h *DedupeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 		return nextErr
 	}
 
-	run, err := h.app.store.GetRun(r.Context(), held)
+	run, err := h.heldRun(r.Context(), held)
 	switch {
 	case errors.Is(err, launch.ErrNotFound):
-		// The first delivery is still on its way to the store.
-		run = &launch.Run{ID: held, Status: launch.StatusPending}
+		// The first delivery is not stored: still on its way, or failed
+		// (a 5xx its sender will retry). Never a 2xx for a run that may
+		// not exist (docs/redis.md, "min_replicas_ack").
+		w.Header().Set("Retry-After", "1")
+		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("%s: the first delivery of this key is not stored yet; retry later", validators.DirectiveDedupe))
 	case err != nil:
 		return h.storeFailed(r, err)
+	}
+	if s, ok := h.app.store.(interface{ Sync(context.Context) error }); ok {
+		// The first run may have been written without enough replicas
+		// acknowledging it: this 2xx rests on it too.
+		if err := s.Sync(r.Context()); err != nil {
+			return h.storeFailed(r, err)
+		}
 	}
 	// Counted under the first run's trigger, as valohai_launch counts its
 	// outcomes; a first run still on its way to the store has none yet.
@@ -142,6 +157,27 @@ func (h *DedupeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 		zap.String("run_id", held), zap.String("remote_addr", r.RemoteAddr))
 	w.Header().Set(duplicateHeader, "true")
 	return writeRunResponse(w, run)
+}
+
+// heldWait is how long a duplicate waits for the first delivery's run to
+// be stored before it is answered 503 (retry later).
+const heldWait = 3 * time.Second
+
+// heldRun reads the run a delivery key holds, waiting up to heldWait while
+// the first delivery is still storing it.
+func (h *DedupeHandler) heldRun(ctx context.Context, id string) (*launch.Run, error) {
+	deadline := time.Now().Add(heldWait)
+	for {
+		run, err := h.app.store.GetRun(ctx, id)
+		if !errors.Is(err, launch.ErrNotFound) || time.Now().After(deadline) {
+			return run, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // runStored reports whether the first delivery's run was stored. When the

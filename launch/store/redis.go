@@ -475,6 +475,24 @@ func ttlMillis(d time.Duration) int64 {
 	return max(int64(ms), 1)
 }
 
+// syncScript is the harmless write behind Sync.
+var syncScript = redis.NewScript(`return redis.call('INCR', KEYS[1])`)
+
+// Sync returns once MinReplicasAck replicas hold everything written to the
+// primary before the call (at once without MinReplicasAck): a write of its
+// own followed by WAIT, which waits for the replicas to reach that point of
+// the replication stream. A duplicate delivery answered with an earlier run
+// rests on this, since that run's own write may not have been acknowledged.
+func (r *Redis) Sync(ctx context.Context) error {
+	if r.minAck == 0 {
+		return nil
+	}
+	if err := r.runAcked(ctx, syncScript, []string{r.base + "sync"}).Err(); err != nil {
+		return fmt.Errorf("store: redis: %w", err)
+	}
+	return nil
+}
+
 // isScriptError reports a script's own error reply (as opposed to one of
 // the connection or of the cluster's routing).
 func isScriptError(err error) bool {
