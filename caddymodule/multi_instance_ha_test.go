@@ -119,7 +119,8 @@ func TestMultiInstanceSentinelFailover(t *testing.T) {
 	// What the senders saw.
 	accepted := map[string]int{} // run id → delivery
 	byDelivery := map[int]string{}
-	var failed, dups, before, during int
+	var failed, dups, during int
+	reasons := map[string]int{}
 	for _, a := range attempts {
 		switch {
 		case a.status/100 == 2:
@@ -134,11 +135,9 @@ func TestMultiInstanceSentinelFailover(t *testing.T) {
 			if a.dup {
 				dups++
 			}
-			if a.at < killedAt {
-				before++
-			}
 		case a.status == 0 || a.status/100 == 5:
 			failed++
+			reasons[fmt.Sprintf("%d %s", a.status, a.err)]++
 			if a.at > killedAt {
 				during++
 			}
@@ -148,6 +147,7 @@ func TestMultiInstanceSentinelFailover(t *testing.T) {
 	}
 	t.Logf("%d attempts: %d accepted deliveries (%d answered as duplicates of a stored run), %d 5xx or broken (%d after the kill at %s)",
 		len(attempts), len(byDelivery), dups, failed, during, killedAt)
+	t.Logf("failures: %v", reasons)
 	if during == 0 {
 		t.Fatal("no request failed during the failover: the test did not catch requests in flight")
 	}
@@ -226,4 +226,57 @@ func TestMultiInstanceCluster(t *testing.T) {
 			}
 		}
 	})
+}
+
+// min_replicas_ack's rule (docs/redis.md): with no replica answering, a
+// request is refused 503, never 2xx. A delivery claim that no replica
+// acknowledged is released, so the sender's retry launches it once; a run
+// written but not acknowledged stays queued and is launched exactly once
+// when its lease runs out.
+func TestMinReplicasAckRefusesWithoutReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs Caddy processes")
+	}
+	dep := redistest.StartSentinel(t)
+	gws, sim := startMultiInstance(t, sentinelStore(dep.Sentinels, dep.Master, "min_replicas_ack 1 300ms"))
+	send := func(path, delivery string) response {
+		t.Helper()
+		h := map[string]string{}
+		if delivery != "" {
+			h["X-GitHub-Delivery"] = delivery
+		}
+		return postBurst(t, []multiPost{{gws[0], path, h}})[0]
+	}
+	for _, r := range dep.Servers[1:] {
+		r.Pause()
+	}
+	deduped := send("/accepted", "unacked-delivery")
+	plain := send("/plain", "")
+	for _, r := range dep.Servers[1:] {
+		r.Resume()
+	}
+	if deduped.status != http.StatusServiceUnavailable || plain.status != http.StatusServiceUnavailable {
+		t.Fatalf("without replicas: %d %q and %d %q, want 503 for both", deduped.status, deduped.body, plain.status, plain.body)
+	}
+	if len(sim.executionCalls()) != 0 {
+		t.Fatal("a refused request launched at once")
+	}
+	// The retry of the deduplicated delivery is its first accepted attempt.
+	var retry response
+	waitFor(t, "the retry accepted", 10*time.Second, func() bool {
+		retry = send("/accepted", "unacked-delivery")
+		return retry.status == http.StatusAccepted
+	})
+	if retry.header.Get(duplicateHeader) != "" {
+		t.Fatalf("the retry was answered as a duplicate of a refused attempt: %q", retry.body)
+	}
+	retried := decodeLaunch(t, retry).RunID
+	// Two launches in all: the retry's run, and the unacknowledged plain
+	// run once its 15s lease ran out. Nothing twice.
+	waitFor(t, "two launches", 40*time.Second, func() bool { return len(sim.executionCalls()) >= 2 })
+	time.Sleep(time.Second)
+	got := launchedRuns(sim)
+	if len(sim.executionCalls()) != 2 || got[retried] != 1 {
+		t.Fatalf("launches %v, want the retry's run %s and the unacknowledged run once each", got, retried)
+	}
 }

@@ -86,12 +86,17 @@ http://%[5]s:%[1]d {
 		webhook_dedupe {http.request.header.X-GitHub-Delivery}
 		%[8]s
 	}
+	handle /plain {
+		webhook_token multi-token
+		%[9]s
+	}
 	handle /runs {
 		valohai_run_info
 	}
 }
 `, port, simAddr, testToken, storeOpt, multiHost,
-			stateLaunch("multi-limited", "wait 0s"), stateLaunch("multi-dedupe", ""), stateLaunch("multi-accepted", "wait 0s")), gws[i].addr)
+			stateLaunch("multi-limited", "wait 0s"), stateLaunch("multi-dedupe", ""), stateLaunch("multi-accepted", "wait 0s"),
+			stateLaunch("multi-plain", "wait 0s")), gws[i].addr)
 	}
 	return gws, &testEnv{t: t, sim: "http://" + simAddr}
 }

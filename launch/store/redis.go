@@ -198,6 +198,15 @@ func OpenRedis(rawURL string, opts RedisOptions) (*Redis, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if len(opts.Sentinel) > 0 {
+		// Ask the sentinels first: "no sentinel answers" and "the
+		// sentinels know no master of that name" are different fixes,
+		// which the failover client's own error would not tell apart.
+		if err := askSentinels(ctx, opts); err != nil {
+			rdb.Close()
+			return nil, &unreachableError{msg: scrub(fmt.Sprintf("store: redis %s does not answer: %v", where, err))}
+		}
+	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
 		return nil, &unreachableError{msg: scrub(fmt.Sprintf("store: redis %s does not answer: %v", where, err))}
@@ -226,6 +235,27 @@ func OpenRedis(rawURL string, opts RedisOptions) (*Redis, error) {
 		r.maxRejections = opts.MaxRejections
 	}
 	return r, nil
+}
+
+// askSentinels succeeds when a sentinel names the master opts.Master.
+func askSentinels(ctx context.Context, opts RedisOptions) error {
+	var errs []string
+	for _, addr := range opts.Sentinel {
+		c := redis.NewSentinelClient(&redis.Options{Addr: addr, TLSConfig: opts.TLS, MaxRetries: -1, DialTimeout: 2 * time.Second})
+		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err := c.GetMasterAddrByName(actx, opts.Master).Result()
+		cancel()
+		c.Close()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, redis.Nil):
+			errs = append(errs, fmt.Sprintf("sentinel %s monitors no master named %q (check master)", addr, opts.Master))
+		default:
+			errs = append(errs, fmt.Sprintf("sentinel %s: %v", addr, err))
+		}
+	}
+	return errors.New(strings.Join(errs, "; "))
 }
 
 // parseRedisURL parses a redis URL with go-redis, without ever letting the

@@ -52,6 +52,13 @@ func (n *Node) Kill() {
 	<-n.exited
 }
 
+// Pause stops the process (SIGSTOP) until Resume: a replica that cannot
+// acknowledge anything, without a failover.
+func (n *Node) Pause() { n.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process (SIGCONT).
+func (n *Node) Resume() { n.cmd.Process.Signal(syscall.SIGCONT) }
+
 // Client is a plain client of this one node.
 func (n *Node) Client() *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1, DialTimeout: time.Second})
@@ -143,6 +150,7 @@ func startNode(tb testing.TB, bin, dir string, port int, conf string, args ...st
 		select {
 		case <-n.exited:
 		default:
+			n.Resume()
 			stop(cmd, n.exited)
 		}
 	})
