@@ -19,6 +19,9 @@
 #                 store) on bbolt, against a slowed-down simulator in
 #                 another Caddy process
 #   launch-redis  the same on the redis store (a redis-server started here)
+#   launch-sentinel  the same on Redis Sentinel (1 master, 2 replicas, 3
+#                 sentinels started here), min_replicas_ack 1
+#   launch-cluster   the same on a 3-master Redis Cluster started here
 #   webhook       adnanh/webhook: payload-hmac-sha256 -> /bin/true (peer)
 # Sizes (-z): 1k, 1m.
 #
@@ -33,7 +36,7 @@ WARMUP=1            # seconds of unmeasured load before each trial (1 MiB: twice
 ROUNDS=5            # interleaved rounds; figures are medians over rounds
 CONNS=32            # concurrent keep-alive connections, 1 KiB bodies
 CONNS_1M=8          # the same for 1 MiB bodies (see README: latency = conns x service time)
-SCENARIOS="bare,bare-respond,hmac,chain,chain-nolimit,launch-bbolt,launch-redis,webhook"
+SCENARIOS="bare,bare-respond,hmac,chain,chain-nolimit,launch-bbolt,launch-redis,launch-sentinel,launch-cluster,webhook"
 SIZES="1k,1m"
 PIN=1               # server on one core, load generator on the other
 MEM=1               # memory per 10,000 queued runs
@@ -104,7 +107,7 @@ fi
 IFS=, read -r -a SCEN_LIST <<<"$SCENARIOS"
 IFS=, read -r -a SIZE_LIST <<<"$SIZES"
 for s in "${SCEN_LIST[@]}"; do
-	case "$s" in bare | bare-respond | hmac | chain | chain-nolimit | launch-bbolt | launch-redis | webhook) ;;
+	case "$s" in bare | bare-respond | hmac | chain | chain-nolimit | launch-bbolt | launch-redis | launch-sentinel | launch-cluster | webhook) ;;
 	*) echo "run.sh: unknown scenario $s" >&2; exit 2 ;;
 	esac
 done
@@ -143,6 +146,7 @@ SRV_PID="" SIM_PID="" REDIS_PID="" LOAD_PID=""
 cleanup() {
 	local pid
 	for pid in "$LOAD_PID" "$SRV_PID" "$REDIS_PID" "$SIM_PID"; do stop_pid "$pid"; done
+	stop_redis_topology 2>/dev/null || true
 	if [ "$KEEP" = 0 ]; then # keep only the results
 		if [[ $OUT == "$WORK"/* ]]; then
 			find "$WORK" -mindepth 1 -maxdepth 1 ! -path "$OUT" -exec rm -rf {} +
@@ -159,7 +163,7 @@ need_pkgs=()
 command -v wrk >/dev/null || need_pkgs+=(wrk)
 command -v curl >/dev/null || need_pkgs+=(curl)
 has_scen webhook && ! command -v webhook >/dev/null && need_pkgs+=(webhook)
-if has_scen launch-redis && ! command -v redis-server >/dev/null; then need_pkgs+=(redis-server); fi
+if { has_scen launch-redis || has_scen launch-sentinel || has_scen launch-cluster; } && ! command -v redis-server >/dev/null; then need_pkgs+=(redis-server); fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
 	[ "$(id -u)" = 0 ] || die "missing ${need_pkgs[*]}: run as root or apt-get install -y ${need_pkgs[*]}"
 	log "installing ${need_pkgs[*]} (Debian packages)"
@@ -262,6 +266,26 @@ start_redis() { # a fresh, durable (AOF, fsync every second) redis-server
 }
 stop_redis() { stop_pid "$REDIS_PID"; REDIS_PID=""; rm -rf "$WORK/redis"; }
 
+# start_redis_ha sentinel|cluster: a fresh Sentinel deployment or Cluster
+# from scripts/redis-topology.sh (the test command's), durable like
+# start_redis, on the client CPUs; stop_redis_ha ends it.
+start_redis_ha() {
+	redis_topology_dir="$WORK/redis-ha"
+	rm -rf "$redis_topology_dir" && mkdir -p "$redis_topology_dir"
+	redis_topology_args=(--save '' --appendonly yes --appendfsync everysec)
+	redis_topology_exec=(${ON_CLIENT[@]+"${ON_CLIENT[@]}"})
+	if [ "$1" = sentinel ]; then
+		start_redis_sentinel >>"$LOG" 2>&1 || die "starting the Sentinel deployment (see $LOG)"
+		export BENCH_REDIS_SENTINELS=${redis_sentinel_addrs//,/ } BENCH_REDIS_MASTER=$redis_sentinel_master
+	else
+		start_redis_cluster >>"$LOG" 2>&1 || die "starting the Cluster (see $LOG)"
+		export BENCH_REDIS_CLUSTER=${redis_cluster_addrs//,/ }
+	fi
+}
+stop_redis_ha() { stop_redis_topology; }
+# shellcheck source=../scripts/redis-topology.sh
+. "$REPO/scripts/redis-topology.sh"
+
 # start_server scenario name: starts the server of a scenario on BENCH_PORT
 # with a fresh data folder; sets SRV_PID, URL and SCHEME.
 start_server() {
@@ -281,6 +305,10 @@ start_server() {
 		cf=launch
 		start_redis
 		export BENCH_STORE_KIND=redis BENCH_STORE_ARG=redis://127.0.0.1:$REDIS_PORT/0
+		;;
+	launch-sentinel | launch-cluster)
+		cf=$scen
+		start_redis_ha "${scen#launch-}"
 		;;
 	webhook)
 		SCHEME=github
@@ -303,6 +331,7 @@ stop_server() {
 	stop_pid "$SRV_PID" 5
 	SRV_PID=""
 	if [ "$1" = launch-redis ]; then stop_redis; fi
+	if [ "$1" = launch-sentinel ] || [ "$1" = launch-cluster ]; then stop_redis_ha; fi
 	rm -rf "$BENCH_DATA"
 }
 

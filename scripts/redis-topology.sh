@@ -15,13 +15,17 @@
 # redis_sentinel_addrs (host:port,host:port,host:port of the sentinels).
 # After start_redis_cluster: redis_cluster_addrs (host:port,... of the nodes).
 # redis_topology_args are extra redis-server arguments of the data nodes
-# (default: no persistence, as tests and benches want a clean slate).
+# (default: no persistence, the tests' clean slate; bench/run.sh asks for
+# appendonly).
 
 redis_topology_dir=${redis_topology_dir:-}
 redis_topology_pids=()
 redis_topology_ports=()
 redis_topology_args=(${redis_topology_args[@]+"${redis_topology_args[@]}"})
 [ "${#redis_topology_args[@]}" -gt 0 ] || redis_topology_args=(--save "" --appendonly no)
+# redis_topology_exec prefixes every redis-server (e.g. taskset -c 0); it
+# must exec the server so the pid recorded is the server's.
+redis_topology_exec=(${redis_topology_exec[@]+"${redis_topology_exec[@]}"})
 
 # redis_topology_port prints a loopback port nothing listens on and this
 # file has not handed out yet.
@@ -62,7 +66,7 @@ redis_topology_node() {
 			a=${a//\{port\}/$port}
 			args+=("${a//\{bus\}/$bus}")
 		done
-		(cd "$dir" && exec redis-server "${args[@]}" --port "$port" --bind 127.0.0.1 \
+		(cd "$dir" && exec ${redis_topology_exec[@]+"${redis_topology_exec[@]}"} redis-server "${args[@]}" --port "$port" --bind 127.0.0.1 \
 			--dir "$dir" --daemonize no --logfile "$dir/redis.log") &
 		pid=$!
 		redis_topology_pids+=("$pid")

@@ -57,6 +57,8 @@ var scenarioInfo = []struct{ key, label string }{
 	{"chain-nolimit", "the chain without rate_limit (diagnostic)"},
 	{"launch-bbolt", "chain + `valohai_launch` wait 0s, bbolt store"},
 	{"launch-redis", "chain + `valohai_launch` wait 0s, redis store"},
+	{"launch-sentinel", "the same on Redis Sentinel, `min_replicas_ack 1`"},
+	{"launch-cluster", "the same on a 3-master Redis Cluster"},
 	{"webhook", "adnanh/webhook payload-hmac-sha256 → /bin/true"},
 }
 

@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
@@ -192,6 +194,9 @@ func Open(ctx context.Context, c Config) (launch.Store, error) {
 		}
 		return s, nil
 	}
+	if c.Logger != nil {
+		redisLogOnce.Do(func() { redis.SetLogger(redisLog{c.Logger.Named("redis")}) })
+	}
 	opts := RedisOptions{
 		Prefix:         c.Prefix,
 		Sentinel:       c.Sentinel,
@@ -233,4 +238,15 @@ func Open(ctx context.Context, c Config) (launch.Store, error) {
 			zap.String("redis", s.URL()))
 	}
 	return s, nil
+}
+
+// redisLogOnce routes go-redis's own messages (reconnects, the master a
+// sentinel names after a failover) to the first store's logger instead of
+// the process's stderr: go-redis has one logger per process.
+var redisLogOnce sync.Once
+
+type redisLog struct{ l *zap.Logger }
+
+func (r redisLog) Printf(_ context.Context, format string, v ...any) {
+	r.l.Info(fmt.Sprintf(format, v...))
 }
