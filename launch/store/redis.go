@@ -412,7 +412,9 @@ func persistence(ctx context.Context, c redis.Cmdable) (durable bool, settings s
 	return durable, settings, nil
 }
 
-// runAcked runs a script whose write a 2xx rests on. With MinReplicasAck
+// runAcked runs a script whose write a 2xx rests on (a run, a quota unit, a
+// dedupe key), or whose loss in a failover could launch a run twice (a
+// claim's lease, a run's progress). With MinReplicasAck
 // set, the script and WAIT go down one connection in one round trip (WAIT
 // counts the replicas holding what that connection wrote), and fewer
 // acknowledgements than asked within AckTimeout fail the call with an error
@@ -444,8 +446,8 @@ func (r *Redis) runAcked(ctx context.Context, s *redis.Script, keys []string, ar
 	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
 		cmd, wait = try(func(p redis.Pipeliner) *redis.Cmd { return s.Eval(ctx, p, keys, args...) })
 	}
-	if cmd.Err() != nil {
-		if r.cluster != nil && !isScriptError(cmd.Err()) {
+	if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		if r.cluster != nil && !isScriptError(err) {
 			// MOVED, a dead node: ask the cluster where the slot is now.
 			r.cluster.ReloadState(ctx)
 		}
@@ -680,7 +682,7 @@ func (r *Redis) UpdateRun(ctx context.Context, run *launch.Run) error {
 		return fmt.Errorf("store: encoding run %q: %w", run.ID, err)
 	}
 	keys := []string{r.kRun(run.ID), r.kRuns(), r.kRunMembers()}
-	n, err := updateRunScript.Run(ctx, r.rdb, keys, data, run.ID, runMember(run.CreatedAt, run.ID)).Int()
+	n, err := r.runAcked(ctx, updateRunScript, keys, data, run.ID, runMember(run.CreatedAt, run.ID)).Int()
 	if err != nil {
 		return fmt.Errorf("store: redis: updating run %q: %w", run.ID, err)
 	}
@@ -856,7 +858,7 @@ func (r *Redis) ClaimRun(ctx context.Context, now time.Time, lease time.Duration
 	if lease <= 0 {
 		return "", false, errors.New("store: ClaimRun needs a positive lease")
 	}
-	id, err := claimRunScript.Run(ctx, r.rdb, []string{r.kQueue()}, usec(now), usec(now.Add(lease))).Text()
+	id, err := r.runAcked(ctx, claimRunScript, []string{r.kQueue()}, usec(now), usec(now.Add(lease))).Text()
 	if errors.Is(err, redis.Nil) {
 		return "", false, nil
 	}

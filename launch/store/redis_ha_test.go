@@ -162,9 +162,21 @@ func TestRedisMinReplicasAck(t *testing.T) {
 	if _, _, err := tooMany.RememberKey(ctx, "d", "run", time.Hour, now); !errors.Is(err, ErrNotAcknowledged) {
 		t.Fatalf("RememberKey = %v, want ErrNotAcknowledged", err)
 	}
-	// Reads and the worker's own writes do not wait.
-	if _, _, err := tooMany.ClaimRun(ctx, now, time.Minute); err != nil {
-		t.Fatalf("ClaimRun: %v", err)
+	// A claim's lease and a run's progress wait too: lost in a failover,
+	// they would let a second worker send the run's actions again.
+	if _, _, err := tooMany.ClaimRun(ctx, now, time.Minute); !errors.Is(err, ErrNotAcknowledged) {
+		t.Fatalf("ClaimRun = %v, want ErrNotAcknowledged", err)
+	}
+	if err := tooMany.UpdateRun(ctx, &launch.Run{ID: "acked", CreatedAt: now, Status: launch.StatusCompleted}); !errors.Is(err, ErrNotAcknowledged) {
+		t.Fatalf("UpdateRun = %v, want ErrNotAcknowledged", err)
+	}
+	// Reads, and a claim that finds nothing due, do not fail.
+	if _, err := tooMany.GetRun(ctx, "acked"); err != nil {
+		t.Fatal(err)
+	}
+	empty := openRedis(t, "", RedisOptions{Sentinel: sentinels, Master: master, Prefix: prefix + "empty:", MinReplicasAck: 2})
+	if _, ok, err := empty.ClaimRun(ctx, now, time.Minute); ok || err != nil {
+		t.Fatalf("ClaimRun with nothing due = %v, %v", ok, err)
 	}
 }
 
