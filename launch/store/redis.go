@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -159,7 +160,7 @@ func OpenRedis(rawURL string, opts RedisOptions) (*Redis, error) {
 			SentinelAddrs: opts.Sentinel,
 			Username:      opts.Username,
 			Password:      opts.Password,
-			TLSConfig:     opts.TLS,
+			Dialer:        tlsDialer(opts.TLS),
 			ReadTimeout:   readTimeout,
 		})
 	case len(opts.Cluster) > 0:
@@ -175,7 +176,7 @@ func OpenRedis(rawURL string, opts RedisOptions) (*Redis, error) {
 			Addrs:       opts.Cluster,
 			Username:    opts.Username,
 			Password:    opts.Password,
-			TLSConfig:   opts.TLS,
+			Dialer:      tlsDialer(opts.TLS),
 			ReadTimeout: readTimeout,
 		})
 		rdb = cluster
@@ -237,11 +238,33 @@ func OpenRedis(rawURL string, opts RedisOptions) (*Redis, error) {
 	return r, nil
 }
 
+// tlsDialer dials TLS with cfg, verifying each node's certificate for the
+// host it is dialled at (go-redis's own TLSConfig would need one ServerName
+// for every node of a cluster or sentinel set); nil cfg dials plain TCP
+// (go-redis's default then).
+func tlsDialer(cfg *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if cfg == nil {
+		return nil
+	}
+	nd := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 5 * time.Minute}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c := cfg.Clone()
+		if c.ServerName == "" {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			c.ServerName = host
+		}
+		return (&tls.Dialer{NetDialer: nd, Config: c}).DialContext(ctx, network, addr)
+	}
+}
+
 // askSentinels succeeds when a sentinel names the master opts.Master.
 func askSentinels(ctx context.Context, opts RedisOptions) error {
 	var errs []string
 	for _, addr := range opts.Sentinel {
-		c := redis.NewSentinelClient(&redis.Options{Addr: addr, TLSConfig: opts.TLS, MaxRetries: -1, DialTimeout: 2 * time.Second})
+		c := redis.NewSentinelClient(&redis.Options{Addr: addr, Dialer: tlsDialer(opts.TLS), MaxRetries: -1, DialTimeout: 2 * time.Second})
 		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		_, err := c.GetMasterAddrByName(actx, opts.Master).Result()
 		cancel()

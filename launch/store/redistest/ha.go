@@ -160,6 +160,16 @@ func startNode(tb testing.TB, bin, dir string, port int, conf string, args ...st
 	return n
 }
 
+// StartServer starts a private redis-server with extra arguments args
+// (e.g. TLS settings) on a free loopback port, stopped when tb ends.
+func StartServer(tb testing.TB, args ...string) *Node {
+	tb.Helper()
+	return startNode(tb, redisServer(tb), tb.TempDir(), ports(tb, 1)[0], "", append([]string{"--save", "", "--appendonly", "no"}, args...)...)
+}
+
+// FreePorts returns n distinct free loopback ports.
+func FreePorts(tb testing.TB, n int) []int { return ports(tb, n) }
+
 // ports returns n distinct free loopback ports.
 func ports(tb testing.TB, n int) []int {
 	tb.Helper()
