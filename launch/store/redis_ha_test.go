@@ -239,3 +239,22 @@ func TestRedisSentinelFailoverKeepsWorking(t *testing.T) {
 		t.Fatalf("claimed %v after the failover", claimed)
 	}
 }
+
+// On Cluster the persistence check asks every master: the test nodes keep
+// nothing (appendonly no), and the settings name each of them.
+func TestRedisClusterPersistenceAsksEveryMaster(t *testing.T) {
+	nodes := redistest.SharedCluster(t)
+	s := openRedis(t, "", RedisOptions{Cluster: nodes, Prefix: redistest.UniquePrefix(t)})
+	durable, settings, err := s.Persistence(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if durable {
+		t.Fatalf("durable with appendonly no: %s", settings)
+	}
+	for _, n := range nodes {
+		if !strings.Contains(settings, n+": appendonly no") {
+			t.Fatalf("settings %q do not name master %s", settings, n)
+		}
+	}
+}
