@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -278,5 +279,46 @@ func TestRedisStorePoolKey(t *testing.T) {
 	}
 	if _, err := two.store.GetRun(ctx, "shared"); err != nil {
 		t.Fatalf("the other client does not see the run: %v", err)
+	}
+}
+
+// The store redis block adapts to the JSON its README section documents,
+// placeholders left for provisioning to expand.
+func TestStoreRedisBlockAdapts(t *testing.T) {
+	for _, c := range []struct{ block, want string }{
+		{`store redis {
+			sentinel 10.0.0.1:26379 10.0.0.2:26379
+			master mymaster
+			username {env.REDIS_USER}
+			password {env.REDIS_PASSWORD}
+			tls
+			min_replicas_ack 1 2s
+			prefix prod:
+		}`, `{"type":"redis","prefix":"prod:","sentinel":["10.0.0.1:26379","10.0.0.2:26379"],"master":"mymaster","username":"{env.REDIS_USER}","password":"{env.REDIS_PASSWORD}","tls":true,"min_replicas_ack":1,"ack_timeout":2000000000}`},
+		{`store redis {
+			cluster 10.0.0.1:7000
+		}`, `{"type":"redis","cluster":["10.0.0.1:7000"]}`},
+		{`store redis {env.REDIS_URL} staging: {
+			min_replicas_ack 2
+		}`, `{"type":"redis","url":"{env.REDIS_URL}","prefix":"staging:","min_replicas_ack":2}`},
+		{`store redis {env.REDIS_URL}`, `{"type":"redis","url":"{env.REDIS_URL}"}`},
+	} {
+		cfg, err := adapt("{\n\tvalohai {\n\t\t" + c.block + "\n\t}\n}\n")
+		if err != nil {
+			t.Fatalf("%s: %v", c.block, err)
+		}
+		var got struct {
+			Apps struct {
+				Valohai struct {
+					Store json.RawMessage `json:"store"`
+				} `json:"valohai"`
+			} `json:"apps"`
+		}
+		if err := json.Unmarshal(cfg, &got); err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Apps.Valohai.Store) != c.want {
+			t.Errorf("%s\nadapts to %s\nwant       %s", c.block, got.Apps.Valohai.Store, c.want)
+		}
 	}
 }
