@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"mime"
@@ -660,7 +661,7 @@ func resultPlaceholder(results []actionResult, key string) (any, bool) {
 	r := results[pick]
 	switch field {
 	case "id":
-		return orEmpty(r.ExecutionID, r.PipelineID), true
+		return cmp.Or(r.ExecutionID, r.PipelineID), true
 	case "counter":
 		if r.Action == launch.ActionRunExecution {
 			return r.ExecutionCounter, true
@@ -674,13 +675,6 @@ func resultPlaceholder(results []actionResult, key string) (any, bool) {
 		return r.PipelineName, true
 	}
 	return nil, false
-}
-
-func orEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // writeRunResponse answers 200 for a completed run, 202 while pending and
