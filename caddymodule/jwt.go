@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -93,7 +94,7 @@ func (h *JWTHandler) Provision(ctx caddy.Context) error {
 		for i, s := range secrets {
 			key, err := validators.DecodeSecret(s, h.SecretEncoding)
 			if err != nil {
-				return errorf("%s: secret #%d: %v", dir, i+1, err)
+				return fmt.Errorf("%s: secret #%d: %v", dir, i+1, err)
 			}
 			h.jwt.Secrets = append(h.jwt.Secrets, key)
 		}
@@ -103,15 +104,15 @@ func (h *JWTHandler) Provision(ctx caddy.Context) error {
 	for _, p := range h.PublicKeys {
 		path, err := repl.ReplaceOrErr(p, true, true)
 		if err != nil || path == "" {
-			return errorf("%s: public_key %s: the path is empty after expanding placeholders: set the environment variable it names", dir, p)
+			return fmt.Errorf("%s: public_key %s: the path is empty after expanding placeholders: set the environment variable it names", dir, p)
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return errorf("%s: public_key %s: %v: give the path of a PEM public key file readable by Caddy", dir, path, err)
+			return fmt.Errorf("%s: public_key %s: %v: give the path of a PEM public key file readable by Caddy", dir, path, err)
 		}
 		keys, err := validators.ParsePublicKeysPEM(data)
 		if err != nil {
-			return errorf("%s: public_key %s: %v", dir, path, err)
+			return fmt.Errorf("%s: public_key %s: %v", dir, path, err)
 		}
 		h.jwt.PublicKeys = append(h.jwt.PublicKeys, keys...)
 	}
@@ -119,24 +120,24 @@ func (h *JWTHandler) Provision(ctx caddy.Context) error {
 	if h.JWKSURL != "" {
 		u, err := repl.ReplaceOrErr(h.JWKSURL, true, true)
 		if err != nil || u == "" {
-			return errorf("%s: jwks_url %s is empty after expanding placeholders: set the environment variable it names", dir, h.JWKSURL)
+			return fmt.Errorf("%s: jwks_url %s is empty after expanding placeholders: set the environment variable it names", dir, h.JWKSURL)
 		}
 		warn, err := validators.JWKSURLWarning(u)
 		if err != nil {
-			return errorf("%s: %v", dir, err)
+			return fmt.Errorf("%s: %v", dir, err)
 		}
 		if warn {
-			h.logger.Warn("webhook_jwt: jwks_url is plain http to a non-loopback host: anyone on the path can swap the keys; use https", zap.String("jwks_url", validators.RedactURL(u)))
+			h.logger.Warn("webhook_jwt: jwks_url is plain http to a non-loopback host: anyone on the path can swap the keys; use https", zap.String("jwks_url", validators.StripURLCredentialsAndQuery(u)))
 		}
 		jwks := &validators.JWKS{
 			URL:     u,
 			Context: ctx,
 			Warn: func(msg string, err error) {
-				h.logger.Warn(msg, zap.String("jwks_url", validators.RedactURL(u)), zap.Error(err))
+				h.logger.Warn(msg, zap.String("jwks_url", validators.StripURLCredentialsAndQuery(u)), zap.Error(err))
 			},
 		}
 		if err := jwks.Load(ctx); err != nil {
-			return errorf("%s: %v: check that the key set URL is right and reachable from this server", dir, err)
+			return fmt.Errorf("%s: %v: check that the key set URL is right and reachable from this server", dir, err)
 		}
 		h.jwt.JWKS = jwks
 	}
@@ -144,7 +145,7 @@ func (h *JWTHandler) Provision(ctx caddy.Context) error {
 	if h.From != nil {
 		src, err := validators.ParseSource(h.From.From, h.From.Name)
 		if err != nil {
-			return errorf("%s: from: %v", dir, err)
+			return fmt.Errorf("%s: from: %v", dir, err)
 		}
 		h.jwt.Source = src
 	}
