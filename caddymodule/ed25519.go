@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -74,27 +75,27 @@ func (h *Ed25519Handler) Provision(ctx caddy.Context) error {
 		h.ed = p
 	}
 	if len(h.PublicKeys) == 0 {
-		return errorf("%s: no public key configured: add `public_key {env.YOUR_PUBLIC_KEY}` (several lines for rotation)", dir)
+		return fmt.Errorf("%s: no public key configured: add `public_key {env.YOUR_PUBLIC_KEY}` (several lines for rotation)", dir)
 	}
 	repl := caddy.NewReplacer()
 	for i, k := range h.PublicKeys {
 		v, err := repl.ReplaceOrErr(k, true, true)
 		if err != nil || strings.TrimSpace(v) == "" {
-			return errorf("%s: public_key #%d (%s) is empty after expanding placeholders: set the environment variable or file it names", dir, i+1, placeholderHint(k))
+			return fmt.Errorf("%s: public_key #%d (%s) is empty after expanding placeholders: set the environment variable or file it names", dir, i+1, placeholderHint(k))
 		}
 		if err := h.ed.AddPublicKey(v); err != nil {
-			return errorf("%s: public_key #%d (%s): %v", dir, i+1, placeholderHint(k), err)
+			return fmt.Errorf("%s: public_key #%d (%s): %v", dir, i+1, placeholderHint(k), err)
 		}
 	}
 	switch {
 	case h.Header != "":
 		src, err := validators.ParseSource("header", h.Header)
 		if err != nil {
-			return errorf("%s: header: %v", dir, err)
+			return fmt.Errorf("%s: header: %v", dir, err)
 		}
 		h.ed.Signature = src
 	case h.Preset == "":
-		return errorf("%s: where is the signature? add `header <name>`, or use a preset such as `webhook_ed25519 discord {env.DISCORD_PUBLIC_KEY}`", dir)
+		return fmt.Errorf("%s: where is the signature? add `header <name>`, or use a preset such as `webhook_ed25519 discord {env.DISCORD_PUBLIC_KEY}`", dir)
 	}
 	if h.Encoding != "" {
 		h.ed.Encoding = h.Encoding

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -100,22 +101,22 @@ func (h *HMACHandler) Provision(ctx caddy.Context) error {
 	}
 	for i, s := range secrets {
 		if err := h.hmac.AddSecret(s); err != nil {
-			return errorf("%s: secret #%d (%s): %v", dir, i+1, placeholderHint(h.Secrets[i]), err)
+			return fmt.Errorf("%s: secret #%d (%s): %v", dir, i+1, placeholderHint(h.Secrets[i]), err)
 		}
 	}
 	switch {
 	case h.Header != "" && h.Query != "":
-		return errorf("%s: use only one of header and query", dir)
+		return fmt.Errorf("%s: use only one of header and query", dir)
 	case h.Header != "":
 		if h.hmac.Signature, err = validators.ParseSource("header", h.Header); err != nil {
-			return errorf("%s: header: %v", dir, err)
+			return fmt.Errorf("%s: header: %v", dir, err)
 		}
 	case h.Query != "":
 		if h.hmac.Signature, err = validators.ParseSource("query", h.Query); err != nil {
-			return errorf("%s: query: %v", dir, err)
+			return fmt.Errorf("%s: query: %v", dir, err)
 		}
 	case h.Preset == "":
-		return errorf("%s: where is the signature? add `header <name>` (or `query <name>`), or use a preset such as `webhook_hmac github {env.SECRET}`", dir)
+		return fmt.Errorf("%s: where is the signature? add `header <name>` (or `query <name>`), or use a preset such as `webhook_hmac github {env.SECRET}`", dir)
 	}
 	if h.Algorithm != "" {
 		h.hmac.Algorithm = h.Algorithm
@@ -270,12 +271,12 @@ func signedStringSources(dir string, timestamp, id *SourceConfig) (*validators.T
 	if timestamp != nil {
 		src, err := validators.ParseSource(timestamp.From, timestamp.Name)
 		if err != nil {
-			return nil, nil, errorf("%s: timestamp: %v", dir, err)
+			return nil, nil, fmt.Errorf("%s: timestamp: %v", dir, err)
 		}
 		ts = &validators.TimestampSource{Source: src}
 		if timestamp.Format != "" {
 			if ts.Format, err = validators.ParseTimestampFormat(timestamp.Format); err != nil {
-				return nil, nil, errorf("%s: timestamp: %v", dir, err)
+				return nil, nil, fmt.Errorf("%s: timestamp: %v", dir, err)
 			}
 		}
 	}
@@ -283,7 +284,7 @@ func signedStringSources(dir string, timestamp, id *SourceConfig) (*validators.T
 	if id != nil {
 		src, err := validators.ParseSource(id.From, id.Name)
 		if err != nil {
-			return nil, nil, errorf("%s: id: %v", dir, err)
+			return nil, nil, fmt.Errorf("%s: id: %v", dir, err)
 		}
 		idSrc = &src
 	}

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -58,7 +59,7 @@ func (p *Payloads) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 	}
 	runID := path.Base(r.URL.Path)
 	q := r.URL.Query()
-	switch err := p.app.signer.Verify(runID, q.Get("expires"), q.Get("signature"), nowUTC()); {
+	switch err := p.app.signer.Verify(runID, q.Get("expires"), q.Get("signature"), time.Now().UTC()); {
 	case errors.Is(err, launch.ErrExpired):
 		return caddyhttp.Error(http.StatusForbidden, errors.New("valohai_payloads: link expired"))
 	case err != nil:

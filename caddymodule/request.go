@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -151,7 +152,7 @@ func jsonValue(res gjson.Result) (any, bool) {
 	}
 	switch res.Type {
 	case gjson.Number:
-		return jsonNumber(res.Raw), true
+		return json.Number(res.Raw), true
 	case gjson.String:
 		return res.Str, true
 	case gjson.True:
@@ -193,7 +194,7 @@ func (c *Common) rejectStatus(app *App, logger *zap.Logger, r *http.Request, err
 		zap.String("remote_addr", r.RemoteAddr))
 	app.metrics.rejected(directive, reason)
 	app.recordRejection(launch.Rejected{
-		At: nowUTC(), Host: r.Host, Path: r.URL.Path,
+		At: time.Now().UTC(), Host: r.Host, Path: r.URL.Path,
 		Directive: directive, Reason: reason, RemoteAddr: r.RemoteAddr,
 	})
 	return caddyhttp.Error(status, err)

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -62,7 +63,7 @@ func (h *TimestampHandler) Provision(ctx caddy.Context) error {
 	}
 	const dir = validators.DirectiveTimestamp
 	if h.Header == "" && h.Query == "" && h.Field == "" {
-		return errorf("%s: where is the timestamp? use `webhook_timestamp header X-Timestamp`, or `query <name>` / `field <name>` in the block", dir)
+		return fmt.Errorf("%s: where is the timestamp? use `webhook_timestamp header X-Timestamp`, or `query <name>` / `field <name>` in the block", dir)
 	}
 	src, err := oneSource(dir, h.Header, h.Query, h.Field, "")
 	if err != nil {
@@ -70,10 +71,10 @@ func (h *TimestampHandler) Provision(ctx caddy.Context) error {
 	}
 	format, err := validators.ParseFreshnessFormat(h.Format)
 	if err != nil {
-		return errorf("%s: format: %v", dir, err)
+		return fmt.Errorf("%s: format: %v", dir, err)
 	}
 	if h.Tolerance < 0 {
-		return errorf("%s: tolerance %s is negative: use a positive duration such as 60s", dir, time.Duration(h.Tolerance))
+		return fmt.Errorf("%s: tolerance %s is negative: use a positive duration such as 60s", dir, time.Duration(h.Tolerance))
 	}
 	h.check = validators.Timestamp{Source: src, Format: format, Tolerance: time.Duration(h.Tolerance)}
 	return h.check.Validate()

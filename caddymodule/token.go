@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
@@ -88,11 +89,11 @@ func oneSource(directive, header, query, field, defaultHeader string) (validator
 		}
 	}
 	if n > 1 {
-		return validators.Source{}, errorf("%s: use only one of header, query and field", directive)
+		return validators.Source{}, fmt.Errorf("%s: use only one of header, query and field", directive)
 	}
 	src, err := validators.ParseSource(kind, name)
 	if err != nil {
-		return src, errorf("%s: %v", directive, err)
+		return src, fmt.Errorf("%s: %v", directive, err)
 	}
 	return src, nil
 }
