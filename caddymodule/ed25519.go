@@ -165,57 +165,26 @@ func (h *Ed25519Handler) answerDiscordPing(w http.ResponseWriter, vr *validators
 //		max_body 1MiB
 //	}
 func (h *Ed25519Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	const dir = "webhook_ed25519"
 	d.Next()
 	if args := d.RemainingArgs(); len(args) > 0 {
 		if len(args) < 2 {
-			return d.Err(dir + ": the short form is `webhook_ed25519 <preset> <public key>...`, e.g. webhook_ed25519 discord {env.DISCORD_PUBLIC_KEY}")
+			return d.Err("the short form is `webhook_ed25519 <preset> <public key>...`, e.g. webhook_ed25519 discord {env.DISCORD_PUBLIC_KEY}")
 		}
 		h.Preset, h.PublicKeys = args[0], append(h.PublicKeys, args[1:]...)
 	}
-	for d.NextBlock(0) {
-		if ok, err := h.parseCommon(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		sub := d.Val()
-		args := d.RemainingArgs()
-		one := func() (string, error) {
-			if len(args) != 1 {
-				return "", d.Errf("%s: %s takes one value", dir, sub)
-			}
-			return args[0], nil
-		}
-		if ok, err := parseSignedStringOption(d, dir, sub, args, &h.Message, &h.Tolerance, &h.Timestamp, &h.ID); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		var err error
-		switch sub {
-		case "preset":
-			h.Preset, err = one()
-		case "public_key":
-			var k string
-			if k, err = one(); err == nil {
-				h.PublicKeys = append(h.PublicKeys, k)
-			}
-		case "header":
-			h.Header, err = one()
-		case "encoding":
-			h.Encoding, err = one()
-		default:
-			return d.Errf("%s: unknown sub-directive %q", dir, sub)
-		}
-		if err != nil {
-			return err
-		}
+	err := parseBlock(d, 0, h.conditionSubdirectives(),
+		signedStringSubdirectives(&h.Message, &h.Tolerance, &h.Timestamp, &h.ID),
+		subTable{
+			"preset":     setOne(&h.Preset),
+			"public_key": appendOne(&h.PublicKeys),
+			"header":     setOne(&h.Header),
+			"encoding":   setOne(&h.Encoding),
+		})
+	if err != nil {
+		return err
 	}
 	if len(h.PublicKeys) == 0 {
-		return d.Err(dir + ": a public key is required: `webhook_ed25519 discord {env.DISCORD_PUBLIC_KEY}` or a `public_key` line in the block")
+		return d.Err("a public key is required: `webhook_ed25519 discord {env.DISCORD_PUBLIC_KEY}` or a `public_key` line in the block")
 	}
 	return nil
 }

@@ -201,64 +201,27 @@ func (h *HMACHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	if args := d.RemainingArgs(); len(args) > 0 {
 		if len(args) < 2 {
-			return d.Err("webhook_hmac: the short form is `webhook_hmac <preset> <secret>...`, e.g. webhook_hmac github {env.GITHUB_WEBHOOK_SECRET}")
+			return d.Err("the short form is `webhook_hmac <preset> <secret>...`, e.g. webhook_hmac github {env.GITHUB_WEBHOOK_SECRET}")
 		}
 		h.Preset, h.Secrets = args[0], append(h.Secrets, args[1:]...)
 	}
-	for d.NextBlock(0) {
-		if ok, err := h.parseCommon(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		sub := d.Val()
-		args := d.RemainingArgs()
-		one := func() (string, error) {
-			if len(args) != 1 {
-				return "", d.Errf("webhook_hmac: %s takes one value", sub)
-			}
-			return args[0], nil
-		}
-		if ok, err := parseSignedStringOption(d, "webhook_hmac", sub, args, &h.Message, &h.Tolerance, &h.Timestamp, &h.ID); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		var err error
-		switch sub {
-		case "preset":
-			h.Preset, err = one()
-		case "secret":
-			var s string
-			if s, err = one(); err == nil {
-				h.Secrets = append(h.Secrets, s)
-			}
-		case "secret_encoding":
-			h.SecretEncoding, err = one()
-		case "header":
-			h.Header, err = one()
-		case "query":
-			h.Query, err = one()
-		case "algorithm":
-			h.Algorithm, err = one()
-		case "encoding":
-			h.Encoding, err = one()
-		case "prefix":
-			var p string
-			if p, err = one(); err == nil {
-				h.Prefix = &p
-			}
-		default:
-			return d.Errf("webhook_hmac: unknown sub-directive %q", sub)
-		}
-		if err != nil {
-			return err
-		}
+	err := parseBlock(d, 0, h.conditionSubdirectives(),
+		signedStringSubdirectives(&h.Message, &h.Tolerance, &h.Timestamp, &h.ID),
+		subTable{
+			"preset":          setOne(&h.Preset),
+			"secret":          appendOne(&h.Secrets),
+			"secret_encoding": setOne(&h.SecretEncoding),
+			"header":          setOne(&h.Header),
+			"query":           setOne(&h.Query),
+			"algorithm":       setOne(&h.Algorithm),
+			"encoding":        setOne(&h.Encoding),
+			"prefix":          setOptional(&h.Prefix),
+		})
+	if err != nil {
+		return err
 	}
 	if len(h.Secrets) == 0 {
-		return d.Err("webhook_hmac: a secret is required: `webhook_hmac github {env.GITHUB_WEBHOOK_SECRET}` or a `secret` line in the block")
+		return d.Err("a secret is required: `webhook_hmac github {env.GITHUB_WEBHOOK_SECRET}` or a `secret` line in the block")
 	}
 	return nil
 }
@@ -291,39 +254,29 @@ func signedStringSources(dir string, timestamp, id *SourceConfig) (*validators.T
 	return ts, idSrc, nil
 }
 
-// parseSignedStringOption parses the sub-directives of the signed string
-// that webhook_hmac and webhook_ed25519 share (message, tolerance,
-// timestamp, id) and reports whether sub was one of them.
-func parseSignedStringOption(d *caddyfile.Dispenser, dir, sub string, args []string, message *string, tolerance *caddy.Duration, timestamp, id **SourceConfig) (bool, error) {
-	switch sub {
-	case "message", "tolerance":
-		if len(args) != 1 {
-			return true, d.Errf("%s: %s takes one value", dir, sub)
-		}
-		if sub == "message" {
-			*message = undoHeaderShorthand(args[0])
-			return true, nil
-		}
-		v, err := parseDuration(d, dir+": tolerance", args[0])
-		*tolerance = v
-		return true, err
-	case "timestamp":
-		if len(args) < 2 || len(args) > 3 {
-			return true, d.Errf("%s: timestamp takes header|query|field <name> [unix|unix_ms|rfc3339]", dir)
-		}
-		*timestamp = &SourceConfig{From: args[0], Name: args[1]}
-		if len(args) == 3 {
-			(*timestamp).Format = args[2]
-		}
-		return true, nil
-	case "id":
-		if len(args) != 2 {
-			return true, d.Errf("%s: id takes header|query|field <name>", dir)
-		}
-		*id = &SourceConfig{From: args[0], Name: args[1]}
-		return true, nil
+// signedStringSubdirectives are the sub-directives of the signed string
+// that webhook_hmac and webhook_ed25519 share: message, tolerance,
+// timestamp and id.
+func signedStringSubdirectives(message *string, tolerance *caddy.Duration, timestamp, id **SourceConfig) subTable {
+	return subTable{
+		"message": func(l subLine) error {
+			v, err := l.one()
+			*message = undoHeaderShorthand(v)
+			return err
+		},
+		"tolerance": setDuration(tolerance),
+		"timestamp": func(l subLine) error {
+			if len(l.args) < 2 || len(l.args) > 3 {
+				return l.errf("timestamp takes header|query|field <name> [unix|unix_ms|rfc3339]")
+			}
+			*timestamp = &SourceConfig{From: l.args[0], Name: l.args[1]}
+			if len(l.args) == 3 {
+				(*timestamp).Format = l.args[2]
+			}
+			return nil
+		},
+		"id": setSource(id),
 	}
-	return false, nil
 }
 
 // caddyHeaderPlaceholder is what the Caddyfile adapter makes of the

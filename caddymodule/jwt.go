@@ -189,97 +189,60 @@ func (h *JWTHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 func (h *JWTHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	if d.NextArg() {
-		return d.Err("webhook_jwt: takes a block, e.g. webhook_jwt { secret {env.JWT_SECRET} } or webhook_jwt { jwks_url https://issuer.example/.well-known/jwks.json }")
+		return d.Err("takes a block, e.g. webhook_jwt { secret {env.JWT_SECRET} } or webhook_jwt { jwks_url https://issuer.example/.well-known/jwks.json }")
 	}
-	for d.NextBlock(0) {
-		if ok, err := h.parseCommon(d); ok {
+	err := parseBlock(d, 0, h.conditionSubdirectives(), subTable{
+		"from":            setSource(&h.From),
+		"secret":          appendOne(&h.Secrets),
+		"secret_encoding": setOne(&h.SecretEncoding),
+		"public_key":      appendOne(&h.PublicKeys),
+		"jwks_url": func(l subLine) error {
+			if h.JWKSURL != "" {
+				return l.errf("jwks_url given twice: one key set per webhook_jwt (its keys may rotate freely)")
+			}
+			return setOne(&h.JWKSURL)(l)
+		},
+		"algorithms": func(l subLine) error {
+			if len(l.args) == 0 {
+				return l.errf("algorithms takes one or more of %s", strings.Join(validators.JWTAlgorithms(), " "))
+			}
+			h.Algorithms = append(h.Algorithms, l.args...)
+			return nil
+		},
+		"issuer":   setOne(&h.Issuer),
+		"audience": appendSome(&h.Audience),
+		"leeway":   setDuration(&h.Leeway),
+		"max_age":  setDuration(&h.MaxAge),
+		"claim": func(l subLine) error {
+			if len(l.args) < 2 {
+				return l.errf("claim takes a name and one or more values: claim <name> <value>...")
+			}
+			h.Claims = append(h.Claims, JWTClaimConfig{Name: l.args[0], Values: l.args[1:]})
+			return nil
+		},
+		"require_exp": func(l subLine) error {
+			v, err := l.one()
 			if err != nil {
 				return err
 			}
-			continue
-		}
-		sub := d.Val()
-		args := d.RemainingArgs()
-		one := func() (string, error) {
-			if len(args) != 1 {
-				return "", d.Errf("webhook_jwt: %s takes one value", sub)
+			switch strings.ToLower(v) {
+			case "on", "true", "yes":
+				on := true
+				h.RequireExp = &on
+			case "off", "false", "no":
+				off := false
+				h.RequireExp = &off
+			default:
+				return l.errf("require_exp takes on or off, got %q", v)
 			}
-			return args[0], nil
-		}
-		var err error
-		switch sub {
-		case "from":
-			if len(args) != 2 {
-				return d.Err("webhook_jwt: from takes header <name>, query <name> or field <name>")
-			}
-			h.From = &SourceConfig{From: args[0], Name: args[1]}
-		case "secret":
-			var s string
-			if s, err = one(); err == nil {
-				h.Secrets = append(h.Secrets, s)
-			}
-		case "secret_encoding":
-			h.SecretEncoding, err = one()
-		case "public_key":
-			var p string
-			if p, err = one(); err == nil {
-				h.PublicKeys = append(h.PublicKeys, p)
-			}
-		case "jwks_url":
-			if h.JWKSURL != "" {
-				return d.Err("webhook_jwt: jwks_url given twice: one key set per webhook_jwt (its keys may rotate freely)")
-			}
-			h.JWKSURL, err = one()
-		case "algorithms":
-			if len(args) == 0 {
-				return d.Err("webhook_jwt: algorithms takes one or more of HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA")
-			}
-			h.Algorithms = append(h.Algorithms, args...)
-		case "issuer":
-			h.Issuer, err = one()
-		case "audience":
-			if len(args) == 0 {
-				return d.Err("webhook_jwt: audience takes one or more values")
-			}
-			h.Audience = append(h.Audience, args...)
-		case "leeway":
-			var v string
-			if v, err = one(); err == nil {
-				h.Leeway, err = parseDuration(d, "webhook_jwt: leeway", v)
-			}
-		case "max_age":
-			var v string
-			if v, err = one(); err == nil {
-				h.MaxAge, err = parseDuration(d, "webhook_jwt: max_age", v)
-			}
-		case "claim":
-			if len(args) < 2 {
-				return d.Err("webhook_jwt: claim takes a name and one or more values: claim <name> <value>...")
-			}
-			h.Claims = append(h.Claims, JWTClaimConfig{Name: args[0], Values: args[1:]})
-		case "require_exp":
-			var v string
-			if v, err = one(); err == nil {
-				switch strings.ToLower(v) {
-				case "on", "true", "yes":
-					on := true
-					h.RequireExp = &on
-				case "off", "false", "no":
-					off := false
-					h.RequireExp = &off
-				default:
-					return d.Errf("webhook_jwt: require_exp takes on or off, got %q", v)
-				}
-			}
-		default:
-			return d.Errf("webhook_jwt: unknown sub-directive %q", sub)
-		}
-		if err != nil {
-			return err
-		}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
 	}
 	if len(h.Secrets) == 0 && len(h.PublicKeys) == 0 && h.JWKSURL == "" {
-		return d.Err("webhook_jwt: a key is required: add `secret {env.JWT_SECRET}`, `public_key <file.pem>` or `jwks_url <https://...>`")
+		return d.Err("a key is required: add `secret {env.JWT_SECRET}`, `public_key <file.pem>` or `jwks_url <https://...>`")
 	}
 	return nil
 }

@@ -157,6 +157,9 @@ func (l *Launch) Provision(ctx caddy.Context) error {
 	if l.Trigger == "" {
 		return fmt.Errorf("valohai_launch: a trigger name is required, e.g. `valohai_launch github-push { ... }`")
 	}
+	if l.Status != 0 {
+		return fmt.Errorf("valohai_launch %s: status %d: valohai_launch rejects no request, so it has no rejection status; its answers are set by `response { status ... }`", l.Trigger, l.Status)
+	}
 	if l.Project == "" {
 		return fmt.Errorf("valohai_launch %s: project is required (the Valohai project id)", l.Trigger)
 	}

@@ -93,7 +93,7 @@ func (p *Payloads) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 func (p *Payloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	if d.NextArg() || d.NextBlock(0) {
-		return d.Err("valohai_payloads takes no arguments; put it under the path of payload_url, e.g. handle_path /_valohai/payloads/* { valohai_payloads }")
+		return d.Err("takes no arguments; put it under the path of payload_url, e.g. handle_path /_valohai/payloads/* { valohai_payloads }")
 	}
 	return nil
 }

@@ -112,36 +112,18 @@ func oneSource(directive, header, query, field, defaultHeader string) (validator
 func (h *TokenHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	h.Secrets = append(h.Secrets, d.RemainingArgs()...)
-	for d.NextBlock(0) {
-		if ok, err := h.parseCommon(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		sub := d.Val()
-		args := d.RemainingArgs()
-		if len(args) != 1 {
-			return d.Errf("webhook_token: %s takes one value", sub)
-		}
-		switch sub {
-		case "secret":
-			h.Secrets = append(h.Secrets, args[0])
-		case "header":
-			h.Header = args[0]
-		case "query":
-			h.Query = args[0]
-		case "field":
-			h.Field = args[0]
-		case "prefix":
-			p := args[0]
-			h.Prefix = &p
-		default:
-			return d.Errf("webhook_token: unknown sub-directive %q", sub)
-		}
+	err := parseBlock(d, 0, h.conditionSubdirectives(), subTable{
+		"secret": appendOne(&h.Secrets),
+		"header": setOne(&h.Header),
+		"query":  setOne(&h.Query),
+		"field":  setOne(&h.Field),
+		"prefix": setOptional(&h.Prefix),
+	})
+	if err != nil {
+		return err
 	}
 	if len(h.Secrets) == 0 {
-		return d.Err("webhook_token: a secret is required: `webhook_token {env.TOKEN}` or a `secret` line in the block")
+		return d.Err("a secret is required: `webhook_token {env.TOKEN}` or a `secret` line in the block")
 	}
 	return nil
 }
