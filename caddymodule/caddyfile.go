@@ -54,17 +54,7 @@ func (l subLine) duration() (caddy.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	return parsePositiveDuration(l.d, l.name, v)
-}
-
-// parsePositiveDuration reads v, the value of option opt, as a duration
-// above zero.
-func parsePositiveDuration(d *caddyfile.Dispenser, opt, v string) (caddy.Duration, error) {
-	dur, err := caddy.ParseDuration(v)
-	if err != nil || dur <= 0 {
-		return 0, d.Errf("%s: bad duration %q (e.g. 10m, 168h)", opt, v)
-	}
-	return caddy.Duration(dur), nil
+	return parseDuration(l.d, l.name, v)
 }
 
 // subParser parses one line of a block.
@@ -162,7 +152,7 @@ func setDuration(dst *caddy.Duration) subParser {
 	}
 }
 
-// sourceConfig reads `<header|query|field> <name>` into a SourceConfig.
+// setSource reads `<header|query|field> <name>` into a SourceConfig.
 func setSource(dst **SourceConfig) subParser {
 	return func(l subLine) error {
 		if len(l.args) != 2 {
