@@ -66,11 +66,17 @@ type HMACHandler struct {
 	answer answerFunc
 }
 
-// SourceConfig names where a value is read: header, query or field, plus an
-// optional format for timestamps.
+// SourceConfig names where a value of the request is read: the
+// `timestamp` and `id` lines of webhook_hmac and webhook_ed25519 and the
+// `from` line of webhook_jwt.
 type SourceConfig struct {
-	From   string `json:"from"`
-	Name   string `json:"name"`
+	// From is header, query (a URL query parameter) or field (a field of a
+	// JSON or form body).
+	From string `json:"from"`
+	// Name is the header's, parameter's or field's name.
+	Name string `json:"name"`
+	// Format is how a timestamp is written: unix (the default), unix_ms
+	// or rfc3339. Only timestamps have one.
 	Format string `json:"format,omitempty"`
 }
 

@@ -66,10 +66,13 @@ type JWTHandler struct {
 }
 
 // JWTClaimConfig is one `claim <name> <value>...` line: the claim must
-// equal one of the values (strings as they are, other JSON values by
-// their compact JSON text).
+// equal one of the values.
 type JWTClaimConfig struct {
-	Name   string   `json:"name"`
+	// Name is the claim's name, e.g. repository.
+	Name string `json:"name"`
+	// Values are the accepted values: a string claim is compared as it
+	// is, any other JSON value by its compact JSON text (42, true,
+	// ["a","b"]).
 	Values []string `json:"values"`
 }
 

@@ -111,9 +111,14 @@ type ResponseConfig struct {
 	Body string `json:"body,omitempty"`
 }
 
-// NameValue is a named value template.
+// NameValue is one `parameter`, `input` or `env` line of an action: a
+// name and the template of its value.
 type NameValue struct {
-	Name  string `json:"name"`
+	// Name is the parameter's, input's or environment variable's name.
+	Name string `json:"name"`
+	// Value is a template: placeholders are resolved per request, and a
+	// value that is exactly one placeholder keeps the JSON type of what it
+	// references (README.md, "`valohai_launch` — the terminal handler").
 	Value string `json:"value"`
 }
 
