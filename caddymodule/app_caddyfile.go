@@ -31,102 +31,86 @@ func init() {
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
 	if existing != nil {
-		return nil, d.Err("valohai: the global option may appear only once")
+		return nil, d.Err("the global option may appear only once")
 	}
 	d.Next() // option name
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		args := d.RemainingArgs()
-		one := func() (string, error) {
-			if len(args) != 1 {
-				return "", d.Errf("valohai: %s takes exactly one value", opt)
+	size := func(dst *int64) subParser {
+		return func(l subLine) error {
+			v, err := l.one()
+			if err != nil {
+				return err
 			}
-			return args[0], nil
-		}
-		var err error
-		switch opt {
-		case "api_url":
-			app.APIURL, err = one()
-		case "api_token":
-			app.APIToken, err = one()
-		case "payload_url":
-			app.PayloadURL, err = one()
-		case "notify":
-			app.Notify, err = one()
-		case "store":
-			switch {
-			case len(args) == 2 && args[0] == "file":
-				app.Store = &StoreConfig{Type: "file", Path: args[1]}
-			case (len(args) == 2 || len(args) == 3) && args[0] == "redis":
-				app.Store = &StoreConfig{Type: "redis", URL: args[1]}
-				if len(args) == 3 {
-					app.Store.Prefix = args[2]
-				}
-			default:
-				return nil, d.Err("valohai: store takes `file <dir>` or `redis <url> [<key prefix>]`, e.g. store redis {env.REDIS_URL}")
+			if *dst, err = parseSize(v); err != nil || *dst <= 0 {
+				return l.errf("%s: bad size %q (e.g. 25MiB)", l.name, v)
 			}
-		case "max_body_in_flight":
-			var v string
-			if v, err = one(); err == nil {
-				if app.MaxBodyInFlight, err = parseSize(v); err != nil || app.MaxBodyInFlight <= 0 {
-					return nil, d.Errf("valohai: max_body_in_flight: bad size %q (e.g. 256MiB)", v)
-				}
-			}
-		case "body_timeout":
-			var v string
-			if v, err = one(); err == nil {
-				app.BodyTimeout, err = parseDuration(d, opt, v)
-			}
-		case "payload_ttl", "run_retention":
-			var v string
-			if v, err = one(); err == nil {
-				var dur caddy.Duration
-				dur, err = parseDuration(d, opt, v)
-				if opt == "payload_ttl" {
-					app.PayloadTTL = dur
-				} else {
-					app.RunRetention = dur
-				}
-			}
-		case "max_body":
-			var v string
-			if v, err = one(); err == nil {
-				if app.MaxBody, err = parseSize(v); err != nil || app.MaxBody <= 0 {
-					return nil, d.Errf("valohai: max_body: bad size %q (e.g. 25MiB)", v)
-				}
-			}
-		case "workers":
-			var v string
-			if v, err = one(); err == nil {
-				if app.Workers, err = strconv.Atoi(v); err != nil || app.Workers < 1 {
-					return nil, d.Errf("valohai: workers must be a positive number, got %q", v)
-				}
-			}
-		case "retry":
-			if len(args) != 3 {
-				return nil, d.Err("valohai: retry takes <attempts> <first backoff> <max backoff>, e.g. retry 12 1s 10m")
-			}
-			n, convErr := strconv.Atoi(args[0])
-			if convErr != nil {
-				return nil, d.Errf("valohai: retry attempts must be a number, got %q", args[0])
-			}
-			first, e1 := parseDuration(d, "retry", args[1])
-			maxB, e2 := parseDuration(d, "retry", args[2])
-			if e1 != nil || e2 != nil {
-				return nil, d.Err("valohai: retry takes <attempts> <first backoff> <max backoff>, e.g. retry 12 1s 10m")
-			}
-			app.Retry = &RetryConfig{Attempts: n, First: first, Max: maxB}
-		default:
-			return nil, d.Errf("valohai: unknown option %q", opt)
-		}
-		if err != nil {
-			return nil, err
+			return nil
 		}
 	}
+	err := parseBlock(d, 0, subTable{
+		"api_url":     setOne(&app.APIURL),
+		"api_token":   setOne(&app.APIToken),
+		"payload_url": setOne(&app.PayloadURL),
+		"notify":      setOne(&app.Notify),
+		"store": func(l subLine) error {
+			var err error
+			app.Store, err = parseStore(l.d, l.args)
+			return err
+		},
+		"max_body_in_flight": size(&app.MaxBodyInFlight),
+		"max_body":           size(&app.MaxBody),
+		"body_timeout":       setDuration(&app.BodyTimeout),
+		"payload_ttl":        setDuration(&app.PayloadTTL),
+		"run_retention":      setDuration(&app.RunRetention),
+		"workers": func(l subLine) error {
+			v, err := l.one()
+			if err != nil {
+				return err
+			}
+			if app.Workers, err = strconv.Atoi(v); err != nil || app.Workers < 1 {
+				return l.errf("workers must be a positive number, got %q", v)
+			}
+			return nil
+		},
+		"retry": func(l subLine) error {
+			const usage = "retry takes <attempts> <first backoff> <max backoff>, e.g. retry 12 1s 10m"
+			if len(l.args) != 3 {
+				return l.errf(usage)
+			}
+			n, err := strconv.Atoi(l.args[0])
+			if err != nil {
+				return l.errf("retry attempts must be a number, got %q", l.args[0])
+			}
+			first, e1 := parseDuration(l.d, "retry", l.args[1])
+			maxB, e2 := parseDuration(l.d, "retry", l.args[2])
+			if e1 != nil || e2 != nil {
+				return l.errf(usage)
+			}
+			app.Retry = &RetryConfig{Attempts: n, First: first, Max: maxB}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
 	return httpcaddyfile.App{Name: "valohai", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseStore parses the arguments of the store option.
+func parseStore(d *caddyfile.Dispenser, args []string) (*StoreConfig, error) {
+	switch {
+	case len(args) == 2 && args[0] == "file":
+		return &StoreConfig{Type: "file", Path: args[1]}, nil
+	case (len(args) == 2 || len(args) == 3) && args[0] == "redis":
+		sc := &StoreConfig{Type: "redis", URL: args[1]}
+		if len(args) == 3 {
+			sc.Prefix = args[2]
+		}
+		return sc, nil
+	}
+	return nil, d.Err("valohai: store takes `file <dir>` or `redis <url> [<key prefix>]`, e.g. store redis {env.REDIS_URL}")
 }
 
 func parseDuration(d *caddyfile.Dispenser, opt, v string) (caddy.Duration, error) {
