@@ -8,6 +8,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // Caddyfile parsing shared by every directive of the plugin: a block is
@@ -19,6 +21,26 @@ import (
 // "webhook_x:" prefix: Caddy already wraps them as "parsing caddyfile
 // tokens for 'webhook_x': ..., at <file>:<line>". Provision errors, which
 // Caddy does not wrap that way, keep naming the directive.
+
+// handlerModule is what a handler of this plugin is: a Caddy module, an
+// HTTP middleware and its own Caddyfile parser.
+type handlerModule[H any] interface {
+	*H
+	caddy.Module
+	caddyhttp.MiddlewareHandler
+	caddyfile.Unmarshaler
+}
+
+// registerHandler registers the handler module H and its Caddyfile
+// directive, named as the module (http.handlers.<directive>).
+func registerHandler[H any, P handlerModule[H]]() {
+	caddy.RegisterModule(P(new(H)))
+	directive := P(new(H)).CaddyModule().ID.Name()
+	httpcaddyfile.RegisterHandlerDirective(directive, func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+		m := P(new(H))
+		return m, m.UnmarshalCaddyfile(h.Dispenser)
+	})
+}
 
 // subLine is one line of a block: the sub-directive's name and its
 // arguments on that line. The dispenser stands after them, so a parser

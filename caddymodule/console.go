@@ -31,11 +31,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(new(Console))
-	httpcaddyfile.RegisterHandlerDirective("valohai_console", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		c := new(Console)
-		return c, c.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[Console]()
 	httpcaddyfile.RegisterDirectiveOrder("valohai_console", httpcaddyfile.Before, "respond")
 }
 

@@ -10,7 +10,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -19,11 +18,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(new(DedupeHandler))
-	httpcaddyfile.RegisterHandlerDirective(validators.DirectiveDedupe, func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		dd := new(DedupeHandler)
-		return dd, dd.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[DedupeHandler]()
 }
 
 // duplicateHeader marks the answer to a repeated delivery.

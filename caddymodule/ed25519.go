@@ -8,7 +8,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -16,11 +15,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(new(Ed25519Handler))
-	httpcaddyfile.RegisterHandlerDirective("webhook_ed25519", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		m := new(Ed25519Handler)
-		return m, m.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[Ed25519Handler]()
 }
 
 // Ed25519Handler is the `webhook_ed25519` condition: an Ed25519 signature

@@ -7,7 +7,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -15,11 +14,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(new(FilterHandler))
-	httpcaddyfile.RegisterHandlerDirective(validators.DirectiveFilter, func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		f := new(FilterHandler)
-		return f, f.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[FilterHandler]()
 }
 
 // filteredBody is the answer to a request the filter does not select.

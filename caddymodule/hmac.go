@@ -9,7 +9,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -17,11 +16,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(new(HMACHandler))
-	httpcaddyfile.RegisterHandlerDirective("webhook_hmac", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		m := new(HMACHandler)
-		return m, m.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[HMACHandler]()
 }
 
 // HMACHandler is the `webhook_hmac` condition: an HMAC signature over the

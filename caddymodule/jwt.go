@@ -9,7 +9,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -17,11 +16,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(new(JWTHandler))
-	httpcaddyfile.RegisterHandlerDirective("webhook_jwt", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		m := new(JWTHandler)
-		return m, m.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[JWTHandler]()
 }
 
 // JWTHandler is the `webhook_jwt` condition: a JSON Web Token signed with

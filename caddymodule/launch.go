@@ -20,10 +20,6 @@ import (
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
 
-func init() {
-	caddy.RegisterModule(new(Launch))
-}
-
 const defaultWait = 2 * time.Second
 
 // Launch is the terminal `valohai_launch` handler: a request that passed

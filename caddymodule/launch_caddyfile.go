@@ -7,15 +7,10 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("valohai_launch", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		l := new(Launch)
-		return l, l.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[Launch]()
 }
 
 // UnmarshalCaddyfile parses

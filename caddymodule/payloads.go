@@ -12,18 +12,13 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
 )
 
 func init() {
-	caddy.RegisterModule(new(Payloads))
-	httpcaddyfile.RegisterHandlerDirective("valohai_payloads", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		p := new(Payloads)
-		return p, p.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[Payloads]()
 }
 
 // Payloads is the `valohai_payloads` handler: it serves stored webhook bodies

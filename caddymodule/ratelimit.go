@@ -8,7 +8,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -18,11 +17,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(new(RateLimitHandler))
-	httpcaddyfile.RegisterHandlerDirective(validators.DirectiveRateLimit, func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		rl := new(RateLimitHandler)
-		return rl, rl.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[RateLimitHandler]()
 }
 
 // RateLimitHandler is the `webhook_rate_limit` condition: a quota of

@@ -8,18 +8,13 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
 )
 
 func init() {
-	caddy.RegisterModule(new(RunInfo))
-	httpcaddyfile.RegisterHandlerDirective("valohai_run_info", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		ri := new(RunInfo)
-		return ri, ri.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[RunInfo]()
 }
 
 // RunInfo is the `valohai_run_info` handler, Valohai's trigger run-info:

@@ -7,7 +7,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"gopkg.in/yaml.v3"
 
@@ -15,11 +14,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(new(Simulator))
-	httpcaddyfile.RegisterHandlerDirective("valohai_simulator", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		s := new(Simulator)
-		return s, s.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[Simulator]()
 }
 
 // Simulator is the `valohai_simulator` handler: a local stand-in for the

@@ -8,18 +8,13 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
 
 func init() {
-	caddy.RegisterModule(new(TimestampHandler))
-	httpcaddyfile.RegisterHandlerDirective("webhook_timestamp", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		m := new(TimestampHandler)
-		return m, m.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[TimestampHandler]()
 }
 
 // TimestampHandler is the `webhook_timestamp` condition: it rejects

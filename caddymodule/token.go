@@ -6,18 +6,13 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
 
 func init() {
-	caddy.RegisterModule(new(TokenHandler))
-	httpcaddyfile.RegisterHandlerDirective("webhook_token", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		t := new(TokenHandler)
-		return t, t.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[TokenHandler]()
 }
 
 // TokenHandler is the `webhook_token` condition: a static shared secret in a
