@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -36,15 +35,8 @@ type Ed25519Handler struct {
 	Header string `json:"header,omitempty"`
 	// Encoding of the signature: hex, base64 or base64url.
 	Encoding string `json:"encoding,omitempty"`
-	// Message is the signed-string template: {body} {timestamp} {id}
-	// {header.NAME} {url}.
-	Message string `json:"message,omitempty"`
-	// Timestamp is the source of {timestamp}.
-	Timestamp *SourceConfig `json:"timestamp,omitempty"`
-	// ID is the source of {id}.
-	ID *SourceConfig `json:"id,omitempty"`
-	// Tolerance is the max |now - timestamp| (default 5m).
-	Tolerance caddy.Duration `json:"tolerance,omitempty"`
+	// SignedString: message, timestamp, id and tolerance (default 5m).
+	SignedString
 
 	condition
 	ed     validators.Ed25519
@@ -95,21 +87,8 @@ func (h *Ed25519Handler) Provision(ctx caddy.Context) error {
 	if h.Encoding != "" {
 		h.ed.Encoding = h.Encoding
 	}
-	if h.Message != "" {
-		h.ed.Message = h.Message
-	}
-	ts, id, err := signedStringSources(dir, h.Timestamp, h.ID)
-	if err != nil {
+	if err := h.SignedString.override(dir, &h.ed.Message, &h.ed.Timestamp, &h.ed.ID, &h.ed.Tolerance); err != nil {
 		return err
-	}
-	if ts != nil {
-		h.ed.Timestamp = ts
-	}
-	if id != nil {
-		h.ed.ID = id
-	}
-	if h.Tolerance > 0 {
-		h.ed.Tolerance = time.Duration(h.Tolerance)
 	}
 	if strings.EqualFold(h.Preset, "discord") {
 		// Discord removes an endpoint that does not answer a bad
@@ -168,7 +147,7 @@ func (h *Ed25519Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		h.Preset, h.PublicKeys = args[0], append(h.PublicKeys, args[1:]...)
 	}
 	err := parseBlock(d, 0, h.conditionSubdirectives(),
-		signedStringSubdirectives(&h.Message, &h.Tolerance, &h.Timestamp, &h.ID),
+		h.SignedString.subdirectives(),
 		subTable{
 			"preset":     setOne(&h.Preset),
 			"public_key": appendOne(&h.PublicKeys),

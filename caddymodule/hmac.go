@@ -45,16 +45,9 @@ type HMACHandler struct {
 	Encoding string `json:"encoding,omitempty"`
 	// Prefix before each signature ("sha256=").
 	Prefix *string `json:"prefix,omitempty"`
-	// Message is the signed-string template: {body} {timestamp} {id}
-	// {header.NAME} {url}.
-	Message string `json:"message,omitempty"`
-	// Timestamp is the source of {timestamp}.
-	Timestamp *SourceConfig `json:"timestamp,omitempty"`
-	// ID is the source of {id}.
-	ID *SourceConfig `json:"id,omitempty"`
-	// Tolerance is the max |now - timestamp| whenever a timestamp is
-	// signed (default 5m, or the preset's: linear 60s).
-	Tolerance caddy.Duration `json:"tolerance,omitempty"`
+	// SignedString: message, timestamp, id and tolerance (default 5m, or
+	// the preset's: linear 60s).
+	SignedString
 
 	condition
 	hmac   validators.HMAC
@@ -128,21 +121,8 @@ func (h *HMACHandler) Provision(ctx caddy.Context) error {
 	if h.Prefix != nil {
 		h.hmac.Prefix = *h.Prefix
 	}
-	if h.Message != "" {
-		h.hmac.Message = h.Message
-	}
-	ts, id, err := signedStringSources(dir, h.Timestamp, h.ID)
-	if err != nil {
+	if err := h.SignedString.override(dir, &h.hmac.Message, &h.hmac.Timestamp, &h.hmac.ID, &h.hmac.Tolerance); err != nil {
 		return err
-	}
-	if ts != nil {
-		h.hmac.Timestamp = ts
-	}
-	if id != nil {
-		h.hmac.ID = id
-	}
-	if h.Tolerance > 0 {
-		h.hmac.Tolerance = time.Duration(h.Tolerance)
 	}
 	if strings.EqualFold(h.Preset, "slack") {
 		h.answer = h.answerSlackURLVerification
@@ -207,7 +187,7 @@ func (h *HMACHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		h.Preset, h.Secrets = args[0], append(h.Secrets, args[1:]...)
 	}
 	err := parseBlock(d, 0, h.conditionSubdirectives(),
-		signedStringSubdirectives(&h.Message, &h.Tolerance, &h.Timestamp, &h.ID),
+		h.SignedString.subdirectives(),
 		subTable{
 			"preset":          setOne(&h.Preset),
 			"secret":          appendOne(&h.Secrets),
@@ -227,56 +207,75 @@ func (h *HMACHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// signedStringSources turns the timestamp and id options that
-// webhook_hmac and webhook_ed25519 share into validator sources (nil when
-// not configured).
-func signedStringSources(dir string, timestamp, id *SourceConfig) (*validators.TimestampSource, *validators.Source, error) {
-	var ts *validators.TimestampSource
-	if timestamp != nil {
-		src, err := validators.ParseSource(timestamp.From, timestamp.Name)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: timestamp: %v", dir, err)
-		}
-		ts = &validators.TimestampSource{Source: src}
-		if timestamp.Format != "" {
-			if ts.Format, err = validators.ParseTimestampFormat(timestamp.Format); err != nil {
-				return nil, nil, fmt.Errorf("%s: timestamp: %v", dir, err)
-			}
-		}
-	}
-	var idSrc *validators.Source
-	if id != nil {
-		src, err := validators.ParseSource(id.From, id.Name)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: id: %v", dir, err)
-		}
-		idSrc = &src
-	}
-	return ts, idSrc, nil
+// SignedString is the signed string that webhook_hmac and webhook_ed25519
+// share: what is signed, and where its {timestamp} and {id} come from.
+// What is set here overrides the preset's.
+type SignedString struct {
+	// Message is the signed-string template: {body} {timestamp} {id}
+	// {header.NAME} {url}.
+	Message string `json:"message,omitempty"`
+	// Timestamp is the source of {timestamp}, with its format.
+	Timestamp *SourceConfig `json:"timestamp,omitempty"`
+	// ID is the source of {id}.
+	ID *SourceConfig `json:"id,omitempty"`
+	// Tolerance is the largest |now - timestamp| accepted whenever a
+	// timestamp is signed.
+	Tolerance caddy.Duration `json:"tolerance,omitempty"`
 }
 
-// signedStringSubdirectives are the sub-directives of the signed string
-// that webhook_hmac and webhook_ed25519 share: message, tolerance,
-// timestamp and id.
-func signedStringSubdirectives(message *string, tolerance *caddy.Duration, timestamp, id **SourceConfig) subTable {
+// override sets the validator's signed-string fields that are configured,
+// keeping the preset's for the others.
+func (s *SignedString) override(dir string, message *string, timestamp **validators.TimestampSource, id **validators.Source, tolerance *time.Duration) error {
+	if s.Message != "" {
+		*message = s.Message
+	}
+	if s.Timestamp != nil {
+		src, err := validators.ParseSource(s.Timestamp.From, s.Timestamp.Name)
+		if err != nil {
+			return fmt.Errorf("%s: timestamp: %v", dir, err)
+		}
+		ts := &validators.TimestampSource{Source: src}
+		if s.Timestamp.Format != "" {
+			if ts.Format, err = validators.ParseTimestampFormat(s.Timestamp.Format); err != nil {
+				return fmt.Errorf("%s: timestamp: %v", dir, err)
+			}
+		}
+		*timestamp = ts
+	}
+	if s.ID != nil {
+		src, err := validators.ParseSource(s.ID.From, s.ID.Name)
+		if err != nil {
+			return fmt.Errorf("%s: id: %v", dir, err)
+		}
+		*id = &src
+	}
+	if s.Tolerance > 0 {
+		*tolerance = time.Duration(s.Tolerance)
+	}
+	return nil
+}
+
+// subdirectives are the Caddyfile lines of the signed string: message,
+// tolerance, timestamp and id.
+func (s *SignedString) subdirectives() subTable {
 	return subTable{
 		"message": func(l subLine) error {
 			v, err := l.one()
-			*message = undoHeaderShorthand(v)
+			s.Message = undoHeaderShorthand(v)
 			return err
 		},
-		"tolerance": setDuration(tolerance),
+		"tolerance": setDuration(&s.Tolerance),
 		"timestamp": func(l subLine) error {
 			if len(l.args) < 2 || len(l.args) > 3 {
 				return l.errf("timestamp takes header|query|field <name> [unix|unix_ms|rfc3339]")
 			}
-			*timestamp = &SourceConfig{From: l.args[0], Name: l.args[1]}
+			s.Timestamp = &SourceConfig{From: l.args[0], Name: l.args[1]}
 			if len(l.args) == 3 {
-				(*timestamp).Format = l.args[2]
+				s.Timestamp.Format = l.args[2]
 			}
 			return nil
 		},
-		"id": setSource(id),
+		"id": setSource(&s.ID),
 	}
 }
 
