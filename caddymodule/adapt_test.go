@@ -101,3 +101,55 @@ func TestCaddyfileAdaptCoversEveryDirective(t *testing.T) {
 		}
 	}
 }
+
+// Status means one thing: a handler that turns no request away for
+// failing a check refuses a status in its JSON config too (the Caddyfile
+// refuses the line, see the error_*_status golden files), rather than
+// ignoring it.
+func TestStatusRefusedWhereNothingIsRejected(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := adapt(`{
+	admin off
+	storage file_system ` + dir + `/caddy
+	valohai {
+		api_token t
+		store file ` + dir + `/valohai
+	}
+}
+
+http://127.0.0.1:0 {
+	route /dedupe {
+		webhook_dedupe {http.request.header.X-GitHub-Delivery}
+	}
+	route /launch {
+		valohai_launch t {
+			project p
+			fetch_repository
+		}
+	}
+	route /info {
+		valohai_run_info
+	}
+}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, handler := range []string{"webhook_dedupe", "valohai_launch", "valohai_run_info"} {
+		t.Run(handler, func(t *testing.T) {
+			marker := `"handler":"` + handler + `"`
+			if !bytes.Contains(cfg, []byte(marker)) {
+				t.Fatalf("no %s in the adapted config", marker)
+			}
+			withStatus := bytes.Replace(cfg, []byte(marker), []byte(marker+`,"status":503`), 1)
+			err := caddy.Load(withStatus, true)
+			if err == nil {
+				_ = caddy.Stop()
+				t.Fatalf("%s with a status loaded", handler)
+			}
+			if !strings.Contains(err.Error(), handler) || !strings.Contains(err.Error(), "status 503") || !strings.Contains(err.Error(), "rejects no request") {
+				t.Fatalf("error %q does not name %s, its status and why", err, handler)
+			}
+		})
+	}
+}
