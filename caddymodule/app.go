@@ -162,11 +162,19 @@ type StoreConfig struct {
 	AckTimeout caddy.Duration `json:"ack_timeout,omitempty"`
 }
 
-// RetryConfig is the retry policy for failed Valohai calls.
+// RetryConfig is the retry policy for failed Valohai calls: the
+// `retry <attempts> <first backoff> <max backoff>` line (README.md,
+// "Global option `valohai`"). Network errors, 5xx and 429 are retried;
+// other 4xx fail the action for good.
 type RetryConfig struct {
-	Attempts int            `json:"attempts,omitempty"`
-	First    caddy.Duration `json:"first,omitempty"`
-	Max      caddy.Duration `json:"max,omitempty"`
+	// Attempts is the number of tries of one action, the first included
+	// (at least 1).
+	Attempts int `json:"attempts,omitempty"`
+	// First is the backoff before the second try; each later one doubles,
+	// with jitter, up to Max. A longer Retry-After from Valohai wins.
+	First caddy.Duration `json:"first,omitempty"`
+	// Max caps the backoff (at least First).
+	Max caddy.Duration `json:"max,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.

@@ -41,92 +41,69 @@ func init() {
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
 	if existing != nil {
-		return nil, d.Err("valohai: the global option may appear only once")
+		return nil, d.Err("the global option may appear only once")
 	}
 	d.Next() // option name
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		args := d.RemainingArgs()
-		one := func() (string, error) {
-			if len(args) != 1 {
-				return "", d.Errf("valohai: %s takes exactly one value", opt)
+	size := func(dst *int64) subParser {
+		return func(l subLine) error {
+			v, err := l.one()
+			if err != nil {
+				return err
 			}
-			return args[0], nil
+			if *dst, err = parseSize(v); err != nil || *dst <= 0 {
+				return l.errf("%s: bad size %q (e.g. 25MiB)", l.name, v)
+			}
+			return nil
 		}
-		var err error
-		switch opt {
-		case "api_url":
-			app.APIURL, err = one()
-		case "api_token":
-			app.APIToken, err = one()
-		case "payload_url":
-			app.PayloadURL, err = one()
-		case "notify":
-			app.Notify, err = one()
-		case "store":
-			if app.Store, err = parseStore(d, args); err != nil {
-				return nil, err
+	}
+	err := parseBlock(d, 0, subTable{
+		"api_url":     setOne(&app.APIURL),
+		"api_token":   setOne(&app.APIToken),
+		"payload_url": setOne(&app.PayloadURL),
+		"notify":      setOne(&app.Notify),
+		"store": func(l subLine) error {
+			var err error
+			app.Store, err = parseStore(l.d, l.args)
+			return err
+		},
+		"max_body_in_flight": size(&app.MaxBodyInFlight),
+		"max_body":           size(&app.MaxBody),
+		"body_timeout":       setDuration(&app.BodyTimeout),
+		"payload_ttl":        setDuration(&app.PayloadTTL),
+		"run_retention":      setDuration(&app.RunRetention),
+		"workers": func(l subLine) error {
+			v, err := l.one()
+			if err != nil {
+				return err
 			}
-		case "max_body_in_flight":
-			var v string
-			if v, err = one(); err == nil {
-				if app.MaxBodyInFlight, err = parseSize(v); err != nil || app.MaxBodyInFlight <= 0 {
-					return nil, d.Errf("valohai: max_body_in_flight: bad size %q (e.g. 256MiB)", v)
-				}
+			if app.Workers, err = strconv.Atoi(v); err != nil || app.Workers < 1 {
+				return l.errf("workers must be a positive number, got %q", v)
 			}
-		case "body_timeout":
-			var v string
-			if v, err = one(); err == nil {
-				app.BodyTimeout, err = parseDuration(d, opt, v)
+			return nil
+		},
+		"retry": func(l subLine) error {
+			const usage = "retry takes <attempts> <first backoff> <max backoff>, e.g. retry 12 1s 10m"
+			if len(l.args) != 3 {
+				return l.errf(usage)
 			}
-		case "payload_ttl", "run_retention":
-			var v string
-			if v, err = one(); err == nil {
-				var dur caddy.Duration
-				dur, err = parseDuration(d, opt, v)
-				if opt == "payload_ttl" {
-					app.PayloadTTL = dur
-				} else {
-					app.RunRetention = dur
-				}
+			n, err := strconv.Atoi(l.args[0])
+			if err != nil {
+				return l.errf("retry attempts must be a number, got %q", l.args[0])
 			}
-		case "max_body":
-			var v string
-			if v, err = one(); err == nil {
-				if app.MaxBody, err = parseSize(v); err != nil || app.MaxBody <= 0 {
-					return nil, d.Errf("valohai: max_body: bad size %q (e.g. 25MiB)", v)
-				}
-			}
-		case "workers":
-			var v string
-			if v, err = one(); err == nil {
-				if app.Workers, err = strconv.Atoi(v); err != nil || app.Workers < 1 {
-					return nil, d.Errf("valohai: workers must be a positive number, got %q", v)
-				}
-			}
-		case "retry":
-			if len(args) != 3 {
-				return nil, d.Err("valohai: retry takes <attempts> <first backoff> <max backoff>, e.g. retry 12 1s 10m")
-			}
-			n, convErr := strconv.Atoi(args[0])
-			if convErr != nil {
-				return nil, d.Errf("valohai: retry attempts must be a number, got %q", args[0])
-			}
-			first, e1 := parseDuration(d, "retry", args[1])
-			maxB, e2 := parseDuration(d, "retry", args[2])
+			first, e1 := parseDuration(l.d, "retry", l.args[1])
+			maxB, e2 := parseDuration(l.d, "retry", l.args[2])
 			if e1 != nil || e2 != nil {
-				return nil, d.Err("valohai: retry takes <attempts> <first backoff> <max backoff>, e.g. retry 12 1s 10m")
+				return l.errf(usage)
 			}
 			app.Retry = &RetryConfig{Attempts: n, First: first, Max: maxB}
-		default:
-			return nil, d.Errf("valohai: unknown option %q", opt)
-		}
-		if err != nil {
-			return nil, err
-		}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
 	}
 	return httpcaddyfile.App{Name: "valohai", Value: caddyconfig.JSON(app, nil)}, nil
 }
@@ -153,67 +130,63 @@ func parseStore(d *caddyfile.Dispenser, args []string) (*StoreConfig, error) {
 	if len(args) == 3 {
 		sc.Prefix = args[2]
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		vals := d.RemainingArgs()
-		if seen[sub] {
-			return nil, d.Errf("store redis: %s given twice", sub)
+	addrs := func(dst *[]string, port string) subParser {
+		return func(l subLine) error {
+			if len(l.args) == 0 {
+				return l.errf("%s takes one or more host:port addresses, e.g. %s 10.0.0.1:%s 10.0.0.2:%[3]s 10.0.0.3:%[3]s", l.name, l.name, port)
+			}
+			*dst = l.args
+			return nil
 		}
-		seen[sub] = true
-		one := func() (string, error) {
-			if len(vals) != 1 {
-				return "", d.Errf("store redis: %s takes exactly one value", sub)
-			}
-			return vals[0], nil
-		}
-		var err error
-		switch sub {
-		case "sentinel", "cluster":
-			if len(vals) == 0 {
-				return nil, d.Errf("store redis: %s takes one or more host:port addresses, e.g. %s 10.0.0.1:%s 10.0.0.2:%[3]s 10.0.0.3:%[3]s", sub, sub, map[string]string{"sentinel": "26379", "cluster": "7000"}[sub])
-			}
-			if sub == "sentinel" {
-				sc.Sentinel = vals
-			} else {
-				sc.Cluster = vals
-			}
-		case "master":
-			sc.Master, err = one()
-		case "username":
-			sc.Username, err = one()
-		case "password":
-			sc.Password, err = one()
-		case "prefix":
+	}
+	table := subTable{
+		"sentinel": addrs(&sc.Sentinel, "26379"),
+		"cluster":  addrs(&sc.Cluster, "7000"),
+		"master":   setOne(&sc.Master),
+		"username": setOne(&sc.Username),
+		"password": setOne(&sc.Password),
+		"prefix": func(l subLine) error {
 			if sc.Prefix != "" {
-				return nil, d.Err("store redis: the key prefix is given twice (after the URL and as prefix)")
+				return l.errf("the key prefix is given twice (after the URL and as prefix)")
 			}
-			sc.Prefix, err = one()
-		case "tls":
-			if len(vals) != 0 {
-				return nil, d.Err("store redis: tls takes no value (TLS to every node, verified against the system's roots)")
+			return setOne(&sc.Prefix)(l)
+		},
+		"tls": func(l subLine) error {
+			if len(l.args) != 0 {
+				return l.errf("tls takes no value (TLS to every node, verified against the system's roots)")
 			}
 			sc.TLS = true
-		case "min_replicas_ack":
-			if len(vals) < 1 || len(vals) > 2 {
-				return nil, d.Err("store redis: min_replicas_ack takes <replicas> [<timeout>], e.g. min_replicas_ack 1 1s")
+			return nil
+		},
+		"min_replicas_ack": func(l subLine) error {
+			if len(l.args) < 1 || len(l.args) > 2 {
+				return l.errf("min_replicas_ack takes <replicas> [<timeout>], e.g. min_replicas_ack 1 1s")
 			}
-			n, convErr := strconv.Atoi(vals[0])
-			if convErr != nil || n < 0 {
-				return nil, d.Errf("store redis: min_replicas_ack must be a number of replicas (0 or more), got %q", vals[0])
+			n, err := strconv.Atoi(l.args[0])
+			if err != nil || n < 0 {
+				return l.errf("min_replicas_ack must be a number of replicas (0 or more), got %q", l.args[0])
 			}
 			sc.MinReplicasAck = n
-			if len(vals) == 2 {
-				if sc.AckTimeout, err = parseDuration(d, "store redis: min_replicas_ack timeout", vals[1]); err != nil {
-					return nil, err
-				}
+			if len(l.args) == 2 {
+				sc.AckTimeout, err = parseDuration(l.d, "min_replicas_ack timeout", l.args[1])
 			}
-		default:
-			return nil, d.Errf("store redis: unknown sub-directive %q; use sentinel, master, cluster, username, password, tls, min_replicas_ack or prefix", sub)
+			return err
+		},
+	}
+	// Each sub-directive once: a second sentinel line would silently
+	// replace the first list.
+	seen := map[string]bool{}
+	for name, parse := range table {
+		table[name] = func(l subLine) error {
+			if seen[l.name] {
+				return l.errf("%s given twice", l.name)
+			}
+			seen[l.name] = true
+			return parse(l)
 		}
-		if err != nil {
-			return nil, err
-		}
+	}
+	if err := parseBlock(d, d.Nesting(), table); err != nil {
+		return nil, err
 	}
 	if sc.URL == "" && len(sc.Sentinel) == 0 && len(sc.Cluster) == 0 {
 		return nil, d.Err(storeSyntax)

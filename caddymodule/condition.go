@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
@@ -87,14 +88,14 @@ func answerJSON(w http.ResponseWriter, v any) error {
 // secret value.
 func expandSecrets(directive string, secrets []string) ([]string, error) {
 	if len(secrets) == 0 {
-		return nil, errorf("%s: no secret configured: add `secret {env.YOUR_SECRET}` (several secret lines for rotation)", directive)
+		return nil, fmt.Errorf("%s: no secret configured: add `secret {env.YOUR_SECRET}` (several secret lines for rotation)", directive)
 	}
 	repl := caddy.NewReplacer()
 	out := make([]string, 0, len(secrets))
 	for i, s := range secrets {
 		v, err := repl.ReplaceOrErr(s, true, true)
 		if err != nil || v == "" {
-			return nil, errorf("%s: secret #%d (%s) is empty after expanding placeholders: set the environment variable or file it names; an empty secret would disable authentication", directive, i+1, placeholderHint(s))
+			return nil, fmt.Errorf("%s: secret #%d (%s) is empty after expanding placeholders: set the environment variable or file it names; an empty secret would disable authentication", directive, i+1, placeholderHint(s))
 		}
 		out = append(out, v)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -19,11 +18,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(new(DedupeHandler))
-	httpcaddyfile.RegisterHandlerDirective(validators.DirectiveDedupe, func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		dd := new(DedupeHandler)
-		return dd, dd.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[DedupeHandler]()
 }
 
 // duplicateHeader marks the answer to a repeated delivery.
@@ -36,8 +31,9 @@ const duplicateHeader = "Webhook-Duplicate"
 // store, so they hold across restarts and across instances sharing a redis
 // store.
 type DedupeHandler struct {
-	// Common's Status is the status when the key store fails (default
-	// 503); dedupe never rejects a request otherwise.
+	// Common: methods and max_body. Status is not used: dedupe rejects no
+	// request (a repeat gets the first run's answer, a key store failure
+	// 503, as in webhook_rate_limit), so a status is a config error.
 	Common
 	// Key is the delivery id, a placeholder expanded per request, e.g.
 	// {http.request.header.X-GitHub-Delivery}. A request whose key has an
@@ -61,6 +57,9 @@ func (*DedupeHandler) CaddyModule() caddy.ModuleInfo {
 func (h *DedupeHandler) Provision(ctx caddy.Context) error {
 	if err := h.provision(ctx); err != nil {
 		return err
+	}
+	if h.Status != 0 {
+		return fmt.Errorf("%s: status %d: webhook_dedupe rejects no request (a repeat gets the first run's answer, a key store failure 503), so it has no rejection status: remove status", validators.DirectiveDedupe, h.Status)
 	}
 	if !strings.Contains(h.Key, "{") {
 		return fmt.Errorf("%s: key %q is the same for every request: use a placeholder naming the delivery id, e.g. {http.request.header.X-GitHub-Delivery}", validators.DirectiveDedupe, h.Key)
@@ -198,11 +197,7 @@ func (h *DedupeHandler) runStored(ctx context.Context, runID string, nextErr err
 // told apart, and the launch would need the same store anyway.
 func (h *DedupeHandler) storeFailed(r *http.Request, err error) error {
 	h.logger.Error("dedupe key store failed", zap.String("path", r.URL.Path), zap.Error(err))
-	status := h.Status
-	if status == 0 {
-		status = http.StatusServiceUnavailable
-	}
-	return caddyhttp.Error(status, fmt.Errorf("%s: delivery key store unavailable", validators.DirectiveDedupe))
+	return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("%s: delivery key store unavailable", validators.DirectiveDedupe))
 }
 
 // UnmarshalCaddyfile parses
@@ -211,7 +206,6 @@ func (h *DedupeHandler) storeFailed(r *http.Request, err error) error {
 //	webhook_dedupe [<key> [<window>]] {
 //		key    {http.request.header.X-GitHub-Delivery}
 //		window 24h
-//		status 503
 //		methods POST
 //		max_body 1MiB
 //	}
@@ -220,49 +214,39 @@ func (h *DedupeHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	args := d.RemainingArgs()
 	if len(args) > 2 {
-		return d.Errf("%s takes <key> [<window>], e.g. `%s {http.request.header.X-GitHub-Delivery} 24h`", dir, dir)
+		return d.Errf("takes <key> [<window>], e.g. `%s {http.request.header.X-GitHub-Delivery} 24h`", dir)
 	}
 	if len(args) > 0 {
 		h.Key = args[0]
 	}
 	if len(args) == 2 {
-		if err := h.parseWindow(d, args[1]); err != nil {
+		if err := h.setWindow(d, args[1]); err != nil {
 			return err
 		}
 	}
-	for d.NextBlock(0) {
-		if ok, err := h.parseCommon(d); ok {
+	err := parseBlock(d, 0, h.handlerSubdirectives(), subTable{
+		"key": setOne(&h.Key),
+		"window": func(l subLine) error {
+			v, err := l.one()
 			if err != nil {
 				return err
 			}
-			continue
-		}
-		sub := d.Val()
-		var v string
-		if !d.AllArgs(&v) {
-			return d.Errf("%s: %s takes one value", dir, sub)
-		}
-		switch sub {
-		case "key":
-			h.Key = v
-		case "window":
-			if err := h.parseWindow(d, v); err != nil {
-				return err
-			}
-		default:
-			return d.Errf("%s: unknown sub-directive %q (key, window, status, methods, max_body)", dir, sub)
-		}
+			return h.setWindow(l.d, v)
+		},
+	})
+	if err != nil {
+		return err
 	}
 	if h.Key == "" {
-		return d.Errf("%s: a key is required, e.g. `%s {http.request.header.X-GitHub-Delivery}`", dir, dir)
+		return d.Errf("a key is required, e.g. `%s {http.request.header.X-GitHub-Delivery}`", dir)
 	}
 	return nil
 }
 
-func (h *DedupeHandler) parseWindow(d *caddyfile.Dispenser, v string) error {
+func (h *DedupeHandler) setWindow(d *caddyfile.Dispenser, v string) error {
 	w, err := caddy.ParseDuration(v)
 	if err != nil || w < time.Second {
-		return d.Errf("%s: window %q must be a duration of at least 1s, e.g. 24h", validators.DirectiveDedupe, v)
+		return d.Errf("window %q must be a duration of at least 1s, e.g. 24h", v)
 	}
 	h.Window = caddy.Duration(w)
 	return nil

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"mime"
@@ -18,10 +19,6 @@ import (
 	"github.com/hooklaunch/caddy-valohai/launch/convert"
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
-
-func init() {
-	caddy.RegisterModule(new(Launch))
-}
 
 const defaultWait = 2 * time.Second
 
@@ -110,9 +107,14 @@ type ResponseConfig struct {
 	Body string `json:"body,omitempty"`
 }
 
-// NameValue is a named value template.
+// NameValue is one `parameter`, `input` or `env` line of an action: a
+// name and the template of its value.
 type NameValue struct {
-	Name  string `json:"name"`
+	// Name is the parameter's, input's or environment variable's name.
+	Name string `json:"name"`
+	// Value is a template: placeholders are resolved per request, and a
+	// value that is exactly one placeholder keeps the JSON type of what it
+	// references (README.md, "`valohai_launch` — the terminal handler").
 	Value string `json:"value"`
 }
 
@@ -155,6 +157,9 @@ func (l *Launch) Provision(ctx caddy.Context) error {
 	l.app = app
 	if l.Trigger == "" {
 		return fmt.Errorf("valohai_launch: a trigger name is required, e.g. `valohai_launch github-push { ... }`")
+	}
+	if l.Status != 0 {
+		return fmt.Errorf("valohai_launch %s: status %d: valohai_launch rejects no request, so it has no rejection status; its answers are set by `response { status ... }`", l.Trigger, l.Status)
 	}
 	if l.Project == "" {
 		return fmt.Errorf("valohai_launch %s: project is required (the Valohai project id)", l.Trigger)
@@ -660,7 +665,7 @@ func resultPlaceholder(results []actionResult, key string) (any, bool) {
 	r := results[pick]
 	switch field {
 	case "id":
-		return orEmpty(r.ExecutionID, r.PipelineID), true
+		return cmp.Or(r.ExecutionID, r.PipelineID), true
 	case "counter":
 		if r.Action == launch.ActionRunExecution {
 			return r.ExecutionCounter, true
@@ -674,13 +679,6 @@ func resultPlaceholder(results []actionResult, key string) (any, bool) {
 		return r.PipelineName, true
 	}
 	return nil, false
-}
-
-func orEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // writeRunResponse answers 200 for a completed run, 202 while pending and

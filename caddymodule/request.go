@@ -7,11 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/google/uuid"
 	"github.com/tidwall/gjson"
@@ -21,10 +20,16 @@ import (
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
 
-// Common holds what every condition directive and valohai_launch accept:
-// the status of a rejection, the allowed methods and the body cap.
+// Common holds what every handler that reads the webhook accepts: the
+// allowed methods and the body cap, and for the conditions the status of
+// a rejection.
 type Common struct {
-	// Status overrides the status of a rejection (default 400, Valohai's).
+	// Status is the status of the answer to a request that does not meet
+	// the condition (README.md, "Options every condition takes"): a
+	// rejection, default 400 (Valohai's; webhook_ed25519's discord preset
+	// 401), or for webhook_filter the "ignored" answer, default 202.
+	// Handlers that turn no request away for failing a check
+	// (webhook_dedupe, valohai_launch, valohai_run_info) refuse it.
 	Status int `json:"status,omitempty"`
 	// Methods lists the accepted request methods (default POST).
 	Methods []string `json:"methods,omitempty"`
@@ -151,7 +156,7 @@ func jsonValue(res gjson.Result) (any, bool) {
 	}
 	switch res.Type {
 	case gjson.Number:
-		return jsonNumber(res.Raw), true
+		return json.Number(res.Raw), true
 	case gjson.String:
 		return res.Str, true
 	case gjson.True:
@@ -193,49 +198,10 @@ func (c *Common) rejectStatus(app *App, logger *zap.Logger, r *http.Request, err
 		zap.String("remote_addr", r.RemoteAddr))
 	app.metrics.rejected(directive, reason)
 	app.recordRejection(launch.Rejected{
-		At: nowUTC(), Host: r.Host, Path: r.URL.Path,
+		At: time.Now().UTC(), Host: r.Host, Path: r.URL.Path,
 		Directive: directive, Reason: reason, RemoteAddr: r.RemoteAddr,
 	})
 	return caddyhttp.Error(status, err)
-}
-
-// parseCommon handles the sub-directives every handler accepts; it reports
-// whether it consumed the current one.
-func (c *Common) parseCommon(d *caddyfile.Dispenser) (bool, error) {
-	switch d.Val() {
-	case "status":
-		if !d.NextArg() {
-			return true, d.ArgErr()
-		}
-		code, err := strconv.Atoi(d.Val())
-		if err != nil || code < 400 || code > 599 {
-			return true, d.Errf("status must be an HTTP error code 400-599, got %q", d.Val())
-		}
-		c.Status = code
-	case "methods":
-		c.Methods = d.RemainingArgs()
-		if len(c.Methods) == 0 {
-			return true, d.ArgErr()
-		}
-		for i, m := range c.Methods {
-			c.Methods[i] = strings.ToUpper(m)
-		}
-	case "max_body":
-		if !d.NextArg() {
-			return true, d.ArgErr()
-		}
-		n, err := parseSize(d.Val())
-		if err != nil || n <= 0 {
-			return true, d.Errf("max_body: bad size %q (e.g. 25MiB)", d.Val())
-		}
-		c.MaxBody = n
-	default:
-		return false, nil
-	}
-	if d.NextArg() {
-		return true, d.ArgErr()
-	}
-	return true, nil
 }
 
 // loadApp returns the valohai app of this config.

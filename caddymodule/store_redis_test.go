@@ -200,7 +200,7 @@ func TestRedisStoreConfigErrors(t *testing.T) {
 		{"empty block", "store redis {\n\t\t}",
 			[]string{"valohai: store takes", "sentinel and master, or cluster"}},
 		{"unknown sub-directive", "store redis {\n\t\t\tsentinels 127.0.0.1:26379\n\t\t}",
-			[]string{`unknown sub-directive "sentinels"`, "sentinel, master, cluster, username, password, tls, min_replicas_ack or prefix"}},
+			[]string{`unknown sub-directive "sentinels"`, "this block takes cluster, master, min_replicas_ack, password, prefix, sentinel, tls, username"}},
 		{"bad address", "store redis {\n\t\t\tcluster 127.0.0.1\n\t\t}",
 			[]string{`"127.0.0.1" is not host:port`}},
 		{"bad min_replicas_ack", "store redis {\n\t\t\tsentinel 127.0.0.1:26379\n\t\t\tmaster m\n\t\t\tmin_replicas_ack one\n\t\t}",
