@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -33,7 +32,32 @@ type Common struct {
 	MaxBody int64 `json:"max_body,omitempty"`
 }
 
+// sharedRequestVar is the key of the request's validators.Request in
+// Caddy's per-request variables, which every handler of the request (and
+// its error routes) sees: keeping it there spares a new context and a copy
+// of the *http.Request per request.
+const sharedRequestVar = "valohai.request"
+
+// requestKey carries the shared request in the context when Caddy's
+// variables are not there (a handler called outside Caddy's server).
 type requestKey struct{}
+
+// sharedRequest is a request's validators.Request together with the
+// reader that gives later handlers (respond, reverse_proxy) the body
+// again: one allocation for both.
+type sharedRequest struct {
+	vr   validators.Request
+	body bodyAgain
+}
+
+// bodyAgain reads the buffered body again.
+type bodyAgain struct{ bytes.Reader }
+
+func (*bodyAgain) Close() error { return nil }
+
+// String keeps the request out of anything that prints Caddy's variables
+// ({http.vars.*}, debug output).
+func (*sharedRequest) String() string { return "[webhook request]" }
 
 type runIDKey struct{}
 
@@ -65,6 +89,9 @@ func (c *Common) webhookRequest(w http.ResponseWriter, r *http.Request, app *App
 		return nil, r, caddyhttp.Error(http.StatusMethodNotAllowed,
 			fmt.Errorf("%s: method %s not allowed", directive, r.Method))
 	}
+	if sr, ok := caddyhttp.GetVar(r.Context(), sharedRequestVar).(*sharedRequest); ok {
+		return &sr.vr, r, nil
+	}
 	if vr, ok := r.Context().Value(requestKey{}).(*validators.Request); ok {
 		return vr, r, nil
 	}
@@ -76,20 +103,26 @@ func (c *Common) webhookRequest(w http.ResponseWriter, r *http.Request, app *App
 	if err != nil {
 		return nil, r, bodyError(w, directive, limit, err)
 	}
-	vr := &validators.Request{
+	sr := &sharedRequest{vr: validators.Request{
 		Method:     r.Method,
 		Host:       r.Host,
 		Path:       r.URL.Path,
 		URL:        requestURL(r),
 		Header:     r.Header,
-		Query:      r.URL.Query(),
+		RawQuery:   r.URL.RawQuery, // parsed on first use
 		Body:       body,
 		RemoteAddr: r.RemoteAddr,
-	}
+	}}
+	vr := &sr.vr
 	// Later handlers (respond, reverse_proxy) can still read the body.
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	sr.body.Reset(body)
+	r.Body = &sr.body
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(func(key string) (any, bool) { return webhookPlaceholder(vr, key) })
+	}
+	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+		vars[sharedRequestVar] = sr
+		return vr, r, nil
 	}
 	return vr, r.WithContext(context.WithValue(r.Context(), requestKey{}, vr)), nil
 }

@@ -95,3 +95,10 @@ func scanJSON(body []byte) error {
 		}
 	}
 }
+
+// looksLikeJSONObject reports whether body's first non-space byte opens an
+// object.
+func looksLikeJSONObject(body []byte) bool {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	return len(trimmed) > 0 && trimmed[0] == '{'
+}
