@@ -218,12 +218,14 @@ func (c *Common) rejectStatus(app *App, logger *zap.Logger, r *http.Request, err
 	if rej, ok := validators.AsRejection(err); ok {
 		directive, reason = rej.Directive, rej.Reason
 	}
-	logger.Info("webhook rejected",
-		zap.String("host", r.Host),
-		zap.String("path", r.URL.Path),
-		zap.String("directive", directive),
-		zap.String("reason", reason),
-		zap.String("remote_addr", r.RemoteAddr))
+	if ce := logger.Check(zap.InfoLevel, "webhook rejected"); ce != nil {
+		// Fields are built only when the line is written.
+		ce.Write(zap.String("host", r.Host),
+			zap.String("path", r.URL.Path),
+			zap.String("directive", directive),
+			zap.String("reason", reason),
+			zap.String("remote_addr", r.RemoteAddr))
+	}
 	app.metrics.rejected(directive, reason)
 	app.recordRejection(launch.Rejected{
 		At: nowUTC(), Host: r.Host, Path: r.URL.Path,
