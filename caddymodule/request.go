@@ -78,30 +78,45 @@ func runIDFor(r *http.Request) string {
 // webhookRequest returns the request's shared validators.Request, reading
 // the body (once per request, capped) when this is the first of our
 // handlers in the route. The returned *http.Request carries it onward.
-// A non-nil error is already an HTTP error for Caddy.
+// A non-nil error is already an HTTP error for Caddy. The body's share of
+// the app's body budget is given back when the request ends.
 func (c *Common) webhookRequest(w http.ResponseWriter, r *http.Request, app *App, directive string) (*validators.Request, *http.Request, error) {
+	vr, r, held, err := c.holdWebhookRequest(w, r, app, directive)
+	if held > 0 {
+		context.AfterFunc(r.Context(), func() { app.bodies.release(held) })
+	}
+	return vr, r, err
+}
+
+// holdWebhookRequest is webhookRequest for a handler that runs the rest of
+// the route itself (next.ServeHTTP) and so knows when the request ends:
+// when it read the body, held is the body's share of the budget, which it
+// gives back with app.bodies.release after the route returned. That spares
+// every request a context.AfterFunc (a registration and a goroutine when
+// the request ends).
+func (c *Common) holdWebhookRequest(w http.ResponseWriter, r *http.Request, app *App, directive string) (vr *validators.Request, _ *http.Request, held int64, _ error) {
 	if !c.methodAllowed(r.Method) {
 		allowed := c.Methods
 		if len(allowed) == 0 {
 			allowed = []string{http.MethodPost}
 		}
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
-		return nil, r, caddyhttp.Error(http.StatusMethodNotAllowed,
+		return nil, r, 0, caddyhttp.Error(http.StatusMethodNotAllowed,
 			fmt.Errorf("%s: method %s not allowed", directive, r.Method))
 	}
 	if sr, ok := caddyhttp.GetVar(r.Context(), sharedRequestVar).(*sharedRequest); ok {
-		return &sr.vr, r, nil
+		return &sr.vr, r, 0, nil
 	}
 	if vr, ok := r.Context().Value(requestKey{}).(*validators.Request); ok {
-		return vr, r, nil
+		return vr, r, 0, nil
 	}
 	limit := c.MaxBody
 	if limit <= 0 {
 		limit = app.MaxBody
 	}
-	body, err := app.bodies.read(w, r, limit)
+	body, held, err := app.bodies.read(w, r, limit)
 	if err != nil {
-		return nil, r, bodyError(w, directive, limit, err)
+		return nil, r, 0, bodyError(w, directive, limit, err)
 	}
 	sr := &sharedRequest{vr: validators.Request{
 		Method:     r.Method,
@@ -113,7 +128,7 @@ func (c *Common) webhookRequest(w http.ResponseWriter, r *http.Request, app *App
 		Body:       body,
 		RemoteAddr: r.RemoteAddr,
 	}}
-	vr := &sr.vr
+	vr = &sr.vr
 	// Later handlers (respond, reverse_proxy) can still read the body.
 	sr.body.Reset(body)
 	r.Body = &sr.body
@@ -122,9 +137,9 @@ func (c *Common) webhookRequest(w http.ResponseWriter, r *http.Request, app *App
 	}
 	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
 		vars[sharedRequestVar] = sr
-		return vr, r, nil
+		return vr, r, held, nil
 	}
-	return vr, r.WithContext(context.WithValue(r.Context(), requestKey{}, vr)), nil
+	return vr, r.WithContext(context.WithValue(r.Context(), requestKey{}, vr)), held, nil
 }
 
 func (c *Common) methodAllowed(m string) bool {
