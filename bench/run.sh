@@ -51,8 +51,9 @@ OUT=""
 KEEP=0
 
 # The scenarios, one a line: name | Caddyfile in bench/caddyfiles/ ("-":
-# adnanh/webhook) | signing scheme | store of the valohai app (file,
-# pebble, redis; "-": none) | kind | label. The kind says what the report
+# adnanh/webhook) | signing scheme | store of the valohai app: its kind
+# (file, pebble, redis; "-": none) and any further words of the `store`
+# line after the folder or URL | kind | label. The kind says what the report
 # compares it with: baseline (bare, bare-respond and webhook are the
 # denominators), chain (>= 0.85x bare respond), launch-embedded (a full
 # trigger on an embedded store: >= 2x webhook), launch-remote (the same on
@@ -70,12 +71,14 @@ launch-pebble|launch|slack|pebble|launch-embedded|chain + `valohai_launch` wait 
 launch-redis|launch|slack|redis|launch-remote|chain + `valohai_launch` wait 0s, redis store
 webhook|-|github|-|baseline|adnanh/webhook payload-hmac-sha256 → /bin/true
 '
-declare -A SC_FILE=() SC_SCHEME=() SC_STORE=() SC_KIND=() SC_LABEL=()
+declare -A SC_FILE=() SC_SCHEME=() SC_STORE=() SC_STORE_EXTRA=() SC_KIND=() SC_LABEL=()
 ALL_SCENARIOS=()
 while IFS='|' read -r name file scheme store kind label; do
 	[ -n "$name" ] || continue
 	ALL_SCENARIOS+=("$name")
-	SC_FILE[$name]=$file SC_SCHEME[$name]=$scheme SC_STORE[$name]=$store SC_KIND[$name]=$kind SC_LABEL[$name]=$label
+	SC_FILE[$name]=$file SC_SCHEME[$name]=$scheme SC_KIND[$name]=$kind SC_LABEL[$name]=$label
+	SC_STORE[$name]=${store%% *} SC_STORE_EXTRA[$name]=""
+	[[ $store == *" "* ]] && SC_STORE_EXTRA[$name]=" ${store#* }"
 done <<<"$SCENARIOS_TABLE"
 SCENARIOS=$(IFS=,; echo "${ALL_SCENARIOS[*]}")
 
@@ -266,11 +269,19 @@ export BENCH_PORT BENCH_ADMIN_PORT BENCH_SIM_PORT
 # store_env scenario: the valohai app's store for the scenario's Caddyfile
 # (BENCH_STORE_KIND / BENCH_STORE_ARG), in its BENCH_DATA folder.
 store_env() {
+	local extra=${SC_STORE_EXTRA[$1]}
 	case "${SC_STORE[$1]}" in
-	redis) export BENCH_STORE_KIND=redis BENCH_STORE_ARG=redis://127.0.0.1:$REDIS_PORT/0 ;;
+	redis) export BENCH_STORE_KIND=redis BENCH_STORE_ARG="redis://127.0.0.1:$REDIS_PORT/0$extra" ;;
 	-) export BENCH_STORE_KIND=file BENCH_STORE_ARG=$BENCH_DATA/valohai ;; # unused
-	*) export BENCH_STORE_KIND=${SC_STORE[$1]} BENCH_STORE_ARG=$BENCH_DATA/valohai ;;
+	*) export BENCH_STORE_KIND=${SC_STORE[$1]} BENCH_STORE_ARG="$BENCH_DATA/valohai$extra" ;;
 	esac
+}
+# A store kind that needs a server of its own defines start_store_<kind>
+# and stop_store_<kind> (redis below); start_server and stop_server call
+# them around every trial of a scenario on that store.
+store_hook() { # start|stop scenario
+	local fn="$1_store_${SC_STORE[$2]}"
+	if declare -F "$fn" >/dev/null; then "$fn"; fi
 }
 
 # A scenario runs only when this build can load its Caddyfile (a directive
@@ -328,6 +339,8 @@ start_redis() { # a fresh, durable (AOF, fsync every second) redis-server
 	wait_port "$REDIS_PORT" "$REDIS_PID" redis-server
 }
 stop_redis() { stop_pid "$REDIS_PID"; REDIS_PID=""; rm -rf "$WORK/redis"; }
+start_store_redis() { start_redis; }
+stop_store_redis() { stop_redis; }
 
 # start_server scenario name: starts the server of a scenario on BENCH_PORT
 # with a fresh data folder (and a fresh redis-server for a redis store);
@@ -339,7 +352,7 @@ start_server() {
 	URL=http://127.0.0.1:$BENCH_PORT/hook
 	SCHEME=${SC_SCHEME[$scen]}
 	store_env "$scen"
-	[ "${SC_STORE[$scen]}" = redis ] && start_redis
+	store_hook start "$scen"
 	if [ "${SC_FILE[$scen]}" = - ]; then # adnanh/webhook
 		URL=http://127.0.0.1:$BENCH_PORT/hooks/bench
 		"${ON_SERVER[@]}" webhook -hooks "$REPO/bench/webhook-hooks.json" -template \
@@ -358,7 +371,7 @@ stop_server() {
 	# stuck on the slowed-down simulator (the stores are thrown away).
 	stop_pid "$SRV_PID" 5
 	SRV_PID=""
-	if [ "${SC_STORE[$1]}" = redis ]; then stop_redis; fi
+	store_hook stop "$1"
 	rm -rf "$BENCH_DATA"
 }
 
