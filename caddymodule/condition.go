@@ -45,9 +45,13 @@ type answerFunc func(w http.ResponseWriter, vr *validators.Request) (bool, error
 // serveAnswering is serve with an answer hook that runs only after verify
 // passed, so an unauthenticated request never gets a handshake reply.
 func (c *condition) serveAnswering(common *Common, directive string, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, verify func(*validators.Request) error, answer answerFunc) error {
-	vr, r, err := common.webhookRequest(w, r, c.app, directive)
+	vr, r, held, err := common.holdWebhookRequest(w, r, c.app, directive)
 	if err != nil {
 		return err
+	}
+	if held > 0 {
+		// This handler read the body: the route ends when it returns.
+		defer c.app.bodies.release(held)
 	}
 	err = verify(vr)
 	if rej := vr.ReadJSONRejection(directive); rej != nil {

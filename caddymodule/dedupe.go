@@ -150,7 +150,7 @@ func (h *DedupeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 	if trigger == "" {
 		trigger = "unknown"
 	}
-	h.app.metrics.requests.WithLabelValues(trigger, "duplicate").Inc()
+	h.app.metrics.request(trigger, "duplicate")
 	h.logger.Info("duplicate delivery: answered with the first run",
 		zap.String("host", r.Host), zap.String("path", r.URL.Path),
 		zap.String("run_id", held), zap.String("remote_addr", r.RemoteAddr))

@@ -63,9 +63,13 @@ func filterStatusOK(code int) bool {
 // ServeHTTP passes a request the expression selects and answers the others
 // with the "ignored" body, launching nothing.
 func (h *FilterHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	vr, r, err := h.webhookRequest(w, r, h.app, validators.DirectiveFilter)
+	vr, r, held, err := h.holdWebhookRequest(w, r, h.app, validators.DirectiveFilter)
 	if err != nil {
 		return err
+	}
+	if held > 0 {
+		// This handler read the body: the route ends when it returns.
+		defer h.app.bodies.release(held)
 	}
 	matched, evalErr := h.filter.Match(r.Context(), vr)
 	if rej := vr.ReadJSONRejection(validators.DirectiveFilter); rej != nil {

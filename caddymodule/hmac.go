@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"bytes"
 	"net/http"
 	"regexp"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
 	"github.com/hooklaunch/caddy-valohai/validators"
@@ -139,25 +141,41 @@ func (h *HMACHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 // sends (signed like every event) when a Request URL is saved:
 // {"type":"url_verification","challenge":"..."} gets {"challenge":"..."}
 // and launches nothing.
+//
+// It runs on every verified Slack request, so it looks at the body only
+// when it can be a challenge: a JSON object whose bytes contain
+// url_verification, or a \u escape (the only way to spell that string
+// otherwise). Any other body is passed on without being read as JSON, and
+// a possible challenge is read with two path lookups, never decoded whole.
 func (h *HMACHandler) answerSlackURLVerification(w http.ResponseWriter, vr *validators.Request) (bool, error) {
-	if vr.IsForm() {
+	if !mayBeURLVerification(vr.Body) || vr.IsForm() {
 		return false, nil // slash commands and interactivity are forms
 	}
-	v, ok := vr.JSON()
-	if !ok {
+	if t := vr.JSONPath("type"); t.Type != gjson.String || t.Str != "url_verification" {
 		return false, nil
 	}
-	obj, ok := v.(map[string]any)
-	if !ok || obj["type"] != "url_verification" {
-		return false, nil
-	}
-	challenge, ok := obj["challenge"].(string)
-	if !ok {
+	challenge := vr.JSONPath("challenge")
+	if challenge.Type != gjson.String {
 		return false, nil
 	}
 	h.logger.Debug("slack url_verification answered", zap.String("path", vr.Path))
-	return true, answerJSON(w, map[string]string{"challenge": challenge})
+	return true, answerJSON(w, map[string]string{"challenge": challenge.Str})
 }
+
+// mayBeURLVerification reports whether body can be a JSON object whose
+// type is "url_verification".
+func mayBeURLVerification(body []byte) bool {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return false
+	}
+	return bytes.Contains(body, urlVerification) || bytes.Contains(body, jsonUnicodeEscape)
+}
+
+var (
+	urlVerification   = []byte("url_verification")
+	jsonUnicodeEscape = []byte(`\u`)
+)
 
 // UnmarshalCaddyfile parses
 //

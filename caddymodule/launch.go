@@ -382,7 +382,7 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	}
 	if err := l.app.dispatcher.Submit(r.Context(), run, payload); err != nil {
 		l.logger.Error("storing run failed", zap.String("trigger", l.Trigger), zap.Error(err))
-		l.app.metrics.requests.WithLabelValues(l.Trigger, "store_error").Inc()
+		l.app.metrics.request(l.Trigger, "store_error")
 		// Not acknowledged: the sender may retry.
 		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("valohai_launch: the run could not be stored"))
 	}
@@ -395,7 +395,7 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 		done = run
 		done.Status = launch.StatusPending
 	}
-	l.app.metrics.requests.WithLabelValues(l.Trigger, string(done.Status)).Inc()
+	l.app.metrics.request(l.Trigger, string(done.Status))
 	return l.answer(w, done, look)
 }
 
@@ -422,7 +422,7 @@ func (l *Launch) answerDryRun(w http.ResponseWriter, r *http.Request, run *launc
 		}
 		resp.Requests = append(resp.Requests, reqs...)
 	}
-	l.app.metrics.requests.WithLabelValues(l.Trigger, "dry_run").Inc()
+	l.app.metrics.request(l.Trigger, "dry_run")
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(resp)

@@ -63,7 +63,7 @@ func (ri *RunInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 	if err != nil {
 		return err
 	}
-	id := vr.Query.Get("run_id")
+	id := vr.QueryValues().Get("run_id")
 	if id == "" && r.Method == http.MethodPost {
 		id, _ = vr.Field("run_id")
 		if rej := vr.ReadJSONRejection("valohai_run_info"); rej != nil {
