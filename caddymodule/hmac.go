@@ -1,8 +1,8 @@
 package caddymodule
 
 import (
-	"fmt"
 	"bytes"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
