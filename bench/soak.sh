@@ -11,7 +11,7 @@
 #   bench/soak.sh -d 10m -r 300   # longer, faster
 #
 # Exits non-zero on any mismatch, lost or duplicated launch, or growing
-# memory. See bench/SOAK-AND-FUZZ.md for the mix and the last results.
+# memory. See bench/README.md, "Soak run", for the mix and the last results.
 set -euo pipefail
 
 DURATION=3m

@@ -2,8 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -123,7 +121,8 @@ func (a *App) answerRun(w http.ResponseWriter, r *http.Request, vr *validators.R
 	return l.answer(w, run, requestLookup(r, vr, run.ID))
 }
 
-// StoreConfig selects the store backend.
+// StoreConfig selects the store backend (README.md, "Global option
+// `valohai`"; docs/redis.md).
 type StoreConfig struct {
 	// Type is "file" (embedded, the default, one Caddy instance) or
 	// "redis" (shared by every Caddy instance pointed at the same redis).
@@ -134,22 +133,52 @@ type StoreConfig struct {
 	// "bbolt". A directory holding the bbolt store of an earlier version
 	// is copied into pebble on first start (README.md, "Store").
 	Engine string `json:"engine,omitempty"`
-	// URL is the redis URL (type redis):
+	// URL is the redis URL of one server (type redis):
 	// redis://[user:password@]host:6379/0, rediss:// for TLS. Placeholders
 	// such as {env.REDIS_URL} are expanded at provision, so the password
-	// need not be written in the config; it is never logged.
+	// need not be written in the config; it is never logged. Leave it
+	// empty for Sentinel or Cluster.
 	URL string `json:"url,omitempty"`
 	// Prefix is put before every redis key (type redis; default
 	// "valohai:"). Deployments sharing one redis need different prefixes;
 	// the instances of one deployment the same.
 	Prefix string `json:"prefix,omitempty"`
+	// Sentinel lists the addresses (host:port) of the Redis Sentinels
+	// watching the master named by Master; the store follows the master
+	// they name across failovers.
+	Sentinel []string `json:"sentinel,omitempty"`
+	// Master is the master name the sentinels monitor.
+	Master string `json:"master,omitempty"`
+	// Cluster lists seed nodes (host:port) of a Redis Cluster, instead of
+	// Sentinel.
+	Cluster []string `json:"cluster,omitempty"`
+	// Username and Password authenticate to the redis servers of a
+	// Sentinel or Cluster deployment (placeholders expanded; never logged).
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// TLS turns on TLS to every node (sentinels included), verified
+	// against the system's roots.
+	TLS bool `json:"tls,omitempty"`
+	// MinReplicasAck makes every write a 2xx rests on wait until that many
+	// replicas hold it (redis WAIT); fewer within AckTimeout answers 503.
+	MinReplicasAck int `json:"min_replicas_ack,omitempty"`
+	// AckTimeout bounds that wait (default 1s).
+	AckTimeout caddy.Duration `json:"ack_timeout,omitempty"`
 }
 
-// RetryConfig is the retry policy for failed Valohai calls.
+// RetryConfig is the retry policy for failed Valohai calls: the
+// `retry <attempts> <first backoff> <max backoff>` line (README.md,
+// "Global option `valohai`"). Network errors, 5xx and 429 are retried;
+// other 4xx fail the action for good.
 type RetryConfig struct {
-	Attempts int            `json:"attempts,omitempty"`
-	First    caddy.Duration `json:"first,omitempty"`
-	Max      caddy.Duration `json:"max,omitempty"`
+	// Attempts is the number of tries of one action, the first included
+	// (at least 1).
+	Attempts int `json:"attempts,omitempty"`
+	// First is the backoff before the second try; each later one doubles,
+	// with jitter, up to Max. A longer Retry-After from Valohai wins.
+	First caddy.Duration `json:"first,omitempty"`
+	// Max caps the backoff (at least First).
+	Max caddy.Duration `json:"max,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -287,103 +316,125 @@ func isLoopback(host string) bool {
 	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1"
 }
 
+// openStore opens (or shares, across config reloads) the configured store.
+// Opening and its policy are launch/store's (store.Open); here only the
+// placeholders are expanded and errors worded for the Caddyfile.
 func (a *App) openStore(repl *caddy.Replacer) error {
-	cfg := StoreConfig{Type: "file"}
-	if a.Store != nil {
-		cfg = *a.Store
+	cfg, err := storeConfig(repl, a.Store)
+	if err != nil {
+		return err
 	}
-	switch cfg.Type {
+	if err := cfg.Check(); err != nil {
+		return fmt.Errorf("valohai: %v", err)
+	}
+	cfg.Logger = a.logger
+	if cfg.Type != "redis" {
+		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+			return fmt.Errorf("valohai: store file %q: %v", cfg.Dir, err)
+		}
+	}
+	a.storeKey = cfg.Key()
+	val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), store.DefaultRedisOpenTimeout)
+		defer cancel()
+		s, err := store.Open(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return pooledStore{s}, nil
+	})
+	if err != nil {
+		a.storeKey = ""
+		if cfg.Type != "redis" {
+			return fmt.Errorf("valohai: store file %q: %v", cfg.Dir, err)
+		}
+		msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "store: "), "redis ")
+		if errors.Is(err, store.ErrUnreachable) {
+			fix := "fix the URL (e.g. store redis redis://user:password@host:6379/0 or store redis {env.REDIS_URL})"
+			if cfg.URL == "" {
+				fix = "fix the sentinel/master or cluster addresses, username and password"
+			}
+			return fmt.Errorf("valohai: store redis: %s; start redis or make it reachable from Caddy, or %s", msg, fix)
+		}
+		return fmt.Errorf("valohai: store redis: %s", msg)
+	}
+	a.store = val.(pooledStore).Store
+	return nil
+}
+
+// storeConfig expands the placeholders of the store option into what
+// store.Open takes. Nothing here is shown with a password in it: a
+// placeholder that expands to nothing is named as written (a URL's password
+// hidden), a password never.
+func storeConfig(repl *caddy.Replacer, sc *StoreConfig) (store.Config, error) {
+	c := StoreConfig{Type: "file"}
+	if sc != nil {
+		c = *sc
+	}
+	switch c.Type {
 	case "", "file":
-		dir := cfg.Path
+		dir := c.Path
 		if dir == "" {
 			dir = filepath.Join(caddy.AppDataDir(), "valohai")
 		}
 		dir = repl.ReplaceKnown(dir, "")
 		abs, err := filepath.Abs(dir)
 		if err != nil {
-			return fmt.Errorf("valohai: store file %q: %v", dir, err)
+			return store.Config{}, fmt.Errorf("valohai: store file %q: %v", dir, err)
 		}
-		if err := os.MkdirAll(abs, 0o700); err != nil {
-			return fmt.Errorf("valohai: store file %q: %v", abs, err)
-		}
-		a.storeKey = "file:" + abs
-		val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
-			s, migrated, err := store.OpenFile(abs, cfg.Engine, store.BoltOptions{})
-			if err != nil {
-				return nil, err
-			}
-			if migrated {
-				a.logger.Info("copied the bbolt store of an earlier version into pebble; the old file is kept as valohai.db.migrated",
-					zap.String("store", abs))
-			}
-			// Opened by this process for the first time: runs leased by
-			// a previous process (killed mid-launch) are due now.
-			if n, err := s.ReleaseLeases(time.Now()); err != nil {
-				_ = s.Close()
-				return nil, err
-			} else if n > 0 {
-				a.logger.Info("resuming runs left by a previous process", zap.Int("runs", n))
-			}
-			return pooledStore{s}, nil
-		})
-		if err != nil {
-			return fmt.Errorf("valohai: store file %q: %v", abs, err)
-		}
-		a.store = val.(pooledStore).Store
-		return nil
+		return store.Config{Type: "file", Dir: abs, Engine: sc.Engine}, nil
 	case "redis":
-		return a.openRedisStore(repl, cfg)
 	default:
-		return fmt.Errorf("valohai: unknown store type %q; use: store file <dir>, or store redis <url>", cfg.Type)
+		return store.Config{}, fmt.Errorf("valohai: unknown store type %q; use: store file <dir>, or store redis <url>, or store redis { sentinel ... | cluster ... }", c.Type)
 	}
-}
-
-// openRedisStore opens (or shares, across config reloads) the redis store.
-// The pool key holds the URL without its password plus a hash of the whole
-// URL: two URLs that differ only by password are two clients.
-func (a *App) openRedisStore(repl *caddy.Replacer, cfg StoreConfig) error {
-	const fix = "e.g. store redis redis://user:password@host:6379/0 or store redis {env.REDIS_URL}"
-	if strings.TrimSpace(cfg.URL) == "" {
-		return fmt.Errorf("valohai: store redis needs a URL: %s", fix)
-	}
-	raw, err := repl.ReplaceOrErr(cfg.URL, true, true)
-	if err != nil || strings.TrimSpace(raw) == "" {
-		return fmt.Errorf("valohai: store redis: %s expands to nothing; set the variable it names, %s", store.RedactURL(cfg.URL), fix)
-	}
-	raw = strings.TrimSpace(raw)
-	prefix := repl.ReplaceKnown(cfg.Prefix, "")
-	sum := sha256.Sum256([]byte(raw))
-	a.storeKey = "redis:" + store.RedactURL(raw) + " prefix=" + prefix + " id=" + hex.EncodeToString(sum[:])
-	val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
-		s, err := store.OpenRedis(raw, store.RedisOptions{Prefix: prefix})
-		if err != nil {
-			return nil, err
+	cfg := store.Config{Type: "redis", Master: c.Master, TLS: c.TLS, MinReplicasAck: c.MinReplicasAck, AckTimeout: time.Duration(c.AckTimeout)}
+	expand := func(what, v string, secret bool) (string, error) {
+		out, err := repl.ReplaceOrErr(v, true, true)
+		if err != nil || strings.TrimSpace(out) == "" {
+			shown := store.HideURLPassword(v)
+			if secret && !strings.Contains(v, "{") {
+				shown = "(as written)"
+			}
+			return "", fmt.Errorf("valohai: store redis: %s %s expands to nothing; set the variable it names", what, shown)
 		}
-		// A 2xx to a sender rests on this store: say so when redis would
-		// lose it on a restart.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		durable, settings, perr := s.Persistence(ctx)
-		switch {
-		case perr != nil:
-			a.logger.Info("cannot read the redis persistence settings; make sure of appendonly yes and maxmemory-policy noeviction, or runs accepted with a 2xx can be lost",
-				zap.String("redis", s.URL()), zap.Error(perr))
-		case !durable:
-			a.logger.Warn("redis can lose runs accepted with a 2xx (on a restart, or by evicting keys when full): set appendonly yes and maxmemory-policy noeviction",
-				zap.String("redis", s.URL()), zap.String("settings", settings))
-		}
-		return pooledStore{s}, nil
-	})
-	if err != nil {
-		a.storeKey = ""
-		msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "store: "), "redis ")
-		if strings.Contains(msg, "does not answer") {
-			return fmt.Errorf("valohai: store redis: %s; start redis or make it reachable from Caddy, or fix the URL (%s)", msg, fix)
-		}
-		return fmt.Errorf("valohai: store redis: %s", msg)
+		return strings.TrimSpace(out), nil
 	}
-	a.store = val.(pooledStore).Store
-	return nil
+	var err error
+	if strings.TrimSpace(c.URL) != "" {
+		if cfg.URL, err = expand("the URL", c.URL, true); err != nil {
+			return cfg, fmt.Errorf("%v, e.g. store redis redis://user:password@host:6379/0 or store redis {env.REDIS_URL}", err)
+		}
+	}
+	for _, list := range []struct {
+		in  []string
+		out *[]string
+		dir string
+	}{{c.Sentinel, &cfg.Sentinel, "sentinel"}, {c.Cluster, &cfg.Cluster, "cluster"}} {
+		for _, v := range list.in {
+			x, err := expand(list.dir+" address", v, false)
+			if err != nil {
+				return cfg, err
+			}
+			*list.out = append(*list.out, strings.Fields(x)...)
+		}
+	}
+	if c.Master != "" {
+		if cfg.Master, err = expand("master", c.Master, false); err != nil {
+			return cfg, err
+		}
+	}
+	if c.Username != "" {
+		if cfg.Username, err = expand("username", c.Username, false); err != nil {
+			return cfg, err
+		}
+	}
+	if c.Password != "" {
+		if cfg.Password, err = expand("password", c.Password, true); err != nil {
+			return cfg, err
+		}
+	}
+	cfg.Prefix = repl.ReplaceKnown(c.Prefix, "")
+	return cfg, nil
 }
 
 // Start starts the launch workers, the trigger-log writer and retention.

@@ -411,7 +411,7 @@ func TestHMACAndTimestampConfigErrors(t *testing.T) {
 		header X-Timestamp
 		format iso8601
 	}`,
-			want: []string{"webhook_timestamp: format", "use unix, unix_ms, rfc3339, http_date or auto"},
+			want: []string{"parsing caddyfile tokens for 'webhook_timestamp': format: unknown timestamp format", "use unix, unix_ms, rfc3339, http_date or auto"},
 		},
 		{
 			name: "webhook_timestamp with two sources",

@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -61,19 +60,20 @@ func (b *bodyReader) reserve(n int64) bool {
 func (b *bodyReader) release(n int64) { b.inFlight.Add(-n) }
 
 // read reads r's body whole, up to limit bytes. The buffer grows as bytes
-// arrive, each growth taken from the budget first; what the body holds is
-// given back when the request ends. Errors are errBodyTooLarge (after
-// draining what the client still sends, within bounds), errBodyBudget,
-// errBodyTimeout or the read error.
-func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+// arrive, each growth taken from the budget first; held is what the body
+// holds of the budget, which the caller gives back (release) when the
+// request ends. Errors are errBodyTooLarge (after draining what the client
+// still sends, within bounds), errBodyBudget, errBodyTimeout or the read
+// error; nothing is held then.
+func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, held int64, err error) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
+		return nil, 0, nil
 	}
 	rc := http.NewResponseController(w)
 	if r.ContentLength > limit {
 		// Announced too large: refuse before reading a byte of it.
 		drainRefused(w, r, rc, true)
-		return nil, errBodyTooLarge
+		return nil, 0, errBodyTooLarge
 	}
 	// Its own deadline, whatever the server's timeouts; lifted once the
 	// body is in, so it never cuts the answer or a keep-alive short.
@@ -85,7 +85,7 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 		size = r.ContentLength + 1 // +1: room to see the body end
 	}
 	if !b.reserve(size) {
-		return nil, errBodyBudget
+		return nil, 0, errBodyBudget
 	}
 	reserved := size
 	buf := make([]byte, 0, size)
@@ -102,16 +102,16 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 				b.release(reserved)
 				if err != nil && n == 0 {
 					if errors.Is(err, os.ErrDeadlineExceeded) {
-						return nil, errBodyTimeout
+						return nil, 0, errBodyTimeout
 					}
-					return nil, err
+					return nil, 0, err
 				}
 				drainRefused(w, r, rc, false)
-				return nil, errBodyTooLarge
+				return nil, 0, errBodyTooLarge
 			}
 			if !b.reserve(grow) {
 				b.release(reserved)
-				return nil, errBodyBudget
+				return nil, 0, errBodyBudget
 			}
 			reserved += grow
 			next := make([]byte, len(buf), int64(cap(buf))+grow)
@@ -123,7 +123,7 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 		if int64(len(buf)) > limit {
 			b.release(reserved)
 			drainRefused(w, r, rc, false)
-			return nil, errBodyTooLarge
+			return nil, 0, errBodyTooLarge
 		}
 		if err == io.EOF {
 			break
@@ -131,14 +131,13 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 		if err != nil {
 			b.release(reserved)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, errBodyTimeout
+				return nil, 0, errBodyTimeout
 			}
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	// Held until the request ends: every handler and the launch share it.
-	context.AfterFunc(r.Context(), func() { b.release(reserved) })
-	return buf, nil
+	return buf, reserved, nil
 }
 
 // drainRefused reads and throws away what the client is still sending

@@ -145,3 +145,45 @@ func TestQueryTokenLogFilter(t *testing.T) {
 	}
 	mustContain(t, logged, "keep=1")
 }
+
+// TestBodyBudgetComesBackAfterEachRequest: whichever handler reads the body
+// first (a condition, the filter, or the launch), its share of the budget
+// is given back when the request ends, answered or refused, so requests
+// one after the other each get the whole budget.
+func TestBodyBudgetComesBackAfterEachRequest(t *testing.T) {
+	env := startEnv(t, `
+	handle /condition {
+		webhook_token body-token
+		respond "passed" 200
+	}
+	handle /filter {
+		webhook_filter `+"`body.ref == \"main\"`"+`
+		respond "passed" 200
+	}
+	handle /launch {
+		valohai_launch budget {
+			project `+testProject+`
+			execution train {
+				commit main
+			}
+			wait 0s
+		}
+	}
+	`, "max_body 1MiB\n\t\tmax_body_in_flight 1MiB")
+	big := []byte(`{"ref":"main","pad":"` + strings.Repeat("x", 600<<10) + `"}`)
+	auth := map[string]string{"Authorization": "Bearer body-token", "Content-Type": "application/json"}
+	for i := range 4 {
+		if r := env.post("/condition", big, auth); r.status != http.StatusOK {
+			t.Fatalf("condition, request %d: %d %q", i+1, r.status, r.body)
+		}
+		if r := env.post("/condition", big, nil); r.status != http.StatusBadRequest {
+			t.Fatalf("condition refused, request %d: %d %q, want 400", i+1, r.status, r.body)
+		}
+		if r := env.post("/filter", big, auth); r.status != http.StatusOK {
+			t.Fatalf("filter, request %d: %d %q", i+1, r.status, r.body)
+		}
+		if r := env.post("/launch", big, auth); r.status != http.StatusAccepted && r.status != http.StatusOK {
+			t.Fatalf("launch, request %d: %d %q", i+1, r.status, r.body)
+		}
+	}
+}

@@ -3,10 +3,7 @@ package caddymodule
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -17,6 +14,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -475,10 +473,12 @@ func signJWTMode(f *signFlags, extra http.Header, now time.Time) (*signOutput, e
 	haveSecret := f.secret != "" || f.secretEnv != "" || f.secretFile != ""
 	var key any
 	alg := strings.TrimSpace(f.jwtAlg)
-	if canon, ok := signJWTAlgName(alg); ok {
+	if alg != "" {
+		canon, err := validators.CanonicalJWTAlgorithm(alg)
+		if err != nil {
+			return nil, fmt.Errorf("--jwt-alg %q is not supported: use one of %s", f.jwtAlg, strings.Join(validators.JWTAlgorithms(), ", "))
+		}
 		alg = canon
-	} else if alg != "" {
-		return nil, fmt.Errorf("--jwt-alg %q is not supported: use HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512 or EdDSA", f.jwtAlg)
 	}
 	switch {
 	case haveSecret && f.jwtKeyFile != "":
@@ -488,21 +488,17 @@ func signJWTMode(f *signFlags, extra http.Header, now time.Time) (*signOutput, e
 		if err != nil {
 			return nil, err
 		}
-		if alg == "" {
-			if alg, err = signDefaultJWTAlg(priv); err != nil {
-				return nil, err
-			}
-		}
-		if err := signCheckJWTKey(alg, priv); err != nil {
+		if alg, err = signCheckJWTKey(alg, priv); err != nil {
 			return nil, err
 		}
 		key = priv
 	case haveSecret:
+		hs := validators.JWTKeyAlgorithms([]byte(nil))
 		if alg == "" {
-			alg = "HS256"
+			alg = hs[0]
 		}
-		if !strings.HasPrefix(alg, "HS") {
-			return nil, fmt.Errorf("--jwt-alg %s signs with a private key: give --jwt-key-file <PEM>, or use HS256 with the secret", alg)
+		if !slices.Contains(hs, alg) {
+			return nil, fmt.Errorf("--jwt-alg %s signs with a private key: give --jwt-key-file <PEM>, or use %s with the secret", alg, strings.Join(hs, ", "))
 		}
 		s, err := readSignSecret(f)
 		if err != nil {
@@ -512,8 +508,8 @@ func signJWTMode(f *signFlags, extra http.Header, now time.Time) (*signOutput, e
 		if err != nil {
 			return nil, fmt.Errorf("the secret: %v", err)
 		}
-		if len(b) < 32 {
-			return nil, fmt.Errorf("the secret is %d bytes: webhook_jwt refuses HMAC secrets under 32 bytes (RFC 7518 §3.2); generate one with `openssl rand -base64 48`", len(b))
+		if len(b) < validators.MinJWTSecretBytes {
+			return nil, fmt.Errorf("the secret is %d bytes: webhook_jwt refuses HMAC secrets under %d bytes (RFC 7518 §3.2); generate one with `openssl rand -base64 48`", len(b), validators.MinJWTSecretBytes)
 		}
 		key = b
 	default:
@@ -561,17 +557,6 @@ func signJWTMode(f *signFlags, extra http.Header, now time.Time) (*signOutput, e
 	return &signOutput{header: extra, url: f.rawURL}, nil
 }
 
-// signJWTAlgName canonicalizes an algorithm name ("es256" is ES256, "eddsa"
-// is EdDSA); "none" is not one.
-func signJWTAlgName(alg string) (string, bool) {
-	for _, a := range []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"} {
-		if strings.EqualFold(a, alg) {
-			return a, true
-		}
-	}
-	return "", false
-}
-
 // readSignPrivateKey reads the first private key of a PEM file. Errors name
 // the file, never its content.
 func readSignPrivateKey(path string) (crypto.Signer, error) {
@@ -610,54 +595,23 @@ func readSignPrivateKey(path string) (crypto.Signer, error) {
 	}
 }
 
-// signDefaultJWTAlg is the algorithm a key is normally used with.
-func signDefaultJWTAlg(key crypto.Signer) (string, error) {
-	switch k := key.(type) {
-	case *rsa.PrivateKey:
-		return "RS256", nil
-	case *ecdsa.PrivateKey:
-		switch k.Curve {
-		case elliptic.P256():
-			return "ES256", nil
-		case elliptic.P384():
-			return "ES384", nil
-		case elliptic.P521():
-			return "ES512", nil
-		}
-		return "", fmt.Errorf("--jwt-key-file: curve %s is not used by JWT: use P-256, P-384 or P-521", k.Curve.Params().Name)
-	case ed25519.PrivateKey:
-		return "EdDSA", nil
+// signCheckJWTKey returns the algorithm to sign with (alg, or when empty
+// the key's usual one) after the checks webhook_jwt makes of the public
+// half: a key or algorithm the receiver would refuse is an error now, not
+// a 400 later.
+func signCheckJWTKey(alg string, key crypto.Signer) (string, error) {
+	pub := key.Public()
+	if err := validators.CheckJWTPublicKey(pub); err != nil {
+		return "", fmt.Errorf("--jwt-key-file: webhook_jwt would refuse this key: %v", err)
 	}
-	return "", fmt.Errorf("--jwt-key-file: unsupported key type %T: use RSA, ECDSA or Ed25519", key)
-}
-
-// signCheckJWTKey refuses an algorithm the key cannot make, or a key the
-// receiver would refuse: the error comes now, not as a 400 later.
-func signCheckJWTKey(alg string, key crypto.Signer) error {
-	switch k := key.(type) {
-	case *rsa.PrivateKey:
-		if !strings.HasPrefix(alg, "RS") && !strings.HasPrefix(alg, "PS") {
-			return fmt.Errorf("--jwt-alg %s does not fit an RSA key: use RS256 (or RS384, RS512, PS256, PS384, PS512)", alg)
-		}
-		if k.N.BitLen() < 2048 {
-			return fmt.Errorf("--jwt-key-file: the RSA key has %d bits: webhook_jwt requires at least 2048", k.N.BitLen())
-		}
-	case *ecdsa.PrivateKey:
-		want, err := signDefaultJWTAlg(k)
-		if err != nil {
-			return err
-		}
-		if alg != want {
-			return fmt.Errorf("--jwt-alg %s does not fit this ECDSA key (curve %s): use %s", alg, k.Curve.Params().Name, want)
-		}
-	case ed25519.PrivateKey:
-		if alg != "EdDSA" {
-			return fmt.Errorf("--jwt-alg %s does not fit an Ed25519 key: use EdDSA", alg)
-		}
-	default:
-		return fmt.Errorf("--jwt-key-file: unsupported key type %T: use RSA, ECDSA or Ed25519", key)
+	fits := validators.JWTKeyAlgorithms(pub)
+	if alg == "" {
+		return fits[0], nil
 	}
-	return nil
+	if err := validators.CheckJWTKeyAlgorithm(pub, alg); err != nil {
+		return "", fmt.Errorf("--jwt-alg %s: %v: use %s", alg, err, strings.Join(fits, " or "))
+	}
+	return alg, nil
 }
 
 // readSignSecret reads the secret from exactly one of --secret,

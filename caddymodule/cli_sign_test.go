@@ -334,6 +334,13 @@ func TestSignCLIErrors(t *testing.T) {
 	t.Setenv("SIGN_TEST_EMPTY", "")
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	rsaFile := writePEM(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsaKey))
+	// Keys webhook_jwt refuses: the command refuses them too, with the
+	// receiver's own rules (validators' key-size floor and curve list).
+	smallRSA, _ := rsa.GenerateKey(rand.Reader, 1024)
+	smallRSAFile := writePEM(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(smallRSA))
+	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	p224DER, _ := x509.MarshalECPrivateKey(p224)
+	p224File := writePEM(t, "EC PRIVATE KEY", p224DER)
 	notPEM := filepath.Join(t.TempDir(), "x.pem")
 	if err := os.WriteFile(notPEM, []byte(secret), 0o600); err != nil {
 		t.Fatal(err)
@@ -360,7 +367,11 @@ func TestSignCLIErrors(t *testing.T) {
 		{"bad time", []string{"--preset", "slack", "--secret-env", "SIGN_TEST_ERR", "--body", "x", "--time", "yesterday"}, `--time "yesterday": use unix seconds`},
 		{"short HS secret", []string{"--jwt", "--secret-env", "SIGN_TEST_ERR"}, "the secret is 20 bytes: webhook_jwt refuses HMAC secrets under 32 bytes"},
 		{"jwt without key", []string{"--jwt"}, "--jwt needs a key"},
-		{"jwt alg vs key", []string{"--jwt", "--jwt-key-file", rsaFile, "--jwt-alg", "ES256"}, "--jwt-alg ES256 does not fit an RSA key"},
+		{"jwt alg vs key", []string{"--jwt", "--jwt-key-file", rsaFile, "--jwt-alg", "ES256"}, `--jwt-alg ES256: alg "ES256" does not fit the RSA key: use RS256 or RS384 or RS512 or PS256 or PS384 or PS512`},
+		{"jwt HS alg with a key file", []string{"--jwt", "--jwt-key-file", rsaFile, "--jwt-alg", "hs256"}, `--jwt-alg HS256: alg "HS256" does not fit the RSA key`},
+		{"jwt RS alg with a secret", []string{"--jwt", "--secret-env", "SIGN_TEST_ERR", "--jwt-alg", "RS256"}, "--jwt-alg RS256 signs with a private key: give --jwt-key-file <PEM>, or use HS256, HS384, HS512 with the secret"},
+		{"jwt RSA under 2048 bits", []string{"--jwt", "--jwt-key-file", smallRSAFile}, "--jwt-key-file: webhook_jwt would refuse this key: RSA key of 1024 bits is too small: use at least 2048 bits"},
+		{"jwt curve P-224", []string{"--jwt", "--jwt-key-file", p224File}, "--jwt-key-file: webhook_jwt would refuse this key: ECDSA curve P-224 is not supported: use P-256, P-384 or P-521"},
 		{"jwt none", []string{"--jwt", "--jwt-key-file", rsaFile, "--jwt-alg", "none"}, `--jwt-alg "none" is not supported`},
 		{"jwt key not PEM", []string{"--jwt", "--jwt-key-file", notPEM}, "no PEM private key found"},
 		{"jwt reserved claim", []string{"--jwt", "--jwt-key-file", rsaFile, "--claim", "exp=1"}, "iat and exp are set from --time and --ttl"},

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
@@ -44,9 +45,13 @@ type answerFunc func(w http.ResponseWriter, vr *validators.Request) (bool, error
 // serveAnswering is serve with an answer hook that runs only after verify
 // passed, so an unauthenticated request never gets a handshake reply.
 func (c *condition) serveAnswering(common *Common, directive string, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, verify func(*validators.Request) error, answer answerFunc) error {
-	vr, r, err := common.webhookRequest(w, r, c.app, directive)
+	vr, r, held, err := common.holdWebhookRequest(w, r, c.app, directive)
 	if err != nil {
 		return err
+	}
+	if held > 0 {
+		// This handler read the body: the route ends when it returns.
+		defer c.app.bodies.release(held)
 	}
 	err = verify(vr)
 	if rej := vr.ReadJSONRejection(directive); rej != nil {
@@ -87,14 +92,14 @@ func answerJSON(w http.ResponseWriter, v any) error {
 // secret value.
 func expandSecrets(directive string, secrets []string) ([]string, error) {
 	if len(secrets) == 0 {
-		return nil, errorf("%s: no secret configured: add `secret {env.YOUR_SECRET}` (several secret lines for rotation)", directive)
+		return nil, fmt.Errorf("%s: no secret configured: add `secret {env.YOUR_SECRET}` (several secret lines for rotation)", directive)
 	}
 	repl := caddy.NewReplacer()
 	out := make([]string, 0, len(secrets))
 	for i, s := range secrets {
 		v, err := repl.ReplaceOrErr(s, true, true)
 		if err != nil || v == "" {
-			return nil, errorf("%s: secret #%d (%s) is empty after expanding placeholders: set the environment variable or file it names; an empty secret would disable authentication", directive, i+1, placeholderHint(s))
+			return nil, fmt.Errorf("%s: secret #%d (%s) is empty after expanding placeholders: set the environment variable or file it names; an empty secret would disable authentication", directive, i+1, placeholderHint(s))
 		}
 		out = append(out, v)
 	}

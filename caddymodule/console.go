@@ -31,11 +31,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(new(Console))
-	httpcaddyfile.RegisterHandlerDirective("valohai_console", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		c := new(Console)
-		return c, c.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[Console]()
 	httpcaddyfile.RegisterDirectiveOrder("valohai_console", httpcaddyfile.Before, "respond")
 }
 
@@ -427,18 +423,15 @@ func (c *Console) render(w http.ResponseWriter, status int, t *template.Template
 func (c *Console) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	c.Triggers = d.RemainingArgs()
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "read_only":
-			if d.NextArg() {
-				return d.Errf("valohai_console: read_only takes no value")
+	return parseBlock(d, 0, subTable{
+		"read_only": func(l subLine) error {
+			if len(l.args) > 0 {
+				return l.errf("read_only takes no value")
 			}
 			c.ReadOnly = true
-		default:
-			return d.Errf("valohai_console: unknown sub-directive %q; the block takes: read_only", d.Val())
-		}
-	}
-	return nil
+			return nil
+		},
+	})
 }
 
 // The pages: one layout, a template per page, the stylesheet inline (its

@@ -546,8 +546,8 @@ func TestConsoleRetryCSRF(t *testing.T) {
 
 func TestConsoleConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ directive, want string }{
-		{"valohai_console {\n\t\tretry_all\n\t}", `valohai_console: unknown sub-directive "retry_all"`},
-		{"valohai_console {\n\t\tread_only yes\n\t}", "valohai_console: read_only takes no value"},
+		{"valohai_console {\n\t\tretry_all\n\t}", `parsing caddyfile tokens for 'valohai_console': unknown sub-directive "retry_all"; this block takes read_only`},
+		{"valohai_console {\n\t\tread_only yes\n\t}", "parsing caddyfile tokens for 'valohai_console': read_only takes no value"},
 		{`valohai_console ""`, "valohai_console: an empty trigger name"},
 	} {
 		cf := `{

@@ -10,7 +10,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -19,11 +18,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(new(DedupeHandler))
-	httpcaddyfile.RegisterHandlerDirective(validators.DirectiveDedupe, func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		dd := new(DedupeHandler)
-		return dd, dd.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[DedupeHandler]()
 }
 
 // duplicateHeader marks the answer to a repeated delivery.
@@ -36,8 +31,9 @@ const duplicateHeader = "Webhook-Duplicate"
 // store, so they hold across restarts and across instances sharing a redis
 // store.
 type DedupeHandler struct {
-	// Common's Status is the status when the key store fails (default
-	// 503); dedupe never rejects a request otherwise.
+	// Common: methods and max_body. Status is not used: dedupe rejects no
+	// request (a repeat gets the first run's answer, a key store failure
+	// 503, as in webhook_rate_limit), so a status is a config error.
 	Common
 	// Key is the delivery id, a placeholder expanded per request, e.g.
 	// {http.request.header.X-GitHub-Delivery}. A request whose key has an
@@ -61,6 +57,9 @@ func (*DedupeHandler) CaddyModule() caddy.ModuleInfo {
 func (h *DedupeHandler) Provision(ctx caddy.Context) error {
 	if err := h.provision(ctx); err != nil {
 		return err
+	}
+	if h.Status != 0 {
+		return fmt.Errorf("%s: status %d: webhook_dedupe rejects no request (a repeat gets the first run's answer, a key store failure 503), so it has no rejection status: remove status", validators.DirectiveDedupe, h.Status)
 	}
 	if !strings.Contains(h.Key, "{") {
 		return fmt.Errorf("%s: key %q is the same for every request: use a placeholder naming the delivery id, e.g. {http.request.header.X-GitHub-Delivery}", validators.DirectiveDedupe, h.Key)
@@ -115,6 +114,11 @@ func (h *DedupeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 	runID := runIDFor(r)
 	held, first, err := h.dedupe.Claim(r.Context(), scope, key, runID, vr.Clock())
 	if err != nil {
+		// The claim may be written though it failed (not acknowledged by
+		// enough replicas, docs/redis.md): free it for the retry.
+		if rerr := h.dedupe.Release(context.WithoutCancel(r.Context()), scope, key, runID); rerr != nil {
+			h.logger.Warn("releasing a failed delivery claim failed", zap.String("path", r.URL.Path), zap.Error(rerr))
+		}
 		return h.storeFailed(r, err)
 	}
 	if first {
@@ -139,13 +143,23 @@ func (h *DedupeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 // duplicate answers a repeated delivery with the current response of the
 // run that holds its key.
 func (h *DedupeHandler) duplicate(w http.ResponseWriter, r *http.Request, held string) error {
-	run, err := h.app.store.GetRun(r.Context(), held)
+	run, err := h.heldRun(r.Context(), held)
 	switch {
 	case errors.Is(err, launch.ErrNotFound):
-		// The first delivery is still on its way to the store.
-		run = &launch.Run{ID: held, Status: launch.StatusPending}
+		// The first delivery is not stored: still on its way, or failed
+		// (a 5xx its sender will retry). Never a 2xx for a run that may
+		// not exist (docs/redis.md, "min_replicas_ack").
+		w.Header().Set("Retry-After", "1")
+		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("%s: the first delivery of this key is not stored yet; retry later", validators.DirectiveDedupe))
 	case err != nil:
 		return h.storeFailed(r, err)
+	}
+	if s, ok := h.app.store.(interface{ Sync(context.Context) error }); ok {
+		// The first run may have been written without enough replicas
+		// acknowledging it: this 2xx rests on it too.
+		if err := s.Sync(r.Context()); err != nil {
+			return h.storeFailed(r, err)
+		}
 	}
 	// Counted under the first run's trigger, as valohai_launch counts its
 	// outcomes; a first run still on its way to the store has none yet.
@@ -153,12 +167,33 @@ func (h *DedupeHandler) duplicate(w http.ResponseWriter, r *http.Request, held s
 	if trigger == "" {
 		trigger = "unknown"
 	}
-	h.app.metrics.requests.WithLabelValues(trigger, "duplicate").Inc()
+	h.app.metrics.request(trigger, "duplicate")
 	h.logger.Info("duplicate delivery: answered with the first run",
 		zap.String("host", r.Host), zap.String("path", r.URL.Path),
 		zap.String("run_id", held), zap.String("remote_addr", r.RemoteAddr))
 	w.Header().Set(duplicateHeader, "true")
 	return writeRunResponse(w, run)
+}
+
+// heldWait is how long a duplicate waits for the first delivery's run to
+// be stored before it is answered 503 (retry later).
+const heldWait = 3 * time.Second
+
+// heldRun reads the run a delivery key holds, waiting up to heldWait while
+// the first delivery is still storing it.
+func (h *DedupeHandler) heldRun(ctx context.Context, id string) (*launch.Run, error) {
+	deadline := time.Now().Add(heldWait)
+	for {
+		run, err := h.app.store.GetRun(ctx, id)
+		if !errors.Is(err, launch.ErrNotFound) || time.Now().After(deadline) {
+			return run, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // runStored reports whether the first delivery's run was stored. When the
@@ -179,11 +214,7 @@ func (h *DedupeHandler) runStored(ctx context.Context, runID string, nextErr err
 // told apart, and the launch would need the same store anyway.
 func (h *DedupeHandler) storeFailed(r *http.Request, err error) error {
 	h.logger.Error("dedupe key store failed", zap.String("path", r.URL.Path), zap.Error(err))
-	status := h.Status
-	if status == 0 {
-		status = http.StatusServiceUnavailable
-	}
-	return caddyhttp.Error(status, fmt.Errorf("%s: delivery key store unavailable", validators.DirectiveDedupe))
+	return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("%s: delivery key store unavailable", validators.DirectiveDedupe))
 }
 
 // UnmarshalCaddyfile parses
@@ -192,7 +223,6 @@ func (h *DedupeHandler) storeFailed(r *http.Request, err error) error {
 //	webhook_dedupe [<key> [<window>]] {
 //		key    {http.request.header.X-GitHub-Delivery}
 //		window 24h
-//		status 503
 //		methods POST
 //		max_body 1MiB
 //	}
@@ -201,49 +231,39 @@ func (h *DedupeHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	args := d.RemainingArgs()
 	if len(args) > 2 {
-		return d.Errf("%s takes <key> [<window>], e.g. `%s {http.request.header.X-GitHub-Delivery} 24h`", dir, dir)
+		return d.Errf("takes <key> [<window>], e.g. `%s {http.request.header.X-GitHub-Delivery} 24h`", dir)
 	}
 	if len(args) > 0 {
 		h.Key = args[0]
 	}
 	if len(args) == 2 {
-		if err := h.parseWindow(d, args[1]); err != nil {
+		if err := h.setWindow(d, args[1]); err != nil {
 			return err
 		}
 	}
-	for d.NextBlock(0) {
-		if ok, err := h.parseCommon(d); ok {
+	err := parseBlock(d, 0, h.handlerSubdirectives(), subTable{
+		"key": setOne(&h.Key),
+		"window": func(l subLine) error {
+			v, err := l.one()
 			if err != nil {
 				return err
 			}
-			continue
-		}
-		sub := d.Val()
-		var v string
-		if !d.AllArgs(&v) {
-			return d.Errf("%s: %s takes one value", dir, sub)
-		}
-		switch sub {
-		case "key":
-			h.Key = v
-		case "window":
-			if err := h.parseWindow(d, v); err != nil {
-				return err
-			}
-		default:
-			return d.Errf("%s: unknown sub-directive %q (key, window, status, methods, max_body)", dir, sub)
-		}
+			return h.setWindow(l.d, v)
+		},
+	})
+	if err != nil {
+		return err
 	}
 	if h.Key == "" {
-		return d.Errf("%s: a key is required, e.g. `%s {http.request.header.X-GitHub-Delivery}`", dir, dir)
+		return d.Errf("a key is required, e.g. `%s {http.request.header.X-GitHub-Delivery}`", dir)
 	}
 	return nil
 }
 
-func (h *DedupeHandler) parseWindow(d *caddyfile.Dispenser, v string) error {
+func (h *DedupeHandler) setWindow(d *caddyfile.Dispenser, v string) error {
 	w, err := caddy.ParseDuration(v)
 	if err != nil || w < time.Second {
-		return d.Errf("%s: window %q must be a duration of at least 1s, e.g. 24h", validators.DirectiveDedupe, v)
+		return d.Errf("window %q must be a duration of at least 1s, e.g. 24h", v)
 	}
 	h.Window = caddy.Duration(w)
 	return nil

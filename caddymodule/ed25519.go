@@ -1,13 +1,12 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -15,11 +14,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(new(Ed25519Handler))
-	httpcaddyfile.RegisterHandlerDirective("webhook_ed25519", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		m := new(Ed25519Handler)
-		return m, m.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[Ed25519Handler]()
 }
 
 // Ed25519Handler is the `webhook_ed25519` condition: an Ed25519 signature
@@ -40,15 +35,8 @@ type Ed25519Handler struct {
 	Header string `json:"header,omitempty"`
 	// Encoding of the signature: hex, base64 or base64url.
 	Encoding string `json:"encoding,omitempty"`
-	// Message is the signed-string template: {body} {timestamp} {id}
-	// {header.NAME} {url}.
-	Message string `json:"message,omitempty"`
-	// Timestamp is the source of {timestamp}.
-	Timestamp *SourceConfig `json:"timestamp,omitempty"`
-	// ID is the source of {id}.
-	ID *SourceConfig `json:"id,omitempty"`
-	// Tolerance is the max |now - timestamp| (default 5m).
-	Tolerance caddy.Duration `json:"tolerance,omitempty"`
+	// SignedString: message, timestamp, id and tolerance (default 5m).
+	SignedString
 
 	condition
 	ed     validators.Ed25519
@@ -74,46 +62,33 @@ func (h *Ed25519Handler) Provision(ctx caddy.Context) error {
 		h.ed = p
 	}
 	if len(h.PublicKeys) == 0 {
-		return errorf("%s: no public key configured: add `public_key {env.YOUR_PUBLIC_KEY}` (several lines for rotation)", dir)
+		return fmt.Errorf("%s: no public key configured: add `public_key {env.YOUR_PUBLIC_KEY}` (several lines for rotation)", dir)
 	}
 	repl := caddy.NewReplacer()
 	for i, k := range h.PublicKeys {
 		v, err := repl.ReplaceOrErr(k, true, true)
 		if err != nil || strings.TrimSpace(v) == "" {
-			return errorf("%s: public_key #%d (%s) is empty after expanding placeholders: set the environment variable or file it names", dir, i+1, placeholderHint(k))
+			return fmt.Errorf("%s: public_key #%d (%s) is empty after expanding placeholders: set the environment variable or file it names", dir, i+1, placeholderHint(k))
 		}
 		if err := h.ed.AddPublicKey(v); err != nil {
-			return errorf("%s: public_key #%d (%s): %v", dir, i+1, placeholderHint(k), err)
+			return fmt.Errorf("%s: public_key #%d (%s): %v", dir, i+1, placeholderHint(k), err)
 		}
 	}
 	switch {
 	case h.Header != "":
 		src, err := validators.ParseSource("header", h.Header)
 		if err != nil {
-			return errorf("%s: header: %v", dir, err)
+			return fmt.Errorf("%s: header: %v", dir, err)
 		}
 		h.ed.Signature = src
 	case h.Preset == "":
-		return errorf("%s: where is the signature? add `header <name>`, or use a preset such as `webhook_ed25519 discord {env.DISCORD_PUBLIC_KEY}`", dir)
+		return fmt.Errorf("%s: where is the signature? add `header <name>`, or use a preset such as `webhook_ed25519 discord {env.DISCORD_PUBLIC_KEY}`", dir)
 	}
 	if h.Encoding != "" {
 		h.ed.Encoding = h.Encoding
 	}
-	if h.Message != "" {
-		h.ed.Message = h.Message
-	}
-	ts, id, err := signedStringSources(dir, h.Timestamp, h.ID)
-	if err != nil {
+	if err := h.SignedString.override(dir, &h.ed.Message, &h.ed.Timestamp, &h.ed.ID, &h.ed.Tolerance); err != nil {
 		return err
-	}
-	if ts != nil {
-		h.ed.Timestamp = ts
-	}
-	if id != nil {
-		h.ed.ID = id
-	}
-	if h.Tolerance > 0 {
-		h.ed.Tolerance = time.Duration(h.Tolerance)
 	}
 	if strings.EqualFold(h.Preset, "discord") {
 		// Discord removes an endpoint that does not answer a bad
@@ -164,57 +139,26 @@ func (h *Ed25519Handler) answerDiscordPing(w http.ResponseWriter, vr *validators
 //		max_body 1MiB
 //	}
 func (h *Ed25519Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	const dir = "webhook_ed25519"
 	d.Next()
 	if args := d.RemainingArgs(); len(args) > 0 {
 		if len(args) < 2 {
-			return d.Err(dir + ": the short form is `webhook_ed25519 <preset> <public key>...`, e.g. webhook_ed25519 discord {env.DISCORD_PUBLIC_KEY}")
+			return d.Err("the short form is `webhook_ed25519 <preset> <public key>...`, e.g. webhook_ed25519 discord {env.DISCORD_PUBLIC_KEY}")
 		}
 		h.Preset, h.PublicKeys = args[0], append(h.PublicKeys, args[1:]...)
 	}
-	for d.NextBlock(0) {
-		if ok, err := h.parseCommon(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		sub := d.Val()
-		args := d.RemainingArgs()
-		one := func() (string, error) {
-			if len(args) != 1 {
-				return "", d.Errf("%s: %s takes one value", dir, sub)
-			}
-			return args[0], nil
-		}
-		if ok, err := parseSignedStringOption(d, dir, sub, args, &h.Message, &h.Tolerance, &h.Timestamp, &h.ID); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		var err error
-		switch sub {
-		case "preset":
-			h.Preset, err = one()
-		case "public_key":
-			var k string
-			if k, err = one(); err == nil {
-				h.PublicKeys = append(h.PublicKeys, k)
-			}
-		case "header":
-			h.Header, err = one()
-		case "encoding":
-			h.Encoding, err = one()
-		default:
-			return d.Errf("%s: unknown sub-directive %q", dir, sub)
-		}
-		if err != nil {
-			return err
-		}
+	err := parseBlock(d, 0, h.conditionSubdirectives(),
+		h.SignedString.subdirectives(),
+		subTable{
+			"preset":     setOne(&h.Preset),
+			"public_key": appendOne(&h.PublicKeys),
+			"header":     setOne(&h.Header),
+			"encoding":   setOne(&h.Encoding),
+		})
+	if err != nil {
+		return err
 	}
 	if len(h.PublicKeys) == 0 {
-		return d.Err(dir + ": a public key is required: `webhook_ed25519 discord {env.DISCORD_PUBLIC_KEY}` or a `public_key` line in the block")
+		return d.Err("a public key is required: `webhook_ed25519 discord {env.DISCORD_PUBLIC_KEY}` or a `public_key` line in the block")
 	}
 	return nil
 }

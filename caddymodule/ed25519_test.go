@@ -231,7 +231,7 @@ func TestDiscordInteractionsThroughCaddy(t *testing.T) {
 func TestEd25519ConfigErrors(t *testing.T) {
 	t.Setenv("VH_TEST_EMPTY_KEY", "")
 	for _, c := range []struct{ name, directive, want string }{
-		{"no key in short form", `webhook_ed25519 discord`, "webhook_ed25519: the short form is"},
+		{"no key in short form", `webhook_ed25519 discord`, "parsing caddyfile tokens for 'webhook_ed25519': the short form is"},
 		{"empty env key", `webhook_ed25519 discord {env.VH_TEST_EMPTY_KEY}`, "public_key #1 ({env.VH_TEST_EMPTY_KEY}) is empty"},
 		{"not a key", `webhook_ed25519 discord abcdef`, "webhook_ed25519: public_key #1 (literal value): an Ed25519 public key is 32 bytes"},
 		{"unknown preset", `webhook_ed25519 github ` + hexPublic(discordKey), `unknown preset "github"`},

@@ -7,7 +7,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -15,11 +14,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(new(FilterHandler))
-	httpcaddyfile.RegisterHandlerDirective(validators.DirectiveFilter, func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		f := new(FilterHandler)
-		return f, f.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[FilterHandler]()
 }
 
 // filteredBody is the answer to a request the filter does not select.
@@ -68,9 +63,13 @@ func filterStatusOK(code int) bool {
 // ServeHTTP passes a request the expression selects and answers the others
 // with the "ignored" body, launching nothing.
 func (h *FilterHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	vr, r, err := h.webhookRequest(w, r, h.app, validators.DirectiveFilter)
+	vr, r, held, err := h.holdWebhookRequest(w, r, h.app, validators.DirectiveFilter)
 	if err != nil {
 		return err
+	}
+	if held > 0 {
+		// This handler read the body: the route ends when it returns.
+		defer h.app.bodies.release(held)
 	}
 	matched, evalErr := h.filter.Match(r.Context(), vr)
 	if rej := vr.ReadJSONRejection(validators.DirectiveFilter); rej != nil {
@@ -121,44 +120,39 @@ func (h *FilterHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	case 1:
 		h.Expression = args[0]
 	default:
-		return d.Errf("%s takes one expression: quote it with backquotes, e.g. %s `body.action == \"opened\"`", dir, dir)
+		return d.Errf("takes one expression: quote it with backquotes, e.g. %s `body.action == \"opened\"`", dir)
 	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "status":
-			// Not parseCommon's: the answer of a filter is not an error,
-			// and 2xx codes are the usual choice.
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
+	err := parseBlock(d, 0, h.handlerSubdirectives(), subTable{
+		// Not the conditions' status: the answer of a filter is not an
+		// error, and 2xx codes are the usual choice.
+		"status": func(l subLine) error {
+			v, err := l.one()
+			if err != nil {
+				return err
 			}
 			code, err := strconv.Atoi(v)
 			if err != nil || !filterStatusOK(code) {
-				return d.Errf("%s: status %q: use a 2xx (e.g. 202, 204) or an error code 400-599", dir, v)
+				return l.errf("status %q: use a 2xx (e.g. 202, 204) or an error code 400-599", v)
 			}
 			h.Status = code
-			continue
-		case "expression":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.Errf("%s: expression takes one value: quote it with backquotes", dir)
+			return nil
+		},
+		"expression": func(l subLine) error {
+			if len(l.args) != 1 {
+				return l.errf("expression takes one value: quote it with backquotes")
 			}
 			if h.Expression != "" {
-				return d.Errf("%s: one expression per directive: combine conditions with && or ||", dir)
+				return l.errf("one expression per directive: combine conditions with && or ||")
 			}
-			h.Expression = v
-			continue
-		}
-		ok, err := h.parseCommon(d)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return d.Errf("%s: unknown sub-directive %q (expression, status, methods, max_body)", dir, d.Val())
-		}
+			h.Expression = l.args[0]
+			return nil
+		},
+	})
+	if err != nil {
+		return err
 	}
 	if h.Expression == "" {
-		return d.Errf("%s: an expression is required, e.g. %s `body.action == \"opened\"`", dir, dir)
+		return d.Errf("an expression is required, e.g. %s `body.action == \"opened\"`", dir)
 	}
 	return nil
 }

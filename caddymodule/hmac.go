@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"bytes"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -8,19 +10,15 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
 
 func init() {
-	caddy.RegisterModule(new(HMACHandler))
-	httpcaddyfile.RegisterHandlerDirective("webhook_hmac", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		m := new(HMACHandler)
-		return m, m.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[HMACHandler]()
 }
 
 // HMACHandler is the `webhook_hmac` condition: an HMAC signature over the
@@ -49,27 +47,26 @@ type HMACHandler struct {
 	Encoding string `json:"encoding,omitempty"`
 	// Prefix before each signature ("sha256=").
 	Prefix *string `json:"prefix,omitempty"`
-	// Message is the signed-string template: {body} {timestamp} {id}
-	// {header.NAME} {url}.
-	Message string `json:"message,omitempty"`
-	// Timestamp is the source of {timestamp}.
-	Timestamp *SourceConfig `json:"timestamp,omitempty"`
-	// ID is the source of {id}.
-	ID *SourceConfig `json:"id,omitempty"`
-	// Tolerance is the max |now - timestamp| whenever a timestamp is
-	// signed (default 5m, or the preset's: linear 60s).
-	Tolerance caddy.Duration `json:"tolerance,omitempty"`
+	// SignedString: message, timestamp, id and tolerance (default 5m, or
+	// the preset's: linear 60s).
+	SignedString
 
 	condition
 	hmac   validators.HMAC
 	answer answerFunc
 }
 
-// SourceConfig names where a value is read: header, query or field, plus an
-// optional format for timestamps.
+// SourceConfig names where a value of the request is read: the
+// `timestamp` and `id` lines of webhook_hmac and webhook_ed25519 and the
+// `from` line of webhook_jwt.
 type SourceConfig struct {
-	From   string `json:"from"`
-	Name   string `json:"name"`
+	// From is header, query (a URL query parameter) or field (a field of a
+	// JSON or form body).
+	From string `json:"from"`
+	// Name is the header's, parameter's or field's name.
+	Name string `json:"name"`
+	// Format is how a timestamp is written: unix (the default), unix_ms
+	// or rfc3339. Only timestamps have one.
 	Format string `json:"format,omitempty"`
 }
 
@@ -100,22 +97,22 @@ func (h *HMACHandler) Provision(ctx caddy.Context) error {
 	}
 	for i, s := range secrets {
 		if err := h.hmac.AddSecret(s); err != nil {
-			return errorf("%s: secret #%d (%s): %v", dir, i+1, placeholderHint(h.Secrets[i]), err)
+			return fmt.Errorf("%s: secret #%d (%s): %v", dir, i+1, placeholderHint(h.Secrets[i]), err)
 		}
 	}
 	switch {
 	case h.Header != "" && h.Query != "":
-		return errorf("%s: use only one of header and query", dir)
+		return fmt.Errorf("%s: use only one of header and query", dir)
 	case h.Header != "":
 		if h.hmac.Signature, err = validators.ParseSource("header", h.Header); err != nil {
-			return errorf("%s: header: %v", dir, err)
+			return fmt.Errorf("%s: header: %v", dir, err)
 		}
 	case h.Query != "":
 		if h.hmac.Signature, err = validators.ParseSource("query", h.Query); err != nil {
-			return errorf("%s: query: %v", dir, err)
+			return fmt.Errorf("%s: query: %v", dir, err)
 		}
 	case h.Preset == "":
-		return errorf("%s: where is the signature? add `header <name>` (or `query <name>`), or use a preset such as `webhook_hmac github {env.SECRET}`", dir)
+		return fmt.Errorf("%s: where is the signature? add `header <name>` (or `query <name>`), or use a preset such as `webhook_hmac github {env.SECRET}`", dir)
 	}
 	if h.Algorithm != "" {
 		h.hmac.Algorithm = h.Algorithm
@@ -126,21 +123,8 @@ func (h *HMACHandler) Provision(ctx caddy.Context) error {
 	if h.Prefix != nil {
 		h.hmac.Prefix = *h.Prefix
 	}
-	if h.Message != "" {
-		h.hmac.Message = h.Message
-	}
-	ts, id, err := signedStringSources(dir, h.Timestamp, h.ID)
-	if err != nil {
+	if err := h.SignedString.override(dir, &h.hmac.Message, &h.hmac.Timestamp, &h.hmac.ID, &h.hmac.Tolerance); err != nil {
 		return err
-	}
-	if ts != nil {
-		h.hmac.Timestamp = ts
-	}
-	if id != nil {
-		h.hmac.ID = id
-	}
-	if h.Tolerance > 0 {
-		h.hmac.Tolerance = time.Duration(h.Tolerance)
 	}
 	if strings.EqualFold(h.Preset, "slack") {
 		h.answer = h.answerSlackURLVerification
@@ -157,25 +141,41 @@ func (h *HMACHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 // sends (signed like every event) when a Request URL is saved:
 // {"type":"url_verification","challenge":"..."} gets {"challenge":"..."}
 // and launches nothing.
+//
+// It runs on every verified Slack request, so it looks at the body only
+// when it can be a challenge: a JSON object whose bytes contain
+// url_verification, or a \u escape (the only way to spell that string
+// otherwise). Any other body is passed on without being read as JSON, and
+// a possible challenge is read with two path lookups, never decoded whole.
 func (h *HMACHandler) answerSlackURLVerification(w http.ResponseWriter, vr *validators.Request) (bool, error) {
-	if vr.IsForm() {
+	if !mayBeURLVerification(vr.Body) || vr.IsForm() {
 		return false, nil // slash commands and interactivity are forms
 	}
-	v, ok := vr.JSON()
-	if !ok {
+	if t := vr.JSONPath("type"); t.Type != gjson.String || t.Str != "url_verification" {
 		return false, nil
 	}
-	obj, ok := v.(map[string]any)
-	if !ok || obj["type"] != "url_verification" {
-		return false, nil
-	}
-	challenge, ok := obj["challenge"].(string)
-	if !ok {
+	challenge := vr.JSONPath("challenge")
+	if challenge.Type != gjson.String {
 		return false, nil
 	}
 	h.logger.Debug("slack url_verification answered", zap.String("path", vr.Path))
-	return true, answerJSON(w, map[string]string{"challenge": challenge})
+	return true, answerJSON(w, map[string]string{"challenge": challenge.Str})
 }
+
+// mayBeURLVerification reports whether body can be a JSON object whose
+// type is "url_verification".
+func mayBeURLVerification(body []byte) bool {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return false
+	}
+	return bytes.Contains(body, urlVerification) || bytes.Contains(body, jsonUnicodeEscape)
+}
+
+var (
+	urlVerification   = []byte("url_verification")
+	jsonUnicodeEscape = []byte(`\u`)
+)
 
 // UnmarshalCaddyfile parses
 //
@@ -200,129 +200,101 @@ func (h *HMACHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	if args := d.RemainingArgs(); len(args) > 0 {
 		if len(args) < 2 {
-			return d.Err("webhook_hmac: the short form is `webhook_hmac <preset> <secret>...`, e.g. webhook_hmac github {env.GITHUB_WEBHOOK_SECRET}")
+			return d.Err("the short form is `webhook_hmac <preset> <secret>...`, e.g. webhook_hmac github {env.GITHUB_WEBHOOK_SECRET}")
 		}
 		h.Preset, h.Secrets = args[0], append(h.Secrets, args[1:]...)
 	}
-	for d.NextBlock(0) {
-		if ok, err := h.parseCommon(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		sub := d.Val()
-		args := d.RemainingArgs()
-		one := func() (string, error) {
-			if len(args) != 1 {
-				return "", d.Errf("webhook_hmac: %s takes one value", sub)
-			}
-			return args[0], nil
-		}
-		if ok, err := parseSignedStringOption(d, "webhook_hmac", sub, args, &h.Message, &h.Tolerance, &h.Timestamp, &h.ID); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		var err error
-		switch sub {
-		case "preset":
-			h.Preset, err = one()
-		case "secret":
-			var s string
-			if s, err = one(); err == nil {
-				h.Secrets = append(h.Secrets, s)
-			}
-		case "secret_encoding":
-			h.SecretEncoding, err = one()
-		case "header":
-			h.Header, err = one()
-		case "query":
-			h.Query, err = one()
-		case "algorithm":
-			h.Algorithm, err = one()
-		case "encoding":
-			h.Encoding, err = one()
-		case "prefix":
-			var p string
-			if p, err = one(); err == nil {
-				h.Prefix = &p
-			}
-		default:
-			return d.Errf("webhook_hmac: unknown sub-directive %q", sub)
-		}
-		if err != nil {
-			return err
-		}
+	err := parseBlock(d, 0, h.conditionSubdirectives(),
+		h.SignedString.subdirectives(),
+		subTable{
+			"preset":          setOne(&h.Preset),
+			"secret":          appendOne(&h.Secrets),
+			"secret_encoding": setOne(&h.SecretEncoding),
+			"header":          setOne(&h.Header),
+			"query":           setOne(&h.Query),
+			"algorithm":       setOne(&h.Algorithm),
+			"encoding":        setOne(&h.Encoding),
+			"prefix":          setOptional(&h.Prefix),
+		})
+	if err != nil {
+		return err
 	}
 	if len(h.Secrets) == 0 {
-		return d.Err("webhook_hmac: a secret is required: `webhook_hmac github {env.GITHUB_WEBHOOK_SECRET}` or a `secret` line in the block")
+		return d.Err("a secret is required: `webhook_hmac github {env.GITHUB_WEBHOOK_SECRET}` or a `secret` line in the block")
 	}
 	return nil
 }
 
-// signedStringSources turns the timestamp and id options that
-// webhook_hmac and webhook_ed25519 share into validator sources (nil when
-// not configured).
-func signedStringSources(dir string, timestamp, id *SourceConfig) (*validators.TimestampSource, *validators.Source, error) {
-	var ts *validators.TimestampSource
-	if timestamp != nil {
-		src, err := validators.ParseSource(timestamp.From, timestamp.Name)
-		if err != nil {
-			return nil, nil, errorf("%s: timestamp: %v", dir, err)
-		}
-		ts = &validators.TimestampSource{Source: src}
-		if timestamp.Format != "" {
-			if ts.Format, err = validators.ParseTimestampFormat(timestamp.Format); err != nil {
-				return nil, nil, errorf("%s: timestamp: %v", dir, err)
-			}
-		}
-	}
-	var idSrc *validators.Source
-	if id != nil {
-		src, err := validators.ParseSource(id.From, id.Name)
-		if err != nil {
-			return nil, nil, errorf("%s: id: %v", dir, err)
-		}
-		idSrc = &src
-	}
-	return ts, idSrc, nil
+// SignedString is the signed string that webhook_hmac and webhook_ed25519
+// share: what is signed, and where its {timestamp} and {id} come from.
+// What is set here overrides the preset's.
+type SignedString struct {
+	// Message is the signed-string template: {body} {timestamp} {id}
+	// {header.NAME} {url}.
+	Message string `json:"message,omitempty"`
+	// Timestamp is the source of {timestamp}, with its format.
+	Timestamp *SourceConfig `json:"timestamp,omitempty"`
+	// ID is the source of {id}.
+	ID *SourceConfig `json:"id,omitempty"`
+	// Tolerance is the largest |now - timestamp| accepted whenever a
+	// timestamp is signed.
+	Tolerance caddy.Duration `json:"tolerance,omitempty"`
 }
 
-// parseSignedStringOption parses the sub-directives of the signed string
-// that webhook_hmac and webhook_ed25519 share (message, tolerance,
-// timestamp, id) and reports whether sub was one of them.
-func parseSignedStringOption(d *caddyfile.Dispenser, dir, sub string, args []string, message *string, tolerance *caddy.Duration, timestamp, id **SourceConfig) (bool, error) {
-	switch sub {
-	case "message", "tolerance":
-		if len(args) != 1 {
-			return true, d.Errf("%s: %s takes one value", dir, sub)
-		}
-		if sub == "message" {
-			*message = undoHeaderShorthand(args[0])
-			return true, nil
-		}
-		v, err := parseDuration(d, dir+": tolerance", args[0])
-		*tolerance = v
-		return true, err
-	case "timestamp":
-		if len(args) < 2 || len(args) > 3 {
-			return true, d.Errf("%s: timestamp takes header|query|field <name> [unix|unix_ms|rfc3339]", dir)
-		}
-		*timestamp = &SourceConfig{From: args[0], Name: args[1]}
-		if len(args) == 3 {
-			(*timestamp).Format = args[2]
-		}
-		return true, nil
-	case "id":
-		if len(args) != 2 {
-			return true, d.Errf("%s: id takes header|query|field <name>", dir)
-		}
-		*id = &SourceConfig{From: args[0], Name: args[1]}
-		return true, nil
+// override sets the validator's signed-string fields that are configured,
+// keeping the preset's for the others.
+func (s *SignedString) override(dir string, message *string, timestamp **validators.TimestampSource, id **validators.Source, tolerance *time.Duration) error {
+	if s.Message != "" {
+		*message = s.Message
 	}
-	return false, nil
+	if s.Timestamp != nil {
+		src, err := validators.ParseSource(s.Timestamp.From, s.Timestamp.Name)
+		if err != nil {
+			return fmt.Errorf("%s: timestamp: %v", dir, err)
+		}
+		ts := &validators.TimestampSource{Source: src}
+		if s.Timestamp.Format != "" {
+			if ts.Format, err = validators.ParseTimestampFormat(s.Timestamp.Format); err != nil {
+				return fmt.Errorf("%s: timestamp: %v", dir, err)
+			}
+		}
+		*timestamp = ts
+	}
+	if s.ID != nil {
+		src, err := validators.ParseSource(s.ID.From, s.ID.Name)
+		if err != nil {
+			return fmt.Errorf("%s: id: %v", dir, err)
+		}
+		*id = &src
+	}
+	if s.Tolerance > 0 {
+		*tolerance = time.Duration(s.Tolerance)
+	}
+	return nil
+}
+
+// subdirectives are the Caddyfile lines of the signed string: message,
+// tolerance, timestamp and id.
+func (s *SignedString) subdirectives() subTable {
+	return subTable{
+		"message": func(l subLine) error {
+			v, err := l.one()
+			s.Message = undoHeaderShorthand(v)
+			return err
+		},
+		"tolerance": setDuration(&s.Tolerance),
+		"timestamp": func(l subLine) error {
+			if len(l.args) < 2 || len(l.args) > 3 {
+				return l.errf("timestamp takes header|query|field <name> [unix|unix_ms|rfc3339]")
+			}
+			s.Timestamp = &SourceConfig{From: l.args[0], Name: l.args[1]}
+			if len(l.args) == 3 {
+				s.Timestamp.Format = l.args[2]
+			}
+			return nil
+		},
+		"id": setSource(&s.ID),
+	}
 }
 
 // caddyHeaderPlaceholder is what the Caddyfile adapter makes of the

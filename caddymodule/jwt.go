@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -8,7 +9,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -16,11 +16,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(new(JWTHandler))
-	httpcaddyfile.RegisterHandlerDirective("webhook_jwt", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		m := new(JWTHandler)
-		return m, m.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[JWTHandler]()
 }
 
 // JWTHandler is the `webhook_jwt` condition: a JSON Web Token signed with
@@ -65,10 +61,13 @@ type JWTHandler struct {
 }
 
 // JWTClaimConfig is one `claim <name> <value>...` line: the claim must
-// equal one of the values (strings as they are, other JSON values by
-// their compact JSON text).
+// equal one of the values.
 type JWTClaimConfig struct {
-	Name   string   `json:"name"`
+	// Name is the claim's name, e.g. repository.
+	Name string `json:"name"`
+	// Values are the accepted values: a string claim is compared as it
+	// is, any other JSON value by its compact JSON text (42, true,
+	// ["a","b"]).
 	Values []string `json:"values"`
 }
 
@@ -93,7 +92,7 @@ func (h *JWTHandler) Provision(ctx caddy.Context) error {
 		for i, s := range secrets {
 			key, err := validators.DecodeSecret(s, h.SecretEncoding)
 			if err != nil {
-				return errorf("%s: secret #%d: %v", dir, i+1, err)
+				return fmt.Errorf("%s: secret #%d: %v", dir, i+1, err)
 			}
 			h.jwt.Secrets = append(h.jwt.Secrets, key)
 		}
@@ -103,15 +102,15 @@ func (h *JWTHandler) Provision(ctx caddy.Context) error {
 	for _, p := range h.PublicKeys {
 		path, err := repl.ReplaceOrErr(p, true, true)
 		if err != nil || path == "" {
-			return errorf("%s: public_key %s: the path is empty after expanding placeholders: set the environment variable it names", dir, p)
+			return fmt.Errorf("%s: public_key %s: the path is empty after expanding placeholders: set the environment variable it names", dir, p)
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return errorf("%s: public_key %s: %v: give the path of a PEM public key file readable by Caddy", dir, path, err)
+			return fmt.Errorf("%s: public_key %s: %v: give the path of a PEM public key file readable by Caddy", dir, path, err)
 		}
 		keys, err := validators.ParsePublicKeysPEM(data)
 		if err != nil {
-			return errorf("%s: public_key %s: %v", dir, path, err)
+			return fmt.Errorf("%s: public_key %s: %v", dir, path, err)
 		}
 		h.jwt.PublicKeys = append(h.jwt.PublicKeys, keys...)
 	}
@@ -119,24 +118,24 @@ func (h *JWTHandler) Provision(ctx caddy.Context) error {
 	if h.JWKSURL != "" {
 		u, err := repl.ReplaceOrErr(h.JWKSURL, true, true)
 		if err != nil || u == "" {
-			return errorf("%s: jwks_url %s is empty after expanding placeholders: set the environment variable it names", dir, h.JWKSURL)
+			return fmt.Errorf("%s: jwks_url %s is empty after expanding placeholders: set the environment variable it names", dir, h.JWKSURL)
 		}
 		warn, err := validators.JWKSURLWarning(u)
 		if err != nil {
-			return errorf("%s: %v", dir, err)
+			return fmt.Errorf("%s: %v", dir, err)
 		}
 		if warn {
-			h.logger.Warn("webhook_jwt: jwks_url is plain http to a non-loopback host: anyone on the path can swap the keys; use https", zap.String("jwks_url", validators.RedactURL(u)))
+			h.logger.Warn("webhook_jwt: jwks_url is plain http to a non-loopback host: anyone on the path can swap the keys; use https", zap.String("jwks_url", validators.StripURLCredentialsAndQuery(u)))
 		}
 		jwks := &validators.JWKS{
 			URL:     u,
 			Context: ctx,
 			Warn: func(msg string, err error) {
-				h.logger.Warn(msg, zap.String("jwks_url", validators.RedactURL(u)), zap.Error(err))
+				h.logger.Warn(msg, zap.String("jwks_url", validators.StripURLCredentialsAndQuery(u)), zap.Error(err))
 			},
 		}
 		if err := jwks.Load(ctx); err != nil {
-			return errorf("%s: %v: check that the key set URL is right and reachable from this server", dir, err)
+			return fmt.Errorf("%s: %v: check that the key set URL is right and reachable from this server", dir, err)
 		}
 		h.jwt.JWKS = jwks
 	}
@@ -144,7 +143,7 @@ func (h *JWTHandler) Provision(ctx caddy.Context) error {
 	if h.From != nil {
 		src, err := validators.ParseSource(h.From.From, h.From.Name)
 		if err != nil {
-			return errorf("%s: from: %v", dir, err)
+			return fmt.Errorf("%s: from: %v", dir, err)
 		}
 		h.jwt.Source = src
 	}
@@ -188,97 +187,60 @@ func (h *JWTHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 func (h *JWTHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	if d.NextArg() {
-		return d.Err("webhook_jwt: takes a block, e.g. webhook_jwt { secret {env.JWT_SECRET} } or webhook_jwt { jwks_url https://issuer.example/.well-known/jwks.json }")
+		return d.Err("takes a block, e.g. webhook_jwt { secret {env.JWT_SECRET} } or webhook_jwt { jwks_url https://issuer.example/.well-known/jwks.json }")
 	}
-	for d.NextBlock(0) {
-		if ok, err := h.parseCommon(d); ok {
+	err := parseBlock(d, 0, h.conditionSubdirectives(), subTable{
+		"from":            setSource(&h.From),
+		"secret":          appendOne(&h.Secrets),
+		"secret_encoding": setOne(&h.SecretEncoding),
+		"public_key":      appendOne(&h.PublicKeys),
+		"jwks_url": func(l subLine) error {
+			if h.JWKSURL != "" {
+				return l.errf("jwks_url given twice: one key set per webhook_jwt (its keys may rotate freely)")
+			}
+			return setOne(&h.JWKSURL)(l)
+		},
+		"algorithms": func(l subLine) error {
+			if len(l.args) == 0 {
+				return l.errf("algorithms takes one or more of %s", strings.Join(validators.JWTAlgorithms(), " "))
+			}
+			h.Algorithms = append(h.Algorithms, l.args...)
+			return nil
+		},
+		"issuer":   setOne(&h.Issuer),
+		"audience": appendSome(&h.Audience),
+		"leeway":   setDuration(&h.Leeway),
+		"max_age":  setDuration(&h.MaxAge),
+		"claim": func(l subLine) error {
+			if len(l.args) < 2 {
+				return l.errf("claim takes a name and one or more values: claim <name> <value>...")
+			}
+			h.Claims = append(h.Claims, JWTClaimConfig{Name: l.args[0], Values: l.args[1:]})
+			return nil
+		},
+		"require_exp": func(l subLine) error {
+			v, err := l.one()
 			if err != nil {
 				return err
 			}
-			continue
-		}
-		sub := d.Val()
-		args := d.RemainingArgs()
-		one := func() (string, error) {
-			if len(args) != 1 {
-				return "", d.Errf("webhook_jwt: %s takes one value", sub)
+			switch strings.ToLower(v) {
+			case "on", "true", "yes":
+				on := true
+				h.RequireExp = &on
+			case "off", "false", "no":
+				off := false
+				h.RequireExp = &off
+			default:
+				return l.errf("require_exp takes on or off, got %q", v)
 			}
-			return args[0], nil
-		}
-		var err error
-		switch sub {
-		case "from":
-			if len(args) != 2 {
-				return d.Err("webhook_jwt: from takes header <name>, query <name> or field <name>")
-			}
-			h.From = &SourceConfig{From: args[0], Name: args[1]}
-		case "secret":
-			var s string
-			if s, err = one(); err == nil {
-				h.Secrets = append(h.Secrets, s)
-			}
-		case "secret_encoding":
-			h.SecretEncoding, err = one()
-		case "public_key":
-			var p string
-			if p, err = one(); err == nil {
-				h.PublicKeys = append(h.PublicKeys, p)
-			}
-		case "jwks_url":
-			if h.JWKSURL != "" {
-				return d.Err("webhook_jwt: jwks_url given twice: one key set per webhook_jwt (its keys may rotate freely)")
-			}
-			h.JWKSURL, err = one()
-		case "algorithms":
-			if len(args) == 0 {
-				return d.Err("webhook_jwt: algorithms takes one or more of HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA")
-			}
-			h.Algorithms = append(h.Algorithms, args...)
-		case "issuer":
-			h.Issuer, err = one()
-		case "audience":
-			if len(args) == 0 {
-				return d.Err("webhook_jwt: audience takes one or more values")
-			}
-			h.Audience = append(h.Audience, args...)
-		case "leeway":
-			var v string
-			if v, err = one(); err == nil {
-				h.Leeway, err = parseDuration(d, "webhook_jwt: leeway", v)
-			}
-		case "max_age":
-			var v string
-			if v, err = one(); err == nil {
-				h.MaxAge, err = parseDuration(d, "webhook_jwt: max_age", v)
-			}
-		case "claim":
-			if len(args) < 2 {
-				return d.Err("webhook_jwt: claim takes a name and one or more values: claim <name> <value>...")
-			}
-			h.Claims = append(h.Claims, JWTClaimConfig{Name: args[0], Values: args[1:]})
-		case "require_exp":
-			var v string
-			if v, err = one(); err == nil {
-				switch strings.ToLower(v) {
-				case "on", "true", "yes":
-					on := true
-					h.RequireExp = &on
-				case "off", "false", "no":
-					off := false
-					h.RequireExp = &off
-				default:
-					return d.Errf("webhook_jwt: require_exp takes on or off, got %q", v)
-				}
-			}
-		default:
-			return d.Errf("webhook_jwt: unknown sub-directive %q", sub)
-		}
-		if err != nil {
-			return err
-		}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
 	}
 	if len(h.Secrets) == 0 && len(h.PublicKeys) == 0 && h.JWKSURL == "" {
-		return d.Err("webhook_jwt: a key is required: add `secret {env.JWT_SECRET}`, `public_key <file.pem>` or `jwks_url <https://...>`")
+		return d.Err("a key is required: add `secret {env.JWT_SECRET}`, `public_key <file.pem>` or `jwks_url <https://...>`")
 	}
 	return nil
 }

@@ -366,34 +366,3 @@ func TestJWTConfigErrors(t *testing.T) {
 		})
 	}
 }
-
-// The JSON form Caddy stores: require_exp off and claims round-trip.
-func TestJWTCaddyfileToJSON(t *testing.T) {
-	cfg, err := adapt(`http://127.0.0.1:0 {
-	webhook_jwt {
-		from       field token
-		secret     {env.JWT_SECRET}
-		algorithms HS256
-		audience   a b
-		claim      repository org/repo org/fork
-		require_exp off
-		leeway     30s
-	}
-	respond ok
-}
-`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
-		`"handler":"webhook_jwt"`,
-		`"from":{"from":"field","name":"token"}`,
-		`"secrets":["{env.JWT_SECRET}"]`,
-		`"audience":["a","b"]`,
-		`"claims":[{"name":"repository","values":["org/repo","org/fork"]}]`,
-		`"require_exp":false`,
-		`"leeway":30000000000`,
-	} {
-		mustContain(t, string(cfg), want)
-	}
-}

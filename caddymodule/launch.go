@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"mime"
@@ -18,10 +19,6 @@ import (
 	"github.com/hooklaunch/caddy-valohai/launch/convert"
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
-
-func init() {
-	caddy.RegisterModule(new(Launch))
-}
 
 const defaultWait = 2 * time.Second
 
@@ -110,9 +107,14 @@ type ResponseConfig struct {
 	Body string `json:"body,omitempty"`
 }
 
-// NameValue is a named value template.
+// NameValue is one `parameter`, `input` or `env` line of an action: a
+// name and the template of its value.
 type NameValue struct {
-	Name  string `json:"name"`
+	// Name is the parameter's, input's or environment variable's name.
+	Name string `json:"name"`
+	// Value is a template: placeholders are resolved per request, and a
+	// value that is exactly one placeholder keeps the JSON type of what it
+	// references (README.md, "`valohai_launch` — the terminal handler").
 	Value string `json:"value"`
 }
 
@@ -155,6 +157,9 @@ func (l *Launch) Provision(ctx caddy.Context) error {
 	l.app = app
 	if l.Trigger == "" {
 		return fmt.Errorf("valohai_launch: a trigger name is required, e.g. `valohai_launch github-push { ... }`")
+	}
+	if l.Status != 0 {
+		return fmt.Errorf("valohai_launch %s: status %d: valohai_launch rejects no request, so it has no rejection status; its answers are set by `response { status ... }`", l.Trigger, l.Status)
 	}
 	if l.Project == "" {
 		return fmt.Errorf("valohai_launch %s: project is required (the Valohai project id)", l.Trigger)
@@ -387,7 +392,7 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 			}
 		}
 		l.logger.Error("storing run failed", zap.String("trigger", l.Trigger), zap.Error(err))
-		l.app.metrics.requests.WithLabelValues(l.Trigger, "store_error").Inc()
+		l.app.metrics.request(l.Trigger, "store_error")
 		// Not acknowledged: the sender may retry.
 		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("valohai_launch: the run could not be stored"))
 	}
@@ -400,7 +405,7 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 		done = run
 		done.Status = launch.StatusPending
 	}
-	l.app.metrics.requests.WithLabelValues(l.Trigger, string(done.Status)).Inc()
+	l.app.metrics.request(l.Trigger, string(done.Status))
 	return l.answer(w, done, look)
 }
 
@@ -427,7 +432,7 @@ func (l *Launch) answerDryRun(w http.ResponseWriter, r *http.Request, run *launc
 		}
 		resp.Requests = append(resp.Requests, reqs...)
 	}
-	l.app.metrics.requests.WithLabelValues(l.Trigger, "dry_run").Inc()
+	l.app.metrics.request(l.Trigger, "dry_run")
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(resp)
@@ -670,7 +675,7 @@ func resultPlaceholder(results []actionResult, key string) (any, bool) {
 	r := results[pick]
 	switch field {
 	case "id":
-		return orEmpty(r.ExecutionID, r.PipelineID), true
+		return cmp.Or(r.ExecutionID, r.PipelineID), true
 	case "counter":
 		if r.Action == launch.ActionRunExecution {
 			return r.ExecutionCounter, true
@@ -684,13 +689,6 @@ func resultPlaceholder(results []actionResult, key string) (any, bool) {
 		return r.PipelineName, true
 	}
 	return nil, false
-}
-
-func orEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // writeRunResponse answers 200 for a completed run, 202 while pending and

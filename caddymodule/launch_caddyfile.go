@@ -1,22 +1,16 @@
 package caddymodule
 
 import (
-	"slices"
+	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("valohai_launch", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		l := new(Launch)
-		return l, l.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[Launch]()
 }
 
 // UnmarshalCaddyfile parses
@@ -46,86 +40,85 @@ func init() {
 func (l *Launch) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if !d.NextArg() {
-		return d.Err("valohai_launch: a trigger name is required, e.g. `valohai_launch github-push { ... }`")
+		return d.Err("a trigger name is required, e.g. `valohai_launch github-push { ... }`")
 	}
 	l.Trigger = d.Val()
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	for d.NextBlock(0) {
-		if ok, err := l.parseCommon(d); ok {
-			if err != nil {
-				return err
+	action := func(line subLine) error {
+		a, err := parseAction(line)
+		l.Actions = append(l.Actions, a)
+		return err
+	}
+	return parseBlock(d, 0, l.handlerSubdirectives(), subTable{
+		"project": func(line subLine) error {
+			if len(line.args) != 1 {
+				return line.errf("project takes one value, the Valohai project id")
 			}
-			continue
-		}
-		switch d.Val() {
-		case "project":
-			if !d.AllArgs(&l.Project) {
-				return d.Err("valohai_launch: project takes one value, the Valohai project id")
+			l.Project = line.args[0]
+			return nil
+		},
+		"wait": func(line subLine) error {
+			if len(line.args) != 1 {
+				return line.errf("wait takes one duration, e.g. wait 2s")
 			}
-		case "wait":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.Err("valohai_launch: wait takes one duration, e.g. wait 2s")
-			}
-			dur, err := caddy.ParseDuration(v)
+			dur, err := caddy.ParseDuration(line.args[0])
 			if err != nil || dur < 0 {
-				return d.Errf("valohai_launch: wait: bad duration %q", v)
+				return line.errf("wait: bad duration %q (e.g. 2s)", line.args[0])
 			}
 			cd := caddy.Duration(dur)
 			l.Wait = &cd
-		case "execution", "pipeline", "copy_pipeline":
-			a, err := parseAction(d)
-			if err != nil {
-				return err
-			}
-			l.Actions = append(l.Actions, a)
-		case "dry_run":
-			args := d.RemainingArgs()
+			return nil
+		},
+		"execution":     action,
+		"pipeline":      action,
+		"copy_pipeline": action,
+		"dry_run": func(line subLine) error {
 			switch {
-			case len(args) == 0:
+			case len(line.args) == 0:
 				l.DryRun = "always"
-			case len(args) == 1 && args[0] == "header":
+			case len(line.args) == 1 && line.args[0] == "header":
 				l.DryRun = "header"
 			default:
-				return d.Errf("valohai_launch: dry_run takes no argument (every request is a dry run) or `header` (requests with %s: 1 are)", DryRunHeader)
+				return line.errf("dry_run takes no argument (every request is a dry run) or `header` (requests with %s: 1 are)", DryRunHeader)
 			}
-		case "fetch_repository":
-			if d.NextArg() || d.NextBlock(1) {
-				return d.Err("valohai_launch: fetch_repository takes no arguments (it fetches the trigger's project)")
+			return nil
+		},
+		"fetch_repository": func(line subLine) error {
+			if len(line.args) > 0 || line.d.NextBlock(1) {
+				return line.errf("fetch_repository takes no arguments (it fetches the trigger's project)")
 			}
 			l.Actions = append(l.Actions, ActionConfig{Kind: "fetch_repository"})
-		case "response":
+			return nil
+		},
+		"response": func(line subLine) error {
 			if l.Response != nil {
-				return d.Err("valohai_launch: only one response block")
+				return line.errf("only one response block")
 			}
-			r, err := parseResponse(d)
-			if err != nil {
-				return err
+			if len(line.args) > 0 {
+				return line.errf("response takes a block, no arguments")
 			}
-			l.Response = r
-		default:
-			return d.Errf("valohai_launch: unknown sub-directive %q", d.Val())
-		}
-	}
-	return nil
+			l.Response = &ResponseConfig{}
+			return parseResponse(line.d, l.Response)
+		},
+	})
 }
 
 // parseAction parses an execution, pipeline or copy_pipeline block.
-func parseAction(d *caddyfile.Dispenser) (ActionConfig, error) {
-	a := ActionConfig{Kind: d.Val()}
-	if !d.NextArg() {
+func parseAction(line subLine) (ActionConfig, error) {
+	a := ActionConfig{Kind: line.name}
+	if len(line.args) != 1 {
 		switch a.Kind {
 		case "execution":
-			return a, d.Err("valohai_launch: execution needs a step name, e.g. `execution train { ... }`")
+			return a, line.errf("execution takes a step name, e.g. `execution train { ... }`")
 		case "pipeline":
-			return a, d.Err("valohai_launch: pipeline needs the pipeline's name in valohai.yaml, e.g. `pipeline nightly { ... }`")
+			return a, line.errf("pipeline takes the pipeline's name in valohai.yaml, e.g. `pipeline nightly { ... }`")
 		default:
-			return a, d.Err("valohai_launch: copy_pipeline needs the source pipeline, its id or <project id>:<counter>")
+			return a, line.errf("copy_pipeline takes the source pipeline, its id or <project id>:<counter>")
 		}
 	}
-	name := d.Val()
+	name := line.args[0]
 	switch a.Kind {
 	case "execution":
 		a.Step = name
@@ -134,102 +127,70 @@ func parseAction(d *caddyfile.Dispenser) (ActionConfig, error) {
 	default:
 		a.Source = name
 	}
-	if d.NextArg() {
-		return a, d.ArgErr()
-	}
-	for d.NextBlock(1) {
-		sub := d.Val()
-		args := d.RemainingArgs()
-		need := func(n int, usage string) error {
-			if len(args) != n {
-				return d.Errf("valohai_launch: %s %s: %s takes %s", a.Kind, name, sub, usage)
-			}
-			return nil
-		}
-		allowed := map[string][]string{
-			"execution": {"commit", "payload_input", "title", "environment", "parameter", "input", "env", "tag",
-				"image", "time_limit", "environment_variable_group", "runtime_config_preset", "priority"},
-			"pipeline":      {"commit", "payload_input", "title", "parameter", "tag"},
-			"copy_pipeline": {"payload_input", "title"},
-		}[a.Kind]
-		if !slices.Contains(allowed, sub) {
-			return a, d.Errf("valohai_launch: %s %s: unknown sub-directive %q (use %s)", a.Kind, name, sub, strings.Join(allowed, ", "))
-		}
-		var err error
-		switch sub {
-		case "commit":
-			if err = need(1, "one value (branch, tag or sha)"); err == nil {
-				a.Commit = args[0]
-			}
-		case "payload_input":
-			if err = need(1, "one input name"); err == nil {
-				a.PayloadInput = args[0]
-			}
-		case "title":
-			if err = need(1, "one (quoted) value"); err == nil {
-				a.Title = args[0]
-			}
-		case "environment":
-			if err = need(1, "one environment slug or id"); err == nil {
-				a.Environment = args[0]
-			}
-		case "parameter":
-			if err = need(2, "<name> <value>"); err == nil {
-				a.Parameters = append(a.Parameters, NameValue{args[0], args[1]})
-			}
-		case "input":
-			if err = need(2, "<name> <url>"); err == nil {
-				a.Inputs = append(a.Inputs, NameValue{args[0], args[1]})
-			}
-		case "env":
-			if err = need(2, "<NAME> <value>"); err == nil {
-				a.Env = append(a.Env, NameValue{args[0], args[1]})
-			}
-		case "image":
-			if err = need(1, "one image reference"); err == nil {
-				a.Image = args[0]
-			}
-		case "runtime_config_preset":
-			if err = need(1, "one runtime config preset id"); err == nil {
-				a.RuntimeConfigPreset = args[0]
-			}
-		case "environment_variable_group":
-			if len(args) == 0 {
-				err = d.Errf("valohai_launch: %s %s: environment_variable_group takes one or more group ids", a.Kind, name)
-			}
-			a.EnvironmentVariableGroups = append(a.EnvironmentVariableGroups, args...)
-		case "time_limit":
-			if err = need(1, "one duration, e.g. 2h or 90m"); err == nil {
-				dur, perr := caddy.ParseDuration(args[0])
-				switch {
-				case perr != nil || dur <= 0:
-					err = d.Errf("valohai_launch: %s %s: time_limit %q is not a positive duration such as 2h or 90m", a.Kind, name, args[0])
-				case dur%time.Second != 0:
-					err = d.Errf("valohai_launch: %s %s: time_limit %q: Valohai takes whole seconds, e.g. 90s", a.Kind, name, args[0])
-				default:
-					a.TimeLimit = int64(dur / time.Second)
-				}
-			}
-		case "priority":
-			if err = need(1, "one integer"); err == nil {
-				n, perr := strconv.ParseInt(args[0], 10, 64)
-				if perr != nil {
-					err = d.Errf("valohai_launch: %s %s: priority %q is not an integer", a.Kind, name, args[0])
-				} else {
-					a.Priority = &n
-				}
-			}
-		case "tag":
-			if len(args) == 0 {
-				err = d.Errf("valohai_launch: %s %s: tag takes one or more values", a.Kind, name)
-			}
-			a.Tags = append(a.Tags, args...)
-		}
-		if err != nil {
-			return a, err
-		}
+	if err := parseBlock(line.d, 1, actionSubdirectives(&a)); err != nil {
+		return a, fmt.Errorf("%s %s: %w", a.Kind, name, err)
 	}
 	return a, nil
+}
+
+// actionSubdirectives are the sub-directives an action of a's kind takes.
+func actionSubdirectives(a *ActionConfig) subTable {
+	t := subTable{
+		"payload_input": setOne(&a.PayloadInput),
+		"title":         setOne(&a.Title),
+	}
+	if a.Kind == "copy_pipeline" {
+		return t
+	}
+	nameValue := func(dst *[]NameValue, usage string) subParser {
+		return func(l subLine) error {
+			if len(l.args) != 2 {
+				return l.errf("%s takes %s", l.name, usage)
+			}
+			*dst = append(*dst, NameValue{l.args[0], l.args[1]})
+			return nil
+		}
+	}
+	t["commit"] = setOne(&a.Commit)
+	t["parameter"] = nameValue(&a.Parameters, "<name> <value>")
+	t["tag"] = appendSome(&a.Tags)
+	if a.Kind == "pipeline" {
+		return t
+	}
+	t["environment"] = setOne(&a.Environment)
+	t["input"] = nameValue(&a.Inputs, "<name> <url>")
+	t["env"] = nameValue(&a.Env, "<NAME> <value>")
+	t["image"] = setOne(&a.Image)
+	t["runtime_config_preset"] = setOne(&a.RuntimeConfigPreset)
+	t["environment_variable_group"] = appendSome(&a.EnvironmentVariableGroups)
+	t["time_limit"] = func(l subLine) error {
+		v, err := l.one()
+		if err != nil {
+			return err
+		}
+		dur, err := caddy.ParseDuration(v)
+		switch {
+		case err != nil || dur <= 0:
+			return l.errf("time_limit %q is not a positive duration such as 2h or 90m", v)
+		case dur%time.Second != 0:
+			return l.errf("time_limit %q: Valohai takes whole seconds, e.g. 90s", v)
+		}
+		a.TimeLimit = int64(dur / time.Second)
+		return nil
+	}
+	t["priority"] = func(l subLine) error {
+		v, err := l.one()
+		if err != nil {
+			return err
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return l.errf("priority %q is not an integer", v)
+		}
+		a.Priority = &n
+		return nil
+	}
+	return t
 }
 
 // parseResponse parses
@@ -239,31 +200,25 @@ func parseAction(d *caddyfile.Dispenser) (ActionConfig, error) {
 //		content_type application/json
 //		body         `{"run_id":"{run_id}","text":"Started {valohai.execution.counter}"}`
 //	}
-func parseResponse(d *caddyfile.Dispenser) (*ResponseConfig, error) {
-	r := &ResponseConfig{}
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
-	for d.NextBlock(1) {
-		sub := d.Val()
-		var v string
-		if !d.AllArgs(&v) {
-			return nil, d.Errf("valohai_launch: response: %s takes one value", sub)
-		}
-		switch sub {
-		case "status":
+func parseResponse(d *caddyfile.Dispenser, r *ResponseConfig) error {
+	err := parseBlock(d, 1, subTable{
+		"status": func(l subLine) error {
+			v, err := l.one()
+			if err != nil {
+				return err
+			}
 			code, err := strconv.Atoi(v)
 			if err != nil || code < 200 || code > 299 {
-				return nil, d.Errf("valohai_launch: response: status must be a 2xx code, got %q", v)
+				return l.errf("status must be a 2xx code, got %q", v)
 			}
 			r.Status = code
-		case "content_type":
-			r.ContentType = v
-		case "body":
-			r.Body = v
-		default:
-			return nil, d.Errf("valohai_launch: response: unknown sub-directive %q (use status, content_type, body)", sub)
-		}
+			return nil
+		},
+		"content_type": setOne(&r.ContentType),
+		"body":         setOne(&r.Body),
+	})
+	if err != nil {
+		return fmt.Errorf("response: %w", err)
 	}
-	return r, nil
+	return nil
 }

@@ -19,10 +19,60 @@ type metrics struct {
 	launches       *prometheus.CounterVec
 	launchDuration prometheus.Histogram
 	labels         boundedLabels
+
+	// The counters already looked up, by their two label values: a
+	// request then costs a read-locked map lookup instead of hashing its
+	// labels into the vector and, for rejections, the bound's mutex.
+	mu              sync.RWMutex
+	requestCounters map[[2]string]prometheus.Counter
+	rejectCounters  map[[2]string]prometheus.Counter
 }
 
+// request counts a webhook that reached valohai_launch (or was answered as
+// a duplicate of one) under its trigger and outcome: both from bounded
+// sets (trigger names from the config, fixed outcomes).
+func (m *metrics) request(trigger, outcome string) {
+	key := [2]string{trigger, outcome}
+	if c, ok := m.cached(&m.requestCounters, key); ok {
+		c.Inc()
+		return
+	}
+	c := m.requests.WithLabelValues(trigger, outcome)
+	m.cache(&m.requestCounters, key, c)
+	c.Inc()
+}
+
+// rejected counts a rejection by directive and reason, each bounded: past
+// maxLabelValues distinct values a label reads "other", and such a
+// rejection is counted without being cached, so the cache stays bounded.
 func (m *metrics) rejected(directive, reason string) {
-	m.rejections.WithLabelValues(m.labels.get(directive), m.labels.get(reason)).Inc()
+	key := [2]string{directive, reason}
+	if c, ok := m.cached(&m.rejectCounters, key); ok {
+		c.Inc()
+		return
+	}
+	d, r := m.labels.get(directive), m.labels.get(reason)
+	c := m.rejections.WithLabelValues(d, r)
+	if d == directive && r == reason {
+		m.cache(&m.rejectCounters, key, c)
+	}
+	c.Inc()
+}
+
+func (m *metrics) cached(cache *map[[2]string]prometheus.Counter, key [2]string) (prometheus.Counter, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c, ok := (*cache)[key]
+	return c, ok
+}
+
+func (m *metrics) cache(cache *map[[2]string]prometheus.Counter, key [2]string, c prometheus.Counter) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if *cache == nil {
+		*cache = map[[2]string]prometheus.Counter{}
+	}
+	(*cache)[key] = c
 }
 
 func newMetrics(reg *prometheus.Registry, queueDepth func() float64) *metrics {

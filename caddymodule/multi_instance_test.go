@@ -27,9 +27,10 @@ type multiGateway struct {
 	addr string // 127.0.0.1:<port>
 }
 
-// startMultiInstance starts the simulator and two gateways on redisURL and
+// startMultiInstance starts the simulator and two gateways on the store
+// option storeOpt (e.g. "redis redis://…" or a `redis { … }` block) and
 // returns the gateways and a testEnv pointing at the simulator.
-func startMultiInstance(t *testing.T, redisURL string) ([2]multiGateway, *testEnv) {
+func startMultiInstance(t *testing.T, storeOpt string) ([2]multiGateway, *testEnv) {
 	t.Helper()
 	simAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	yaml, err := filepath.Abs("../examples/valohai.yaml")
@@ -60,7 +61,7 @@ http://%s {
 	valohai {
 		api_url   http://%[2]s
 		api_token %[3]s
-		store     redis %[4]s
+		store     %[4]s
 	}
 }
 http://%[5]s:%[1]d {
@@ -80,9 +81,22 @@ http://%[5]s:%[1]d {
 		webhook_dedupe {http.request.header.X-GitHub-Delivery}
 		%[7]s
 	}
+	handle /accepted {
+		webhook_token multi-token
+		webhook_dedupe {http.request.header.X-GitHub-Delivery}
+		%[8]s
+	}
+	handle /plain {
+		webhook_token multi-token
+		%[9]s
+	}
+	handle /runs {
+		valohai_run_info
+	}
 }
-`, port, simAddr, testToken, redisURL, multiHost,
-			stateLaunch("multi-limited", "wait 0s"), stateLaunch("multi-dedupe", "")), gws[i].addr)
+`, port, simAddr, testToken, storeOpt, multiHost,
+			stateLaunch("multi-limited", "wait 0s"), stateLaunch("multi-dedupe", ""), stateLaunch("multi-accepted", "wait 0s"),
+			stateLaunch("multi-plain", "wait 0s")), gws[i].addr)
 	}
 	return gws, &testEnv{t: t, sim: "http://" + simAddr}
 }
@@ -138,8 +152,15 @@ func TestMultiInstanceSharedRedis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs Caddy processes")
 	}
+	gws, sim := startMultiInstance(t, "redis "+redistest.Start(t))
+	checkSharedState(t, gws, sim)
+}
+
+// checkSharedState checks what two gateways on one store must agree on: an
+// exact quota and one launch per delivery, whichever instance each request
+// reaches.
+func checkSharedState(t *testing.T, gws [2]multiGateway, sim *testEnv) {
 	avoidWindowEdge(t, time.Hour, time.Minute)
-	gws, sim := startMultiInstance(t, redistest.Start(t))
 	launched := 0
 
 	t.Run("a quota of 5 is exact across two instances", func(t *testing.T) {

@@ -1,10 +1,6 @@
 package caddymodule
 
 import (
-	"encoding/json"
-	"fmt"
-	"time"
-
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 )
 
@@ -25,9 +21,3 @@ func init() {
 		httpcaddyfile.RegisterDirectiveOrder(dir, httpcaddyfile.Before, "respond")
 	}
 }
-
-func nowUTC() time.Time { return time.Now().UTC() }
-
-func jsonNumber(s string) json.Number { return json.Number(s) }
-
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -8,21 +8,17 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
 )
 
 func init() {
-	caddy.RegisterModule(new(Payloads))
-	httpcaddyfile.RegisterHandlerDirective("valohai_payloads", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		p := new(Payloads)
-		return p, p.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[Payloads]()
 }
 
 // Payloads is the `valohai_payloads` handler: it serves stored webhook bodies
@@ -58,7 +54,7 @@ func (p *Payloads) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 	}
 	runID := path.Base(r.URL.Path)
 	q := r.URL.Query()
-	switch err := p.app.signer.Verify(runID, q.Get("expires"), q.Get("signature"), nowUTC()); {
+	switch err := p.app.signer.Verify(runID, q.Get("expires"), q.Get("signature"), time.Now().UTC()); {
 	case errors.Is(err, launch.ErrExpired):
 		return caddyhttp.Error(http.StatusForbidden, errors.New("valohai_payloads: link expired"))
 	case err != nil:
@@ -92,7 +88,7 @@ func (p *Payloads) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 func (p *Payloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	if d.NextArg() || d.NextBlock(0) {
-		return d.Err("valohai_payloads takes no arguments; put it under the path of payload_url, e.g. handle_path /_valohai/payloads/* { valohai_payloads }")
+		return d.Err("takes no arguments; put it under the path of payload_url, e.g. handle_path /_valohai/payloads/* { valohai_payloads }")
 	}
 	return nil
 }

@@ -8,21 +8,15 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
-	"github.com/hooklaunch/caddy-valohai/launch/store"
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
 
 func init() {
-	caddy.RegisterModule(new(RateLimitHandler))
-	httpcaddyfile.RegisterHandlerDirective(validators.DirectiveRateLimit, func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		rl := new(RateLimitHandler)
-		return rl, rl.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[RateLimitHandler]()
 }
 
 // RateLimitHandler is the `webhook_rate_limit` condition: a quota of
@@ -167,59 +161,42 @@ func (h *RateLimitHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	switch args := d.RemainingArgs(); len(args) {
 	case 0:
 	case 2:
-		l, err := parseLimit(d, args[0], args[1])
-		if err != nil {
+		if err := h.addLimit(d, args[0], args[1]); err != nil {
 			return err
 		}
-		h.Limits = append(h.Limits, l)
 	default:
-		return d.Errf("%s takes <quota> <period>, e.g. `%s 10 1h`; repeat the directive or use limit lines in a block for more limits", dir, dir)
+		return d.Errf("takes <quota> <period>, e.g. `%s 10 1h`; repeat the directive or use limit lines in a block for more limits", dir)
 	}
-	for d.NextBlock(0) {
-		if ok, err := h.parseCommon(d); ok {
-			if err != nil {
-				return err
+	err := parseBlock(d, 0, h.conditionSubdirectives(), subTable{
+		"limit": func(l subLine) error {
+			if len(l.args) != 2 {
+				return l.errf("limit takes <quota> <period>, e.g. limit 10 1h")
 			}
-			continue
-		}
-		sub := d.Val()
-		args := d.RemainingArgs()
-		switch sub {
-		case "limit":
-			if len(args) != 2 {
-				return d.Errf("%s: limit takes <quota> <period>, e.g. limit 10 1h", dir)
-			}
-			l, err := parseLimit(d, args[0], args[1])
-			if err != nil {
-				return err
-			}
-			h.Limits = append(h.Limits, l)
-		case "key":
-			if len(args) != 1 {
-				return d.Errf("%s: key takes one value, e.g. key {http.request.header.X-Slack-Team-Id}", dir)
-			}
-			h.Key = args[0]
-		default:
-			return d.Errf("%s: unknown sub-directive %q (limit, key, status, methods, max_body)", dir, sub)
-		}
+			return h.addLimit(l.d, l.args[0], l.args[1])
+		},
+		"key": setOne(&h.Key),
+	})
+	if err != nil {
+		return err
 	}
 	if len(h.Limits) == 0 {
-		return d.Errf("%s: no limit: write `%s 10 1h` or a `limit 10 1h` line in the block", dir, dir)
+		return d.Errf("no limit: write `%s 10 1h` or a `limit 10 1h` line in the block", dir)
 	}
 	return nil
 }
 
-func parseLimit(d *caddyfile.Dispenser, quota, period string) (LimitConfig, error) {
-	const dir = validators.DirectiveRateLimit
+// addLimit appends the quota of a `<quota> <period>` pair.
+func (h *RateLimitHandler) addLimit(d *caddyfile.Dispenser, quota, period string) error {
 	n, err := strconv.Atoi(quota)
 	if err != nil || n < 1 {
-		return LimitConfig{}, d.Errf("%s: quota %q must be a whole number of at least 1, e.g. 10", dir, quota)
+		return d.Errf("quota %q must be a whole number of at least 1, e.g. 10", quota)
 	}
 	p, err := caddy.ParseDuration(period)
 	if err != nil || p < time.Second {
-		return LimitConfig{}, d.Errf("%s: period %q must be a duration of at least 1s, e.g. 1h or 24h", dir, period)
+		return d.Errf("period %q must be a duration of at least 1s, e.g. 1h or 24h", period)
 	}
-	return LimitConfig{Quota: n, Period: caddy.Duration(p)}, nil
+	h.Limits = append(h.Limits, LimitConfig{Quota: n, Period: caddy.Duration(p)})
+	return nil
 }
 
 // Interface guards. The store assertions keep validators' small state
@@ -232,6 +209,4 @@ var (
 
 	_ validators.QuotaTaker    = launch.Admission(nil)
 	_ validators.KeyRememberer = launch.Admission(nil)
-	_ validators.QuotaTaker    = (*store.Pebble)(nil)
-	_ validators.KeyRememberer = (*store.Pebble)(nil)
 )

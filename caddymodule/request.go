@@ -5,13 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/google/uuid"
 	"github.com/tidwall/gjson"
@@ -21,10 +19,16 @@ import (
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
 
-// Common holds what every condition directive and valohai_launch accept:
-// the status of a rejection, the allowed methods and the body cap.
+// Common holds what every handler that reads the webhook accepts: the
+// allowed methods and the body cap, and for the conditions the status of
+// a rejection.
 type Common struct {
-	// Status overrides the status of a rejection (default 400, Valohai's).
+	// Status is the status of the answer to a request that does not meet
+	// the condition (README.md, "Options every condition takes"): a
+	// rejection, default 400 (Valohai's; webhook_ed25519's discord preset
+	// 401), or for webhook_filter the "ignored" answer, default 202.
+	// Handlers that turn no request away for failing a check
+	// (webhook_dedupe, valohai_launch, valohai_run_info) refuse it.
 	Status int `json:"status,omitempty"`
 	// Methods lists the accepted request methods (default POST).
 	Methods []string `json:"methods,omitempty"`
@@ -33,7 +37,32 @@ type Common struct {
 	MaxBody int64 `json:"max_body,omitempty"`
 }
 
+// sharedRequestVar is the key of the request's validators.Request in
+// Caddy's per-request variables, which every handler of the request (and
+// its error routes) sees: keeping it there spares a new context and a copy
+// of the *http.Request per request.
+const sharedRequestVar = "valohai.request"
+
+// requestKey carries the shared request in the context when Caddy's
+// variables are not there (a handler called outside Caddy's server).
 type requestKey struct{}
+
+// sharedRequest is a request's validators.Request together with the
+// reader that gives later handlers (respond, reverse_proxy) the body
+// again: one allocation for both.
+type sharedRequest struct {
+	vr   validators.Request
+	body bodyAgain
+}
+
+// bodyAgain reads the buffered body again.
+type bodyAgain struct{ bytes.Reader }
+
+func (*bodyAgain) Close() error { return nil }
+
+// String keeps the request out of anything that prints Caddy's variables
+// ({http.vars.*}, debug output).
+func (*sharedRequest) String() string { return "[webhook request]" }
 
 type runIDKey struct{}
 
@@ -54,44 +83,68 @@ func runIDFor(r *http.Request) string {
 // webhookRequest returns the request's shared validators.Request, reading
 // the body (once per request, capped) when this is the first of our
 // handlers in the route. The returned *http.Request carries it onward.
-// A non-nil error is already an HTTP error for Caddy.
+// A non-nil error is already an HTTP error for Caddy. The body's share of
+// the app's body budget is given back when the request ends.
 func (c *Common) webhookRequest(w http.ResponseWriter, r *http.Request, app *App, directive string) (*validators.Request, *http.Request, error) {
+	vr, r, held, err := c.holdWebhookRequest(w, r, app, directive)
+	if held > 0 {
+		context.AfterFunc(r.Context(), func() { app.bodies.release(held) })
+	}
+	return vr, r, err
+}
+
+// holdWebhookRequest is webhookRequest for a handler that runs the rest of
+// the route itself (next.ServeHTTP) and so knows when the request ends:
+// when it read the body, held is the body's share of the budget, which it
+// gives back with app.bodies.release after the route returned. That spares
+// every request a context.AfterFunc (a registration and a goroutine when
+// the request ends).
+func (c *Common) holdWebhookRequest(w http.ResponseWriter, r *http.Request, app *App, directive string) (vr *validators.Request, _ *http.Request, held int64, _ error) {
 	if !c.methodAllowed(r.Method) {
 		allowed := c.Methods
 		if len(allowed) == 0 {
 			allowed = []string{http.MethodPost}
 		}
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
-		return nil, r, caddyhttp.Error(http.StatusMethodNotAllowed,
+		return nil, r, 0, caddyhttp.Error(http.StatusMethodNotAllowed,
 			fmt.Errorf("%s: method %s not allowed", directive, r.Method))
 	}
+	if sr, ok := caddyhttp.GetVar(r.Context(), sharedRequestVar).(*sharedRequest); ok {
+		return &sr.vr, r, 0, nil
+	}
 	if vr, ok := r.Context().Value(requestKey{}).(*validators.Request); ok {
-		return vr, r, nil
+		return vr, r, 0, nil
 	}
 	limit := c.MaxBody
 	if limit <= 0 {
 		limit = app.MaxBody
 	}
-	body, err := app.bodies.read(w, r, limit)
+	body, held, err := app.bodies.read(w, r, limit)
 	if err != nil {
-		return nil, r, bodyError(w, directive, limit, err)
+		return nil, r, 0, bodyError(w, directive, limit, err)
 	}
-	vr := &validators.Request{
+	sr := &sharedRequest{vr: validators.Request{
 		Method:     r.Method,
 		Host:       r.Host,
 		Path:       r.URL.Path,
 		URL:        requestURL(r),
 		Header:     r.Header,
-		Query:      r.URL.Query(),
+		RawQuery:   r.URL.RawQuery, // parsed on first use
 		Body:       body,
 		RemoteAddr: r.RemoteAddr,
-	}
+	}}
+	vr = &sr.vr
 	// Later handlers (respond, reverse_proxy) can still read the body.
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	sr.body.Reset(body)
+	r.Body = &sr.body
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(func(key string) (any, bool) { return webhookPlaceholder(vr, key) })
 	}
-	return vr, r.WithContext(context.WithValue(r.Context(), requestKey{}, vr)), nil
+	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+		vars[sharedRequestVar] = sr
+		return vr, r, held, nil
+	}
+	return vr, r.WithContext(context.WithValue(r.Context(), requestKey{}, vr)), held, nil
 }
 
 func (c *Common) methodAllowed(m string) bool {
@@ -151,7 +204,7 @@ func jsonValue(res gjson.Result) (any, bool) {
 	}
 	switch res.Type {
 	case gjson.Number:
-		return jsonNumber(res.Raw), true
+		return json.Number(res.Raw), true
 	case gjson.String:
 		return res.Str, true
 	case gjson.True:
@@ -185,57 +238,20 @@ func (c *Common) rejectStatus(app *App, logger *zap.Logger, r *http.Request, err
 	if rej, ok := validators.AsRejection(err); ok {
 		directive, reason = rej.Directive, rej.Reason
 	}
-	logger.Info("webhook rejected",
-		zap.String("host", r.Host),
-		zap.String("path", r.URL.Path),
-		zap.String("directive", directive),
-		zap.String("reason", reason),
-		zap.String("remote_addr", r.RemoteAddr))
+	if ce := logger.Check(zap.InfoLevel, "webhook rejected"); ce != nil {
+		// Fields are built only when the line is written.
+		ce.Write(zap.String("host", r.Host),
+			zap.String("path", r.URL.Path),
+			zap.String("directive", directive),
+			zap.String("reason", reason),
+			zap.String("remote_addr", r.RemoteAddr))
+	}
 	app.metrics.rejected(directive, reason)
 	app.recordRejection(launch.Rejected{
-		At: nowUTC(), Host: r.Host, Path: r.URL.Path,
+		At: time.Now().UTC(), Host: r.Host, Path: r.URL.Path,
 		Directive: directive, Reason: reason, RemoteAddr: r.RemoteAddr,
 	})
 	return caddyhttp.Error(status, err)
-}
-
-// parseCommon handles the sub-directives every handler accepts; it reports
-// whether it consumed the current one.
-func (c *Common) parseCommon(d *caddyfile.Dispenser) (bool, error) {
-	switch d.Val() {
-	case "status":
-		if !d.NextArg() {
-			return true, d.ArgErr()
-		}
-		code, err := strconv.Atoi(d.Val())
-		if err != nil || code < 400 || code > 599 {
-			return true, d.Errf("status must be an HTTP error code 400-599, got %q", d.Val())
-		}
-		c.Status = code
-	case "methods":
-		c.Methods = d.RemainingArgs()
-		if len(c.Methods) == 0 {
-			return true, d.ArgErr()
-		}
-		for i, m := range c.Methods {
-			c.Methods[i] = strings.ToUpper(m)
-		}
-	case "max_body":
-		if !d.NextArg() {
-			return true, d.ArgErr()
-		}
-		n, err := parseSize(d.Val())
-		if err != nil || n <= 0 {
-			return true, d.Errf("max_body: bad size %q (e.g. 25MiB)", d.Val())
-		}
-		c.MaxBody = n
-	default:
-		return false, nil
-	}
-	if d.NextArg() {
-		return true, d.ArgErr()
-	}
-	return true, nil
 }
 
 // loadApp returns the valohai app of this config.

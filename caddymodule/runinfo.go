@@ -8,18 +8,13 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
 )
 
 func init() {
-	caddy.RegisterModule(new(RunInfo))
-	httpcaddyfile.RegisterHandlerDirective("valohai_run_info", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		ri := new(RunInfo)
-		return ri, ri.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[RunInfo]()
 }
 
 // RunInfo is the `valohai_run_info` handler, Valohai's trigger run-info:
@@ -48,6 +43,9 @@ func (ri *RunInfo) Provision(ctx caddy.Context) error {
 		return err
 	}
 	ri.app = app
+	if ri.Status != 0 {
+		return fmt.Errorf("valohai_run_info: status %d: valohai_run_info rejects no request, so it has no rejection status: remove it", ri.Status)
+	}
 	if len(ri.Methods) == 0 {
 		ri.Methods = []string{http.MethodGet, http.MethodPost}
 	}
@@ -65,7 +63,7 @@ func (ri *RunInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 	if err != nil {
 		return err
 	}
-	id := vr.Query.Get("run_id")
+	id := vr.QueryValues().Get("run_id")
 	if id == "" && r.Method == http.MethodPost {
 		id, _ = vr.Field("run_id")
 		if rej := vr.ReadJSONRejection("valohai_run_info"); rej != nil {
@@ -94,20 +92,16 @@ func (ri *RunInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 	return writeJSON(w, http.StatusOK, resp)
 }
 
-// UnmarshalCaddyfile parses `valohai_run_info [<trigger>...] [{ methods ... }]`.
+// UnmarshalCaddyfile parses
+//
+//	valohai_run_info [<trigger>...] {
+//		methods GET POST
+//		max_body 1MiB
+//	}
 func (ri *RunInfo) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	ri.Triggers = d.RemainingArgs()
-	for d.NextBlock(0) {
-		ok, err := ri.parseCommon(d)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return d.Errf("valohai_run_info: unknown sub-directive %q", d.Val())
-		}
-	}
-	return nil
+	return parseBlock(d, 0, ri.handlerSubdirectives())
 }
 
 // Interface guards

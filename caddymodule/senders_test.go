@@ -201,6 +201,12 @@ func TestSendersDocThroughCaddy(t *testing.T) {
 		if r.body != `{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}` || r.header.Get("Content-Type") != "application/json" {
 			t.Errorf("url_verification answer %q (%s)", r.body, r.header.Get("Content-Type"))
 		}
+		// The type spelled with a JSON escape is the same challenge.
+		escaped := `{"challenge":"c-escaped","type":"url\u005fverification"}`
+		r = send(t, "/hooks/slack/events", escaped, slackHeaders("application/json", now, escaped), 200, 0)
+		if r.body != `{"challenge":"c-escaped"}` {
+			t.Errorf("escaped url_verification answer %q", r.body)
+		}
 		r = send(t, "/hooks/slack/events", challenge, map[string]string{"Content-Type": "application/json"}, 400, 0)
 		if strings.Contains(r.body, "3eZbrw1") {
 			t.Errorf("an unsigned url_verification got its challenge back: %q", r.body)

@@ -7,19 +7,14 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.yaml.in/yaml/v3"
+	"gopkg.in/yaml.v3"
 
 	"github.com/hooklaunch/caddy-valohai/launch/simulator"
 )
 
 func init() {
-	caddy.RegisterModule(new(Simulator))
-	httpcaddyfile.RegisterHandlerDirective("valohai_simulator", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		s := new(Simulator)
-		return s, s.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[Simulator]()
 }
 
 // Simulator is the `valohai_simulator` handler: a local stand-in for the
@@ -27,27 +22,38 @@ func init() {
 // API does, keeps what it received (GET /__simulator/calls) and can be told
 // to fail or slow down (POST /__simulator/fail, /__simulator/delay).
 type Simulator struct {
-	// Token is the API token it accepts (placeholders expanded).
+	// Token is the API token it accepts (placeholders expanded); any
+	// other gets 401.
 	Token string `json:"token"`
-	// Projects it knows.
+	// Projects are the projects it knows, with their commits.
 	Projects []SimulatorProject `json:"projects,omitempty"`
 
 	sim *simulator.Simulator
 }
 
-// SimulatorProject is a project known to the simulator.
+// SimulatorProject is a project known to the simulator: one `project`
+// block.
 type SimulatorProject struct {
-	ID      string            `json:"id"`
-	Name    string            `json:"name,omitempty"`
+	// ID is the project id that actions name in `project` (any string;
+	// Valohai's are UUIDs). Requests for other projects get 404.
+	ID string `json:"id"`
+	// Name is the project's owner/name, as Valohai shows it (default:
+	// demo/<id>).
+	Name string `json:"name,omitempty"`
+	// Commits are the repository commits the project knows.
 	Commits []SimulatorCommit `json:"commits,omitempty"`
 }
 
-// SimulatorCommit is a commit of a simulated project; Config names the
-// valohai.yaml file it holds.
+// SimulatorCommit is a commit of a simulated project: one `commit` line.
 type SimulatorCommit struct {
+	// Identifier is the commit's full identifier (sha).
 	Identifier string `json:"identifier"`
-	Ref        string `json:"ref,omitempty"`
-	Config     string `json:"config,omitempty"`
+	// Ref is the branch or tag that points at the commit, so that
+	// `commit main` resolves to it.
+	Ref string `json:"ref,omitempty"`
+	// Config is the path of the valohai.yaml file the commit holds, read
+	// at provision and served as the commit's config.
+	Config string `json:"config,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -108,44 +114,39 @@ func (s *Simulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "token":
-			if !d.AllArgs(&s.Token) {
-				return d.Err("valohai_simulator: token takes one value")
+	return parseBlock(d, 0, subTable{
+		"token": setOne(&s.Token),
+		"project": func(l subLine) error {
+			if len(l.args) < 1 || len(l.args) > 2 {
+				return l.errf("project takes <id> [<owner/name>]")
 			}
-		case "project":
-			args := d.RemainingArgs()
-			if len(args) < 1 || len(args) > 2 {
-				return d.Err("valohai_simulator: project takes <id> [<owner/name>]")
+			p := SimulatorProject{ID: l.args[0]}
+			if len(l.args) == 2 {
+				p.Name = l.args[1]
 			}
-			p := SimulatorProject{ID: args[0]}
-			if len(args) == 2 {
-				p.Name = args[1]
-			}
-			for d.NextBlock(1) {
-				if d.Val() != "commit" {
-					return d.Errf("valohai_simulator: project %s: unknown sub-directive %q", p.ID, d.Val())
-				}
-				args := d.RemainingArgs()
-				if len(args) < 1 || len(args) > 3 {
-					return d.Err("valohai_simulator: commit takes <identifier> [<ref>] [<valohai.yaml>]")
-				}
-				c := SimulatorCommit{Identifier: args[0]}
-				if len(args) > 1 {
-					c.Ref = args[1]
-				}
-				if len(args) > 2 {
-					c.Config = args[2]
-				}
-				p.Commits = append(p.Commits, c)
+			err := parseBlock(l.d, 1, subTable{
+				"commit": func(l subLine) error {
+					if len(l.args) < 1 || len(l.args) > 3 {
+						return l.errf("commit takes <identifier> [<ref>] [<valohai.yaml>]")
+					}
+					c := SimulatorCommit{Identifier: l.args[0]}
+					if len(l.args) > 1 {
+						c.Ref = l.args[1]
+					}
+					if len(l.args) > 2 {
+						c.Config = l.args[2]
+					}
+					p.Commits = append(p.Commits, c)
+					return nil
+				},
+			})
+			if err != nil {
+				return fmt.Errorf("project %s: %w", p.ID, err)
 			}
 			s.Projects = append(s.Projects, p)
-		default:
-			return d.Errf("valohai_simulator: unknown sub-directive %q", d.Val())
-		}
-	}
-	return nil
+			return nil
+		},
+	})
 }
 
 // Interface guards

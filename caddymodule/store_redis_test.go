@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -186,6 +187,32 @@ func TestRedisStoreConfigErrors(t *testing.T) {
 			[]string{"valohai: store takes", "redis <url>"}},
 		{"unknown backend", "store etcd http://127.0.0.1:2379",
 			[]string{"valohai: store takes", "file <dir>", "redis <url>"}},
+		{"sentinel without master", "store redis {\n\t\t\tsentinel 127.0.0.1:26379\n\t\t}",
+			[]string{"valohai: store redis: sentinel needs `master <name>`"}},
+		{"master without sentinel", "store redis {\n\t\t\tcluster 127.0.0.1:7000\n\t\t\tmaster m\n\t\t}",
+			[]string{"master goes with sentinel"}},
+		{"sentinel and cluster", "store redis {\n\t\t\tsentinel 127.0.0.1:26379\n\t\t\tmaster m\n\t\t\tcluster 127.0.0.1:7000\n\t\t}",
+			[]string{"sentinel and cluster exclude each other", "keep the one you run"}},
+		{"url and cluster", "store redis redis://127.0.0.1:6379/0 {\n\t\t\tcluster 127.0.0.1:7000\n\t\t}",
+			[]string{"a URL and sentinel/cluster addresses exclude each other"}},
+		{"password beside a url", "store redis redis://127.0.0.1:6379/0 {\n\t\t\tpassword " + pw + "\n\t\t}",
+			[]string{"put the user and password in it"}},
+		{"empty block", "store redis {\n\t\t}",
+			[]string{"valohai: store takes", "sentinel and master, or cluster"}},
+		{"unknown sub-directive", "store redis {\n\t\t\tsentinels 127.0.0.1:26379\n\t\t}",
+			[]string{`unknown sub-directive "sentinels"`, "this block takes cluster, master, min_replicas_ack, password, prefix, sentinel, tls, username"}},
+		{"bad address", "store redis {\n\t\t\tcluster 127.0.0.1\n\t\t}",
+			[]string{`"127.0.0.1" is not host:port`}},
+		{"bad min_replicas_ack", "store redis {\n\t\t\tsentinel 127.0.0.1:26379\n\t\t\tmaster m\n\t\t\tmin_replicas_ack one\n\t\t}",
+			[]string{"min_replicas_ack must be a number of replicas"}},
+		{"braces in a cluster prefix", "store redis {\n\t\t\tcluster 127.0.0.1:7000\n\t\t\tprefix {x}:\n\t\t}",
+			[]string{"hash tag", "may not contain { or }"}},
+		{"unset password variable", "store redis {\n\t\t\tcluster 127.0.0.1:7000\n\t\t\tpassword {env.VALOHAI_TEST_UNSET_REDIS_PW}\n\t\t}",
+			[]string{"password {env.VALOHAI_TEST_UNSET_REDIS_PW} expands to nothing"}},
+		{"sentinels unreachable", "store redis {\n\t\t\tsentinel " + addr + "\n\t\t\tmaster m\n\t\t\tusername app\n\t\t\tpassword " + pw + "\n\t\t}",
+			[]string{"valohai: store redis: sentinel " + addr + " master m does not answer", "start redis", "fix the sentinel/master"}},
+		{"cluster unreachable", "store redis {\n\t\t\tcluster " + addr + "\n\t\t\tpassword " + pw + "\n\t\t\ttls\n\t\t}",
+			[]string{"valohai: store redis: cluster " + addr + " does not answer", "start redis"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -226,9 +253,9 @@ func TestRedisStorePoolKey(t *testing.T) {
 	}
 	open := func(raw string) *App {
 		t.Helper()
-		a := &App{logger: zap.NewNop()}
-		if err := a.openRedisStore(caddy.NewReplacer(), StoreConfig{Type: "redis", URL: raw}); err != nil {
-			t.Fatalf("openRedisStore: %v", err)
+		a := &App{logger: zap.NewNop(), Store: &StoreConfig{Type: "redis", URL: raw}}
+		if err := a.openStore(caddy.NewReplacer()); err != nil {
+			t.Fatalf("openStore: %v", err)
 		}
 		t.Cleanup(func() { a.Cleanup() })
 		return a
@@ -252,5 +279,46 @@ func TestRedisStorePoolKey(t *testing.T) {
 	}
 	if _, err := two.store.GetRun(ctx, "shared"); err != nil {
 		t.Fatalf("the other client does not see the run: %v", err)
+	}
+}
+
+// The store redis block adapts to the JSON its README section documents,
+// placeholders left for provisioning to expand.
+func TestStoreRedisBlockAdapts(t *testing.T) {
+	for _, c := range []struct{ block, want string }{
+		{`store redis {
+			sentinel 10.0.0.1:26379 10.0.0.2:26379
+			master mymaster
+			username {env.REDIS_USER}
+			password {env.REDIS_PASSWORD}
+			tls
+			min_replicas_ack 1 2s
+			prefix prod:
+		}`, `{"type":"redis","prefix":"prod:","sentinel":["10.0.0.1:26379","10.0.0.2:26379"],"master":"mymaster","username":"{env.REDIS_USER}","password":"{env.REDIS_PASSWORD}","tls":true,"min_replicas_ack":1,"ack_timeout":2000000000}`},
+		{`store redis {
+			cluster 10.0.0.1:7000
+		}`, `{"type":"redis","cluster":["10.0.0.1:7000"]}`},
+		{`store redis {env.REDIS_URL} staging: {
+			min_replicas_ack 2
+		}`, `{"type":"redis","url":"{env.REDIS_URL}","prefix":"staging:","min_replicas_ack":2}`},
+		{`store redis {env.REDIS_URL}`, `{"type":"redis","url":"{env.REDIS_URL}"}`},
+	} {
+		cfg, err := adapt("{\n\tvalohai {\n\t\t" + c.block + "\n\t}\n}\n")
+		if err != nil {
+			t.Fatalf("%s: %v", c.block, err)
+		}
+		var got struct {
+			Apps struct {
+				Valohai struct {
+					Store json.RawMessage `json:"store"`
+				} `json:"valohai"`
+			} `json:"apps"`
+		}
+		if err := json.Unmarshal(cfg, &got); err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Apps.Valohai.Store) != c.want {
+			t.Errorf("%s\nadapts to %s\nwant       %s", c.block, got.Apps.Valohai.Store, c.want)
+		}
 	}
 }

@@ -1,24 +1,20 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
 
 func init() {
-	caddy.RegisterModule(new(TimestampHandler))
-	httpcaddyfile.RegisterHandlerDirective("webhook_timestamp", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		m := new(TimestampHandler)
-		return m, m.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[TimestampHandler]()
 }
 
 // TimestampHandler is the `webhook_timestamp` condition: it rejects
@@ -62,7 +58,7 @@ func (h *TimestampHandler) Provision(ctx caddy.Context) error {
 	}
 	const dir = validators.DirectiveTimestamp
 	if h.Header == "" && h.Query == "" && h.Field == "" {
-		return errorf("%s: where is the timestamp? use `webhook_timestamp header X-Timestamp`, or `query <name>` / `field <name>` in the block", dir)
+		return fmt.Errorf("%s: where is the timestamp? use `webhook_timestamp header X-Timestamp`, or `query <name>` / `field <name>` in the block", dir)
 	}
 	src, err := oneSource(dir, h.Header, h.Query, h.Field, "")
 	if err != nil {
@@ -70,10 +66,10 @@ func (h *TimestampHandler) Provision(ctx caddy.Context) error {
 	}
 	format, err := validators.ParseFreshnessFormat(h.Format)
 	if err != nil {
-		return errorf("%s: format: %v", dir, err)
+		return fmt.Errorf("%s: format: %v", dir, err)
 	}
 	if h.Tolerance < 0 {
-		return errorf("%s: tolerance %s is negative: use a positive duration such as 60s", dir, time.Duration(h.Tolerance))
+		return fmt.Errorf("%s: tolerance %s is negative: use a positive duration such as 60s", dir, time.Duration(h.Tolerance))
 	}
 	h.check = validators.Timestamp{Source: src, Format: format, Tolerance: time.Duration(h.Tolerance)}
 	return h.check.Validate()
@@ -104,48 +100,39 @@ func (h *TimestampHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 	default:
-		return d.Err("webhook_timestamp: the short form is `webhook_timestamp header|query|field <name>`, e.g. webhook_timestamp header X-Timestamp")
+		return d.Err("the short form is `webhook_timestamp header|query|field <name>`, e.g. webhook_timestamp header X-Timestamp")
 	}
-	for d.NextBlock(0) {
-		if ok, err := h.parseCommon(d); ok {
+	source := func(l subLine) error {
+		v, err := l.one()
+		if err != nil {
+			return err
+		}
+		return h.setSource(l.d, l.name, v)
+	}
+	return parseBlock(d, 0, h.conditionSubdirectives(), subTable{
+		"header": source,
+		"query":  source,
+		"field":  source,
+		"format": func(l subLine) error {
+			v, err := l.one()
 			if err != nil {
 				return err
 			}
-			continue
-		}
-		sub := d.Val()
-		args := d.RemainingArgs()
-		if len(args) != 1 {
-			return d.Errf("webhook_timestamp: %s takes one value", sub)
-		}
-		switch sub {
-		case "header", "query", "field":
-			if err := h.setSource(d, sub, args[0]); err != nil {
-				return err
+			if _, err := validators.ParseFreshnessFormat(v); err != nil {
+				return l.errf("format: %v", err)
 			}
-		case "format":
-			if _, err := validators.ParseFreshnessFormat(args[0]); err != nil {
-				return d.Errf("webhook_timestamp: format: %v", err)
-			}
-			h.Format = args[0]
-		case "tolerance":
-			v, err := parseDuration(d, "webhook_timestamp: tolerance", args[0])
-			if err != nil {
-				return err
-			}
-			h.Tolerance = v
-		default:
-			return d.Errf("webhook_timestamp: unknown sub-directive %q", sub)
-		}
-	}
-	return nil
+			h.Format = v
+			return nil
+		},
+		"tolerance": setDuration(&h.Tolerance),
+	})
 }
 
 // setSource records where the timestamp is; a second source is an error,
 // as only one timestamp can be checked.
 func (h *TimestampHandler) setSource(d *caddyfile.Dispenser, kind, name string) error {
 	if h.Header != "" || h.Query != "" || h.Field != "" {
-		return d.Err("webhook_timestamp: the timestamp has one source: use only one of header, query and field")
+		return d.Err("the timestamp has one source: use only one of header, query and field")
 	}
 	switch strings.ToLower(kind) {
 	case "header":
@@ -155,7 +142,7 @@ func (h *TimestampHandler) setSource(d *caddyfile.Dispenser, kind, name string) 
 	case "field":
 		h.Field = name
 	default:
-		return d.Errf("webhook_timestamp: unknown source %q: use header <name>, query <name> or field <name>", kind)
+		return d.Errf("unknown source %q: use header <name>, query <name> or field <name>", kind)
 	}
 	return nil
 }

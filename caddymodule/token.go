@@ -1,22 +1,18 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/hooklaunch/caddy-valohai/validators"
 )
 
 func init() {
-	caddy.RegisterModule(new(TokenHandler))
-	httpcaddyfile.RegisterHandlerDirective("webhook_token", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		t := new(TokenHandler)
-		return t, t.UnmarshalCaddyfile(h.Dispenser)
-	})
+	registerHandler[TokenHandler]()
 }
 
 // TokenHandler is the `webhook_token` condition: a static shared secret in a
@@ -88,11 +84,11 @@ func oneSource(directive, header, query, field, defaultHeader string) (validator
 		}
 	}
 	if n > 1 {
-		return validators.Source{}, errorf("%s: use only one of header, query and field", directive)
+		return validators.Source{}, fmt.Errorf("%s: use only one of header, query and field", directive)
 	}
 	src, err := validators.ParseSource(kind, name)
 	if err != nil {
-		return src, errorf("%s: %v", directive, err)
+		return src, fmt.Errorf("%s: %v", directive, err)
 	}
 	return src, nil
 }
@@ -111,36 +107,18 @@ func oneSource(directive, header, query, field, defaultHeader string) (validator
 func (h *TokenHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	h.Secrets = append(h.Secrets, d.RemainingArgs()...)
-	for d.NextBlock(0) {
-		if ok, err := h.parseCommon(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		sub := d.Val()
-		args := d.RemainingArgs()
-		if len(args) != 1 {
-			return d.Errf("webhook_token: %s takes one value", sub)
-		}
-		switch sub {
-		case "secret":
-			h.Secrets = append(h.Secrets, args[0])
-		case "header":
-			h.Header = args[0]
-		case "query":
-			h.Query = args[0]
-		case "field":
-			h.Field = args[0]
-		case "prefix":
-			p := args[0]
-			h.Prefix = &p
-		default:
-			return d.Errf("webhook_token: unknown sub-directive %q", sub)
-		}
+	err := parseBlock(d, 0, h.conditionSubdirectives(), subTable{
+		"secret": appendOne(&h.Secrets),
+		"header": setOne(&h.Header),
+		"query":  setOne(&h.Query),
+		"field":  setOne(&h.Field),
+		"prefix": setOptional(&h.Prefix),
+	})
+	if err != nil {
+		return err
 	}
 	if len(h.Secrets) == 0 {
-		return d.Err("webhook_token: a secret is required: `webhook_token {env.TOKEN}` or a `secret` line in the block")
+		return d.Err("a secret is required: `webhook_token {env.TOKEN}` or a `secret` line in the block")
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -121,16 +122,6 @@ func decodeSpec(a *Action, spec any) error {
 	return nil
 }
 
-// orDefault is the first non-empty value.
-func orDefault(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 // runPipeline performs a run_pipeline action (see PipelineSpec).
 func (c *Client) runPipeline(ctx context.Context, a *Action) (*ActionResult, error) {
 	body, err := c.pipelineRequest(ctx, a)
@@ -146,7 +137,7 @@ func (c *Client) pipelineRequest(ctx context.Context, a *Action) (*PipelineBody,
 	if err := decodeSpec(a, &spec); err != nil {
 		return nil, err
 	}
-	project := orDefault(spec.Project, a.Project)
+	project := cmp.Or(spec.Project, a.Project)
 	switch {
 	case project == "":
 		return nil, fmt.Errorf("valohai: run_pipeline %q: no project", spec.Pipeline)
@@ -218,7 +209,7 @@ func (c *Client) copyRequest(ctx context.Context, a *Action) (*PipelineBody, err
 	if err != nil {
 		return nil, fmt.Errorf("valohai: copy_pipeline %s: %w", spec.Source, err)
 	}
-	body.Project = orDefault(spec.Project, a.Project, src.Project)
+	body.Project = cmp.Or(spec.Project, a.Project, src.Project)
 	if body.Project == "" {
 		return nil, fmt.Errorf("valohai: copy_pipeline %s: no project (the source names none)", spec.Source)
 	}
@@ -241,7 +232,7 @@ func (c *Client) fetchRepository(ctx context.Context, a *Action) (*ActionResult,
 	if err := decodeSpec(a, &spec); err != nil {
 		return nil, err
 	}
-	project := orDefault(spec.Project, a.Project)
+	project := cmp.Or(spec.Project, a.Project)
 	if project == "" {
 		return nil, fmt.Errorf("valohai: fetch_repository: no project")
 	}

@@ -365,6 +365,32 @@ func (d *Dispatcher) renewLease(ctx context.Context, runID string) (stop func())
 	}
 }
 
+// storeProgress stores a run after one of its actions reached Valohai (or
+// failed for good). It retries while the store is away (a redis failover
+// takes seconds), for up to four leases, renewing the lease meanwhile: a
+// progress not stored would let the next worker send the action again.
+// When the dispatcher stops, it gives up after one more try.
+func (d *Dispatcher) storeProgress(ctx context.Context, run *Run) {
+	deadline := time.Now().Add(4 * d.Lease)
+	wait := 100 * time.Millisecond
+	for {
+		err := d.Store.UpdateRun(ctx, run)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) || d.ctx.Err() != nil {
+			d.Logger.Error("storing run progress failed", zap.String("run_id", run.ID), zap.Error(err))
+			return
+		}
+		d.Logger.Warn("storing run progress failed, retrying", zap.String("run_id", run.ID), zap.Duration("in", wait), zap.Error(err))
+		select {
+		case <-d.ctx.Done(): // shutting down: one last try
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
 func (d *Dispatcher) observe(kind ActionKind, err error, attempts int, took time.Duration) {
 	if d.Observe == nil {
 		return
@@ -441,9 +467,7 @@ func (d *Dispatcher) process(runID string, run *Run) {
 				zap.String("run_id", runID), zap.String("action", string(a.Kind)), zap.Error(err))
 		}
 		run.UpdatedAt = d.now()
-		if err := d.Store.UpdateRun(ctx, run); err != nil {
-			d.Logger.Error("storing run progress failed", zap.String("run_id", runID), zap.Error(err))
-		}
+		d.storeProgress(ctx, run)
 	}
 	stopRenew()
 	run.Refresh()

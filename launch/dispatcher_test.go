@@ -249,3 +249,41 @@ func TestMarkNotifiedKeepsARetry(t *testing.T) {
 		t.Fatal("the mark was not stored")
 	}
 }
+
+// flakyProgress is a store whose UpdateRun fails a few times, as a redis
+// does during a failover.
+type flakyProgress struct {
+	launch.Store
+	fails atomic.Int32
+}
+
+func (f *flakyProgress) UpdateRun(ctx context.Context, run *launch.Run) error {
+	if f.fails.Add(-1) >= 0 {
+		return fmt.Errorf("store: redis: connection refused")
+	}
+	return f.Store.UpdateRun(ctx, run)
+}
+
+// A progress write that fails is retried until the store is back, so the
+// action Valohai accepted is recorded and never sent again.
+func TestDispatcherRetriesStoringProgress(t *testing.T) {
+	p := &scripted{}
+	d, st, _ := newDispatcher(t, p, time.Second)
+	d.Stop()
+	flaky := &flakyProgress{Store: st}
+	flaky.fails.Store(3)
+	d.Store = flaky
+	d.Start()
+	submit(t, d, "r1", 1)
+	run := waitFinal(t, d, "r1")
+	if run.Status != launch.StatusCompleted || run.Actions[0].State != launch.ActionDone {
+		t.Fatalf("run %+v", run)
+	}
+	time.Sleep(3 * time.Second) // three leases: a lost progress would be sent again
+	if n := p.calls.Load(); n != 1 {
+		t.Fatalf("%d Perform calls, want 1", n)
+	}
+	if f := flaky.fails.Load(); f >= 0 {
+		t.Fatalf("UpdateRun failed only %d of 3 times", 3-f-1)
+	}
+}

@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,7 +31,7 @@ func (c *Client) ExecutionRequest(ctx context.Context, a *Action) (*ExecutionBod
 	if err := decodeSpec(a, &spec); err != nil {
 		return nil, err
 	}
-	spec.Project = orDefault(spec.Project, a.Project)
+	spec.Project = cmp.Or(spec.Project, a.Project)
 	switch {
 	case spec.Project == "":
 		return nil, fmt.Errorf("valohai: run_execution %q: no project", spec.Step)

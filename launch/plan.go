@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -51,7 +52,7 @@ func (c *Client) Plan(ctx context.Context, a *Action) ([]PlannedRequest, error) 
 		if err := decodeSpec(a, &spec); err != nil {
 			return nil, err
 		}
-		project := orDefault(spec.Project, a.Project)
+		project := cmp.Or(spec.Project, a.Project)
 		seg, err := pathSegment("project", project)
 		if err != nil {
 			return nil, err

@@ -44,9 +44,10 @@ install_debian_packages() {
 # directory. Tests reserve a database of it each (launch/store/redistest),
 # hence the many databases.
 echo "== redis-server"
-if ! command -v redis-server >/dev/null 2>&1; then
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
 	# The package's service may start one on 6379; the tests use their own.
-	install_debian_packages redis-server || exit 1
+	# redis-cli (redis-tools, a dependency) builds the test cluster.
+	install_debian_packages redis-server redis-tools || exit 1
 fi
 redis-server --version
 
@@ -62,7 +63,11 @@ stop_redis() {
 		kill -9 "$redis_pid" 2>/dev/null || true
 	fi
 	rm -rf "$redis_dir"
+	stop_redis_topology
 }
+# The Sentinel deployment and the Cluster (docs/redis.md, "Tests").
+redis_topology_dir=$(mktemp -d)
+. scripts/redis-topology.sh
 trap stop_redis EXIT
 trap 'exit 130' INT TERM # so the EXIT trap also runs when interrupted
 
@@ -107,6 +112,16 @@ if [ -z "$redis_port" ]; then
 fi
 export VALOHAI_TEST_REDIS_URL="redis://127.0.0.1:$redis_port/0"
 echo "redis-server on 127.0.0.1:$redis_port for this run"
+
+# High availability (docs/redis.md): one Sentinel deployment (1 master, 2
+# replicas, 3 sentinels) and one 3-master Cluster for the whole run; tests
+# share them, each under a key prefix of its own. Tests that kill a server
+# start private ones (launch/store/redistest).
+start_redis_sentinel || exit 1
+start_redis_cluster || exit 1
+export VALOHAI_TEST_REDIS_SENTINEL="$redis_sentinel_master@$redis_sentinel_addrs"
+export VALOHAI_TEST_REDIS_CLUSTER="$redis_cluster_addrs"
+echo "redis Sentinel ($VALOHAI_TEST_REDIS_SENTINEL) and Cluster ($VALOHAI_TEST_REDIS_CLUSTER) for this run"
 
 # The console's browser tests drive headless Chromium, and the alert rules
 # are checked with promtool: both from Debian's packages (chromium,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -98,6 +99,17 @@ type Filter struct {
 	// `body` (body.a.b → [a b]); nil when it uses `body` in any other way
 	// (whole, indexed, iterated by name), which needs the full decode.
 	bodyPaths [][]string
+	// bodyKeys are bodyPaths with every key escaped for gjson once.
+	bodyKeys [][]string
+	// headerNames and queryNames are the only names the expression looks
+	// up in `headers` and `query` by literal (headers["X-Github-Event"]),
+	// so that a request binds just those; nil when it uses the map in any
+	// other way (size, iteration, a computed key), which binds them all.
+	headerNames, queryNames []string
+	// loops is set when the expression has a comprehension (exists, all,
+	// map, filter...): the only place the evaluation can run long, and
+	// the only place CEL checks the timeout.
+	loops bool
 }
 
 // Validate compiles and type-checks the expression. The result must be a
@@ -129,8 +141,88 @@ func (f *Filter) Validate() error {
 		return fmt.Errorf("%s: preparing the expression: %v", DirectiveFilter, err)
 	}
 	f.prg = prg
-	f.bodyPaths = staticBodyPaths(checked.NativeRep())
+	a := checked.NativeRep()
+	f.bodyPaths = staticBodyPaths(a)
+	f.bodyKeys = nil
+	for _, path := range f.bodyPaths {
+		keys := make([]string, len(path))
+		for i, k := range path {
+			keys[i] = gjson.Escape(k)
+		}
+		f.bodyKeys = append(f.bodyKeys, keys)
+	}
+	f.headerNames = staticMapKeys(a, filterVarHeaders)
+	f.queryNames = staticMapKeys(a, filterVarQuery)
+	f.loops = len(ast.MatchDescendants(ast.NavigateAST(a), ast.KindMatcher(ast.ComprehensionKind))) > 0
 	return nil
+}
+
+// staticMapKeys returns the names the expression looks up in the map
+// variable name, when every use of it is a lookup by a literal string
+// (m["k"], m[?"k"], "k" in m, m.k, has(m.k)); else nil. A map holding only
+// those names gives every such lookup the answer the full map would.
+func staticMapKeys(a *ast.AST, name string) []string {
+	keys := []string{}
+	for _, e := range ast.MatchDescendants(ast.NavigateAST(a), ast.AllMatcher()) {
+		switch e.Kind() {
+		case ast.ComprehensionKind:
+			c := e.AsComprehension()
+			if c.IterVar() == name || c.AccuVar() == name || c.IterVar2() == name {
+				return nil // a macro variable shadows it
+			}
+		case ast.IdentKind:
+			if e.AsIdent() != name {
+				continue
+			}
+			key, ok := literalLookup(e)
+			if !ok {
+				return nil
+			}
+			if !slices.Contains(keys, key) {
+				keys = append(keys, key)
+			}
+		}
+	}
+	return keys
+}
+
+// literalLookup returns the literal key that the identifier e is looked up
+// by in its parent expression, if that is all the parent does with it.
+func literalLookup(e ast.NavigableExpr) (string, bool) {
+	parent, ok := e.Parent()
+	if !ok {
+		return "", false
+	}
+	literal := func(x ast.Expr) (string, bool) {
+		if x.Kind() != ast.LiteralKind {
+			return "", false
+		}
+		s, ok := x.AsLiteral().(types.String)
+		return string(s), ok
+	}
+	switch parent.Kind() {
+	case ast.SelectKind:
+		if parent.AsSelect().Operand().ID() == e.ID() {
+			return parent.AsSelect().FieldName(), true
+		}
+	case ast.CallKind:
+		call := parent.AsCall()
+		args := call.Args()
+		if call.IsMemberFunction() || len(args) != 2 {
+			return "", false
+		}
+		switch call.FunctionName() {
+		case operators.Index, operators.OptIndex:
+			if args[0].ID() == e.ID() {
+				return literal(args[1])
+			}
+		case operators.In:
+			if args[1].ID() == e.ID() {
+				return literal(args[0])
+			}
+		}
+	}
+	return "", false
 }
 
 // staticBodyPaths returns the field paths the expression reads from body
@@ -238,13 +330,22 @@ func (f *Filter) Match(ctx context.Context, r *Request) (matched bool, evalErr e
 	if f.prg == nil {
 		return false, Reject(DirectiveFilter, reasonMisconfigured)
 	}
-	timeout := f.Timeout
-	if timeout <= 0 {
-		timeout = DefaultFilterTimeout
+	vars := &filterVars{f: f, r: r}
+	var out ref.Val
+	var err error
+	if f.loops {
+		timeout := f.Timeout
+		if timeout <= 0 {
+			timeout = DefaultFilterTimeout
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		out, _, err = f.prg.ContextEval(ctx, vars)
+	} else {
+		// Without a comprehension CEL never checks the context: the work
+		// is linear in the expression and the body, and no timer is armed.
+		out, _, err = f.prg.Eval(vars)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	out, _, err := f.prg.ContextEval(ctx, &filterVars{r: r, paths: f.bodyPaths})
 	if err != nil {
 		return false, err
 	}
@@ -259,8 +360,8 @@ func (f *Filter) Match(ctx context.Context, r *Request) (matched bool, evalErr e
 // only when the expression reads it, at most once per evaluation. One
 // evaluation runs on one goroutine, so no locking is needed.
 type filterVars struct {
+	f       *Filter
 	r       *Request
-	paths   [][]string
 	body    ref.Val
 	headers map[string]string
 	query   map[string]string
@@ -271,19 +372,19 @@ func (v *filterVars) ResolveName(name string) (any, bool) {
 	switch name {
 	case filterVarBody:
 		if v.body == nil {
-			v.body = filterBody(v.r, v.paths)
+			v.body = filterBody(v.r, v.f.bodyPaths, v.f.bodyKeys)
 		}
 		return v.body, true
 	case filterVarRaw:
 		return string(v.r.Body), true
 	case filterVarHeaders:
 		if v.headers == nil {
-			v.headers = firstValues(v.r.Header)
+			v.headers = firstValuesOf(v.r.Header, v.f.headerNames)
 		}
 		return v.headers, true
 	case filterVarQuery:
 		if v.query == nil {
-			v.query = firstValues(v.r.Query)
+			v.query = firstValuesOf(v.r.QueryValues(), v.f.queryNames)
 		}
 		return v.query, true
 	case filterVarMethod:
@@ -303,11 +404,13 @@ func (v *filterVars) ResolveName(name string) (any, bool) {
 func (*filterVars) Parent() interpreter.Activation { return nil }
 
 // filterBody is the `body` variable: the form fields (first values) of a
-// form body, else the JSON value, else null. With static paths, only the
-// subtrees the expression reads are extracted from the raw JSON (gjson);
-// the result is the same for every expression that reads body only through
-// those paths, since any other use of body turned paths off.
-func filterBody(r *Request, paths [][]string) ref.Val {
+// form body, else the JSON value, else null. With static paths (and their
+// keys escaped for gjson), only the subtrees the expression reads are extracted
+// from the raw JSON; the result is the same for every expression that
+// reads body only through those paths, since any other use of body turned
+// paths off. An object body was already validated by the hostile-JSON
+// scan, so it is neither validated nor copied again here.
+func filterBody(r *Request, paths, keys [][]string) ref.Val {
 	if r.IsForm() {
 		return types.DefaultTypeAdapter.NativeToValue(firstValues(r.Form()))
 	}
@@ -317,48 +420,72 @@ func filterBody(r *Request, paths [][]string) ref.Val {
 		}
 		return types.NullValue
 	}
-	if !r.jsonReadable() || !gjson.ValidBytes(r.Body) {
+	if !r.jsonReadable() {
 		return types.NullValue
 	}
-	root := gjson.ParseBytes(r.Body)
-	if !root.IsObject() {
+	if !looksLikeJSONObject(r.Body) {
 		// A scalar or array body: no field of it exists; keep its value.
-		return types.DefaultTypeAdapter.NativeToValue(root.Value())
+		if !gjson.ValidBytes(r.Body) {
+			return types.NullValue
+		}
+		return types.DefaultTypeAdapter.NativeToValue(gjson.ParseBytes(r.Body).Value())
 	}
-	partial := map[string]any{}
-	for _, path := range paths {
-		insertPath(partial, root, path)
+	partial := make(map[string]any, len(paths))
+	for i, path := range paths {
+		insertPath(partial, r.Body, path, keys[i])
 	}
 	return types.DefaultTypeAdapter.NativeToValue(partial)
 }
 
-// insertPath copies the value at path from the JSON object into m, creating
-// intermediate objects only where the JSON has objects; absent fields stay
-// absent, as in a full decode.
-func insertPath(m map[string]any, obj gjson.Result, path []string) {
-	for i, key := range path {
-		res := obj.Get(gjson.Escape(key))
+// insertPath copies the value at path (keys: the same names escaped for
+// gjson) from the JSON object body into m, creating intermediate objects only where the JSON
+// has objects; absent fields stay absent, as in a full decode.
+func insertPath(m map[string]any, body []byte, path, keys []string) {
+	var obj gjson.Result
+	for i, esc := range keys {
+		var res gjson.Result
+		if i == 0 {
+			res = gjson.GetBytes(body, esc) // no copy of the whole body
+		} else {
+			res = obj.Get(esc)
+		}
 		if !res.Exists() {
 			return
 		}
-		if i == len(path)-1 || !res.IsObject() {
+		name := path[i]
+		if i == len(keys)-1 || !res.IsObject() {
 			// The last key, or a non-object the path cannot go through
 			// (CEL then reports the missing field as a full decode would).
-			if _, done := m[key].(map[string]any); !done || i == len(path)-1 {
-				m[key] = res.Value()
+			if _, done := m[name].(map[string]any); !done || i == len(keys)-1 {
+				m[name] = res.Value()
 			}
 			return
 		}
-		next, ok := m[key].(map[string]any)
+		next, ok := m[name].(map[string]any)
 		if !ok {
-			if _, set := m[key]; set {
+			if _, set := m[name]; set {
 				return // already the whole subtree from a shorter path
 			}
 			next = map[string]any{}
-			m[key] = next
+			m[name] = next
 		}
 		m, obj = next, res
 	}
+}
+
+// firstValuesOf is firstValues of only the given names, or of all of them
+// when names is nil.
+func firstValuesOf(vals map[string][]string, names []string) map[string]string {
+	if names == nil {
+		return firstValues(vals)
+	}
+	out := make(map[string]string, len(names))
+	for _, k := range names {
+		if vs := vals[k]; len(vs) > 0 {
+			out[k] = vs[0]
+		}
+	}
+	return out
 }
 
 // firstValues flattens a header or query set to the first value of each

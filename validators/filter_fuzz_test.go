@@ -26,6 +26,7 @@ var fuzzFilters = sync.OnceValue(func() map[string]*Filter {
 		`string(body) != ""`,
 		`body.items.all(x, body.items.exists(y, x == y))`,
 		`path == "/hook"`,
+		`headers["X-Test"] == "xyz" || "A" in headers || query.a == "1" || body.a.a == "x"`,
 	}
 	out := map[string]*Filter{}
 	for _, e := range exprs {
@@ -66,6 +67,14 @@ func FuzzFilterInput(f *testing.F) {
 			matched, err := flt.Match(context.Background(), r)
 			if err != nil && matched {
 				t.Fatalf("%s: matched despite error %v", expr, err)
+			}
+			// The shortcuts (only the header and query names looked up,
+			// only the body paths read) answer as the full bindings do.
+			full := *flt
+			full.headerNames, full.queryNames, full.bodyPaths, full.bodyKeys = nil, nil, nil, nil
+			fr := &Request{Method: r.Method, Path: r.Path, Header: h, Query: q, Body: body}
+			if m2, err2 := full.Match(context.Background(), fr); m2 != matched || (err == nil) != (err2 == nil) {
+				t.Fatalf("%s on %q: %v (%v) with the shortcuts, %v (%v) with full bindings", expr, body, matched, err, m2, err2)
 			}
 			switch expr {
 			case `true`, `method == "POST"`, `path == "/hook"`:

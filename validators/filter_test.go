@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -385,6 +386,66 @@ func benchFilter(b *testing.B, f *Filter, body string) {
 		r := filterRequest("application/json", body, http.Header{"X-Github-Event": {"push"}}, "")
 		if ok, err := f.Match(context.Background(), r); !ok {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Binding only the header and query names an expression looks up by
+// literal must give the same answers as binding them all.
+func TestFilterStaticMapKeysMatchFullMaps(t *testing.T) {
+	exprs := []string{
+		`headers["X-Github-Event"] == "push"`,
+		`headers[?"X-Github-Event"].orValue("none") == "none"`,
+		`"X-Github-Event" in headers && headers["X-Github-Event"] == "push"`,
+		`has(headers.Accept)`,
+		`headers.Accept == "*/*"`,
+		`size(headers) > 2`,
+		`headers.exists(k, k.startsWith("X-"))`,
+		`headers.all(headers, headers != "")`,
+		`query["ref"] == "main" && query.mode == "fast"`,
+		`"mode" in query`,
+		`query.exists(k, query[k] == "x")`,
+		`headers[method == "POST" ? "X-Github-Event" : "Accept"] == "push"`,
+	}
+	reqs := []*Request{
+		filterRequest("application/json", githubPushMain, http.Header{"X-Github-Event": {"push"}, "Accept": {"*/*"}}, "ref=main&mode=fast"),
+		filterRequest("application/json", githubPushMain, http.Header{"X-Github-Event": {"ping", "push"}}, "ref=dev&mode=x"),
+		filterRequest("application/json", githubPushMain, nil, ""),
+		filterRequest("", "", http.Header{"X-Other": {""}, "Accept": {}}, "mode=&mode=x"),
+	}
+	for _, expr := range exprs {
+		static := compiledFilter(t, expr)
+		full := compiledFilter(t, expr)
+		full.headerNames, full.queryNames = nil, nil
+		for i, r := range reqs {
+			m1, e1 := static.Match(context.Background(), r)
+			m2, e2 := full.Match(context.Background(), r)
+			if m1 != m2 || (e1 == nil) != (e2 == nil) {
+				t.Errorf("%s on request %d: names %v/%v gave %v (%v), full maps %v (%v)", expr, i, static.headerNames, static.queryNames, m1, e1, m2, e2)
+			}
+		}
+	}
+	if n := compiledFilter(t, `headers["X-Github-Event"] == "push" && "X-Github-Event" in headers`).headerNames; !slices.Equal(n, []string{"X-Github-Event"}) {
+		t.Fatalf("header names %v, want the one literal", n)
+	}
+	if n := compiledFilter(t, `size(headers) > 0`).headerNames; n != nil {
+		t.Fatalf("size(headers) needs every header, got names %v", n)
+	}
+	if n := compiledFilter(t, `body.ref == "x"`).headerNames; n == nil || len(n) != 0 {
+		t.Fatalf("an expression without headers binds none, got %v", n)
+	}
+}
+
+// Only an expression with a comprehension arms the evaluation timeout (CEL
+// checks it nowhere else; TestFilterHostileBodyIsBounded shows it cuts a
+// long one short).
+func TestFilterTimeoutOnlyForLoops(t *testing.T) {
+	if compiledFilter(t, `body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push"`).loops {
+		t.Fatal("no comprehension, but loops is set")
+	}
+	for _, expr := range []string{`body.items.exists(a, a == 1)`, `[1, 2].map(x, x * 2).size() == 2`, `headers.all(k, k != "")`} {
+		if !compiledFilter(t, expr).loops {
+			t.Fatalf("%s: a comprehension, but loops is not set", expr)
 		}
 	}
 }

@@ -282,8 +282,16 @@ func FuzzJSONCheck(f *testing.F) {
 	f.Add(bytes.Repeat([]byte("["), 10<<20))
 	f.Add([]byte(`{"a":1`))
 	f.Add([]byte(`  [] x`))
+	f.Add([]byte(`{"a":"[[[[","b":"\\\"{{"}`))
+	f.Add([]byte(strings.Repeat(`{"a":"[",`, 600) + strings.Repeat(`"b":1}`, 600)))
+	f.Add([]byte(`{"a":"` + strings.Repeat("[", 2000) + `","a":1}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		err := checkJSON(body)
+		// The fast path must agree with the token-by-token scan, which
+		// reports whichever problem comes first.
+		if scan := scanJSON(body); scan != err {
+			t.Fatalf("checkJSON says %v, the token scan %v, for %q", err, scan, body)
+		}
 		depth, maxDepth := 0, 0
 		inString, escaped := false, false
 		for _, c := range body {

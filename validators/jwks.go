@@ -128,10 +128,10 @@ var errJWKSNotLoaded = errors.New("key set not loaded")
 func JWKSURLWarning(raw string) (warn bool, err error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return false, fmt.Errorf("jwks_url %q is not an absolute https:// URL: use an https:// URL such as https://issuer.example/.well-known/jwks.json", RedactURL(raw))
+		return false, fmt.Errorf("jwks_url %q is not an absolute https:// URL: use an https:// URL such as https://issuer.example/.well-known/jwks.json", StripURLCredentialsAndQuery(raw))
 	}
 	if u.User != nil {
-		return false, fmt.Errorf("jwks_url %s carries credentials: key sets are public, remove the user:password part", RedactURL(raw))
+		return false, fmt.Errorf("jwks_url %s carries credentials: key sets are public, remove the user:password part", StripURLCredentialsAndQuery(raw))
 	}
 	return u.Scheme == "http" && !isLoopbackHost(u.Hostname()), nil
 }
@@ -146,10 +146,11 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// RedactURL drops the query, fragment and credentials of a URL before it
-// goes into an error or a log: only they could hold something secret
-// (an issuer's key set URL may carry an API key).
-func RedactURL(raw string) string {
+// StripURLCredentialsAndQuery drops the credentials, query and fragment of
+// a URL (a jwks_url) before it goes into an error or a log: only they
+// could hold something secret (an issuer's key set URL may carry an API
+// key).
+func StripURLCredentialsAndQuery(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparseable URL)"
@@ -321,7 +322,7 @@ func (s *JWKS) fetch(ctx context.Context) (*jwkSet, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
 	if err != nil {
-		return nil, fmt.Errorf("jwks_url %s: %v", RedactURL(s.URL), err)
+		return nil, fmt.Errorf("jwks_url %s: %v", StripURLCredentialsAndQuery(s.URL), err)
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	client := s.Client
@@ -330,11 +331,11 @@ func (s *JWKS) fetch(ctx context.Context) (*jwkSet, error) {
 	}
 	res, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("jwks_url %s: fetching the key set: %v", RedactURL(s.URL), unwrapURLError(err))
+		return nil, fmt.Errorf("jwks_url %s: fetching the key set: %v", StripURLCredentialsAndQuery(s.URL), unwrapURLError(err))
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("jwks_url %s: fetching the key set: HTTP status %d, want 200", RedactURL(s.URL), res.StatusCode)
+		return nil, fmt.Errorf("jwks_url %s: fetching the key set: HTTP status %d, want 200", StripURLCredentialsAndQuery(s.URL), res.StatusCode)
 	}
 	limit := s.MaxBytes
 	if limit <= 0 {
@@ -342,14 +343,14 @@ func (s *JWKS) fetch(ctx context.Context) (*jwkSet, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(res.Body, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("jwks_url %s: reading the key set: %v", RedactURL(s.URL), err)
+		return nil, fmt.Errorf("jwks_url %s: reading the key set: %v", StripURLCredentialsAndQuery(s.URL), err)
 	}
 	if int64(len(body)) > limit {
-		return nil, fmt.Errorf("jwks_url %s: the key set is larger than %d bytes", RedactURL(s.URL), limit)
+		return nil, fmt.Errorf("jwks_url %s: the key set is larger than %d bytes", StripURLCredentialsAndQuery(s.URL), limit)
 	}
 	keys, skipped, err := parseJWKS(body)
 	if err != nil {
-		return nil, fmt.Errorf("jwks_url %s: %v", RedactURL(s.URL), err)
+		return nil, fmt.Errorf("jwks_url %s: %v", StripURLCredentialsAndQuery(s.URL), err)
 	}
 	for _, sk := range skipped {
 		s.warn("webhook_jwt: a key of the key set is ignored", sk)

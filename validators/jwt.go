@@ -665,7 +665,7 @@ func (p *jwtPlan) jwksKeys(tok *jwt.Token, alg string) ([]jwt.VerificationKey, e
 func (j JWT) String() string {
 	jwks := "none"
 	if j.JWKS != nil {
-		jwks = RedactURL(j.JWKS.URL)
+		jwks = StripURLCredentialsAndQuery(j.JWKS.URL)
 	}
 	return fmt.Sprintf("webhook_jwt{source: %s, secrets: %d redacted, public_keys: %d, jwks_url: %s, algorithms: %v, issuer: %q, audience: %q, claims: %d, require_exp: %t}",
 		j.Source, len(j.Secrets), len(j.PublicKeys), jwks, j.Algorithms, j.Issuer, j.Audience, len(j.Claims), !j.ExpOptional)

@@ -13,7 +13,7 @@ import (
 // memQuota is a fixed-window quota store with the semantics launch.Store
 // promises (windows aligned to multiples of the period since the epoch).
 // The real stores are exercised through Caddy in caddymodule's tests; this
-// one lets validators be tested alone, as DESIGN.md asks.
+// one lets validators be tested alone, without launch or Caddy.
 type memQuota struct {
 	mu     sync.Mutex
 	counts map[string]int

@@ -20,12 +20,15 @@ import (
 // query, and lazily decoded views of the body that are computed at most once
 // and shared by every condition and the launch.
 type Request struct {
-	Method     string
-	Host       string
-	Path       string
-	URL        string // full request URL as the sender addressed it (scheme://host/path?query)
-	Header     http.Header
+	Method string
+	Host   string
+	Path   string
+	URL    string // full request URL as the sender addressed it (scheme://host/path?query)
+	Header http.Header
+	// Query is the parsed query; when it is nil, QueryValues parses
+	// RawQuery on first use (most requests never look at it).
 	Query      url.Values
+	RawQuery   string
 	Body       []byte
 	RemoteAddr string
 	// Now is the clock used by time-based conditions; nil means time.Now.
@@ -45,6 +48,19 @@ type Request struct {
 
 	formOnce sync.Once
 	form     url.Values
+
+	queryOnce sync.Once
+}
+
+// QueryValues returns the query parameters: Query, or RawQuery parsed
+// once (as url.URL.Query does, ignoring malformed pairs) when Query is nil.
+func (r *Request) QueryValues() url.Values {
+	r.queryOnce.Do(func() {
+		if r.Query == nil {
+			r.Query, _ = url.ParseQuery(r.RawQuery)
+		}
+	})
+	return r.Query
 }
 
 // Clock returns the current time from Now, or time.Now when Now is nil.
@@ -70,9 +86,26 @@ func (r *Request) MediaType() string {
 }
 
 // IsForm reports whether the body is an URL-encoded form (Slack slash
-// commands, some labeling tools).
+// commands, some labeling tools). A Content-Type that does not contain the
+// form's subtype in any ASCII case cannot be one, and is not parsed.
 func (r *Request) IsForm() bool {
+	if !containsFoldASCII(r.Header.Get("Content-Type"), formSubtype) {
+		return false
+	}
 	return r.MediaType() == "application/x-www-form-urlencoded"
+}
+
+const formSubtype = "x-www-form-urlencoded"
+
+// containsFoldASCII reports whether s contains the lower-case ASCII
+// substring sub, ignoring ASCII case in s.
+func containsFoldASCII(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if equalFoldASCII(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkedJSON scans a body that opens an object or array once (linear, no

@@ -99,7 +99,7 @@ func (s Source) Get(r *Request) (string, bool) {
 		}
 		return vals[0], true
 	case SourceQuery:
-		vals := r.Query[s.Name]
+		vals := r.QueryValues()[s.Name]
 		if len(vals) == 0 {
 			return "", false
 		}

@@ -151,20 +151,33 @@ type Timestamp struct {
 	// Tolerance is the largest allowed distance from the receiver's clock,
 	// past or future; DefaultFreshness when zero.
 	Tolerance time.Duration
+
+	// prepared holds the checked settings once Validate succeeded, so that
+	// Verify does not check them again per request.
+	prepared *timestampSettings
 }
 
-// Validate checks the configuration. Errors name the setting at fault and
-// how to fix it.
+type timestampSettings struct {
+	format    TimestampFormat
+	tolerance time.Duration
+}
+
+// Validate checks the configuration and prepares it for Verify. Errors
+// name the setting at fault and how to fix it. Fields must not change
+// after it.
 func (t *Timestamp) Validate() error {
-	if _, _, err := t.settings(); err != nil {
+	format, tolerance, err := t.settings()
+	if err != nil {
 		return fmt.Errorf("%s: %w", DirectiveTimestamp, err)
 	}
+	t.prepared = &timestampSettings{format: format, tolerance: tolerance}
 	return nil
 }
 
 // settings checks the configuration and returns the format and tolerance
-// with their defaults applied. It is cheap, so Verify calls it too instead
-// of caching, which keeps Verify safe without Validate.
+// with their defaults applied. Verify uses what Validate prepared, or
+// calls it per request (without caching, which would race with concurrent
+// Verify calls) so that Verify is safe without Validate.
 func (t *Timestamp) settings() (TimestampFormat, time.Duration, error) {
 	if err := t.Source.check(); err != nil {
 		return "", 0, fmt.Errorf("timestamp: %w", err)
@@ -188,9 +201,15 @@ func (t *Timestamp) settings() (TimestampFormat, time.Duration, error) {
 // empty), "malformed timestamp" or "timestamp outside tolerance". A
 // configuration Validate would refuse fails closed.
 func (t *Timestamp) Verify(r *Request) error {
-	format, tolerance, err := t.settings()
-	if err != nil {
-		return Reject(DirectiveTimestamp, reasonMisconfigured)
+	var format TimestampFormat
+	var tolerance time.Duration
+	if p := t.prepared; p != nil {
+		format, tolerance = p.format, p.tolerance
+	} else {
+		var err error
+		if format, tolerance, err = t.settings(); err != nil {
+			return Reject(DirectiveTimestamp, reasonMisconfigured)
+		}
 	}
 	v, ok := t.Source.Get(r)
 	if !ok || v == "" {

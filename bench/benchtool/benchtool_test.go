@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -118,18 +119,20 @@ func TestMedianIgnoresNaN(t *testing.T) {
 	}
 }
 
-// Ratios are taken within a round, then the median over rounds: one round
-// where the whole machine was slow must not move the figure.
+// Ratios are taken within a round and pin mode, then the median over
+// rounds: one round where the whole machine was slow must not move the
+// figure, and pinned and unpinned trials are never paired.
 func TestSummarizePairsRatiosWithinRounds(t *testing.T) {
-	tr := func(r int, scen string, ok int, cpu float64) trial {
-		return trial{Round: r, Size: "1k", Scenario: scen, OK: ok, DurUS: 1e6, CPUS: cpu}
+	tr := func(r int, pin, scen string, ok int, cpu float64) trial {
+		return trial{Round: r, Pin: pin, Size: "1k", Scenario: scen, OK: ok, DurUS: 1e6, CPUS: cpu}
 	}
 	trials := []trial{
-		tr(1, "bare", 1000, 0.5), tr(1, "chain", 900, 0.5),
-		tr(2, "bare", 100, 0.5), tr(2, "chain", 90, 0.05), // a slow round: same ratio
-		tr(3, "bare", 1000, 0.5), tr(3, "chain", 800, 0.5),
+		tr(1, "pinned", "bare", 1000, 0.5), tr(1, "pinned", "chain", 900, 0.5),
+		tr(2, "pinned", "bare", 100, 0.5), tr(2, "pinned", "chain", 90, 0.05), // a slow round: same ratio
+		tr(3, "pinned", "bare", 1000, 0.5), tr(3, "pinned", "chain", 800, 0.5),
+		tr(1, "unpinned", "bare", 2000, 1), tr(1, "unpinned", "chain", 1000, 0.8),
 	}
-	s := summarize(trials)["1k"]["chain"]
+	s := summarize(trials)["pinned"]["1k"]["chain"]
 	if math.Abs(s.vsBare-0.9) > 1e-9 {
 		t.Fatalf("vsBare %v, want 0.9", s.vsBare)
 	}
@@ -140,31 +143,53 @@ func TestSummarizePairsRatiosWithinRounds(t *testing.T) {
 	if math.Abs(s.vsBareCPU-0.9) > 1e-9 {
 		t.Fatalf("vsBareCPU %v, want 0.9", s.vsBareCPU)
 	}
-	trials = append(trials, trial{Round: 4, Size: "1k", Scenario: "chain", OK: 10, Non2xx: 1, DurUS: 1e6})
-	if summarize(trials)["1k"]["chain"].valid() {
+	// busy: 0.5, 0.05, 0.5 of a core over 1 s
+	if math.Abs(s.busy-0.5) > 1e-9 || s.rounds != 3 {
+		t.Fatalf("busy %v over %d rounds, want 0.5 over 3", s.busy, s.rounds)
+	}
+	if u := summarize(trials)["unpinned"]["1k"]["chain"]; math.Abs(u.vsBare-0.5) > 1e-9 || u.rounds != 1 {
+		t.Fatalf("unpinned vsBare %v over %d rounds, want 0.5 over 1", u.vsBare, u.rounds)
+	}
+	trials = append(trials, trial{Round: 4, Pin: "pinned", Size: "1k", Scenario: "chain", OK: 10, Non2xx: 1, DurUS: 1e6})
+	if summarize(trials)["pinned"]["1k"]["chain"].valid() {
 		t.Fatal("a trial with a non-2xx answer must make the figure invalid")
 	}
-	trials = []trial{tr(1, "chain", 0, 0)}
-	if summarize(trials)["1k"]["chain"].valid() {
+	trials = []trial{tr(1, "pinned", "chain", 0, 0)}
+	if summarize(trials)["pinned"]["1k"]["chain"].valid() {
 		t.Fatal("a trial without any answer must make the figure invalid")
 	}
 }
 
+const trialsHeader = "round\tpin\tsize\tscenario\tok\tnon2xx\tsockerr\tdur_us\tp50_us\tp99_us\tcpu_s\thwm_kb\taux_cpu_s\n"
+
 func TestReportReadsRunShFiles(t *testing.T) {
 	dir := t.TempDir()
-	trials := "round\tsize\tscenario\tok\tnon2xx\tsockerr\tdur_us\tp50_us\tp99_us\tcpu_s\thwm_kb\taux_cpu_s\n" +
-		"1\t1k\tbare\t10000\t0\t0\t1000000\t2000\t9000\t0.5\t65536\t0\n" +
-		"1\t1k\tchain\t9000\t0\t0\t1000000\t2500\t9500\t0.5\t66560\t0\n" +
-		"1\t1k\twebhook\t300\t0\t0\t1000000\t45000\t900000\t1\t56320\t0\n" +
-		"1\t1k\tlaunch-bbolt\t600\t0\t0\t1000000\t40000\t200000\t0.3\t204800\t0\n"
+	var trials string
+	for r := 1; r <= 3; r++ {
+		for _, pin := range []string{"pinned", "unpinned"} {
+			p := fmt.Sprintf("%d\t%s\t1k\t", r, pin)
+			trials += p + "bare\t10000\t0\t0\t1000000\t2000\t9000\t0.5\t65536\t0\n" +
+				p + "chain\t9000\t0\t0\t1000000\t2500\t9500\t0.9\t66560\t0\n" +
+				p + "webhook\t300\t0\t0\t1000000\t45000\t900000\t1\t56320\t0\n"
+			// Waits for its commits unpinned: half the rate, 40% busy.
+			launch := "launch-bbolt\t700\t0\t0\t1000000\t15000\t19000\t0.85\t204800\t0\n"
+			if pin == "unpinned" {
+				launch = "launch-bbolt\t500\t0\t0\t1000000\t40000\t25000\t0.4\t204800\t0\n"
+			}
+			trials += p + launch
+		}
+	}
 	mem := "store\tsent\tqueued\trss_before_kb\trss_after_kb\tanon_before_kb\tanon_after_kb\theap_before\theap_after\tstore_before\tstore_after\taux_rss_before_kb\taux_rss_after_kb\n" +
-		"bbolt\t10000\t10500\t100000\t202400\t90000\t190000\t1000000\t11485760\t0\t10485760\t0\t0\n"
-	if err := os.WriteFile(filepath.Join(dir, "trials.tsv"), []byte(trials), 0o644); err != nil {
-		t.Fatal(err)
+		"bbolt\t10000\t10500\t100000\t132000\t90000\t95000\t1000000\t11485760\t0\t10485760\t0\t0\n"
+	write := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
-	if err := os.WriteFile(filepath.Join(dir, "mem.tsv"), []byte(mem), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	write("trials.tsv", trialsHeader+trials)
+	write("mem.tsv", mem)
 	gb := filepath.Join(dir, "gobench")
 	os.Mkdir(gb, 0o755)
 	os.WriteFile(filepath.Join(gb, "run-1.txt"), []byte(
@@ -176,28 +201,48 @@ func TestReportReadsRunShFiles(t *testing.T) {
 	}
 	got := out.String()
 	for _, want := range []string{
-		"| issue 4: chain vs bare Caddy (body read), 1 KiB | 0.90× | 0.90× | ≥ 0.85× | met |",
-		"| issues 6/7: full trigger (bbolt) vs adnanh/webhook, 1 KiB | 2.00× | 6.67× | ≥ 1.5× | met |",
-		"HMAC verify time vs raw crypto/hmac, 1MiB (540000 vs 500000 ns/op, medians of 1) | 1.08× | – | ≤ 1.1× (1 MiB) | met |",
-		"| bbolt | 10000 | 10500 | 100.00 MiB | 97.66 MiB | 10.00 MiB | 10.00 MiB | – |",
+		"### 1 KiB bodies, server pinned to one core",
+		"### 1 KiB bodies, unpinned",
+		"| the chain (chain) vs bare Caddy (body read; bare-respond not measured), 1 KiB | 0.90× (CPU 0.50×) | 0.90× (CPU 0.50×) | ≥ 0.85× | met |",
+		// pinned 2.33×, unpinned 1.67×: the goal holds only when both do.
+		"| full durable trigger (launch-bbolt) vs adnanh/webhook, 1 KiB | 2.33× (CPU 2.75×) | 1.67× (CPU 4.17×) | ≥ 2× | **missed** |",
+		"| server busy, launch-bbolt 1 KiB (CPU time over the trial, of one core) | 85% | 40% | ≥ 80% pinned | met |",
+		"| server busy, chain 1 KiB (CPU time over the trial, of one core) | 90% | 90% | ≥ 80% pinned | met |",
+		"| p99 latency, launch-bbolt 1 KiB at 32 connections | 19.00 ms | 25.00 ms | ≤ 20 ms | **missed** |",
+		"| p99 latency, chain 1 KiB at 32 connections | 9.50 ms | 9.50 ms | ≤ 20 ms | met |",
+		"| gateway RSS growth per 10,000 queued runs (bbolt, measured once) | 31.25 MiB | – | ≤ 45.91 MiB (the bbolt figure of 2026-11-27, +10%) | met |",
+		"| the 10-minute soak stays exact | – | – |",
+		"| HMAC verify time vs raw crypto/hmac, 1MiB (540000 vs 500000 ns/op, medians of 1; pinned core) | 1.08× | – | ≤ 1.1× | met |",
+		"| bbolt | 10000 | 10500 | 31.25 MiB | 4.88 MiB | 10.00 MiB | 10.00 MiB | – |",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q\n%s", want, got)
 		}
 	}
 
-	// With bare-respond measured, the goal is judged against it.
-	trials += "1\t1k\tbare-respond\t12000\t0\t0\t1000000\t1500\t8000\t0.48\t65536\t0\n"
-	if err := os.WriteFile(filepath.Join(dir, "trials.tsv"), []byte(trials), 0o644); err != nil {
-		t.Fatal(err)
+	// With bare-respond measured, the chain is judged against it; with
+	// only one round, or one pin mode, no goal can be met.
+	one := ""
+	for _, pin := range []string{"pinned", "unpinned"} {
+		p := "1\t" + pin + "\t1k\t"
+		one += p + "bare\t10000\t0\t0\t1000000\t2000\t9000\t0.5\t65536\t0\n" +
+			p + "bare-respond\t12000\t0\t0\t1000000\t1500\t8000\t0.48\t65536\t0\n" +
+			p + "chain\t11000\t0\t0\t1000000\t2500\t9500\t0.5\t66560\t0\n"
 	}
+	one += "1\tpinned\t1k\tlaunch-pebble\t700\t0\t0\t1000000\t15000\t19000\t0.85\t204800\t0\n" +
+		"1\tpinned\t1k\twebhook\t300\t0\t0\t1000000\t45000\t900000\t1\t56320\t0\n"
+	scen := write("scenarios.tsv", "bare\tbaseline\tbare\nbare-respond\tbaseline\tbare respond\nchain\tchain\tthe chain\n"+
+		"launch-pebble\tlaunch-embedded\tchain + launch, pebble\nwebhook\tbaseline\tadnanh/webhook\n")
+	write("trials.tsv", trialsHeader+one)
 	out.Reset()
-	if err := cmdReport([]string{"-trials", filepath.Join(dir, "trials.tsv")}, &out); err != nil {
+	if err := cmdReport([]string{"-trials", filepath.Join(dir, "trials.tsv"), "-scenarios", scen}, &out); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| issue 4: chain vs bare Caddy `respond`, 1 KiB | 0.75× | 0.72× | ≥ 0.85× | **missed** |",
-		"| chain vs bare Caddy reading the body, 1 KiB | 0.90× | 0.90× | (informational) | – |",
+		"| the chain (chain) vs bare Caddy `respond`, 1 KiB | 0.92× (CPU 0.88×) | 0.92× (CPU 0.88×) | ≥ 0.85× | **unproven**: 1 round(s), need ≥ 3 |",
+		"| the chain (chain) vs bare Caddy reading the body, 1 KiB | 1.10× (CPU 1.10×) | 1.10× (CPU 1.10×) | (informational) | – |",
+		"| full durable trigger (launch-pebble) vs adnanh/webhook, 1 KiB | 2.33× (CPU 2.75×) | – | ≥ 2× | **unproven**: not measured unpinned |",
+		"| chain + launch, pebble | 700 |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q\n%s", want, out.String())

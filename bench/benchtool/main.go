@@ -11,7 +11,7 @@
 //	benchtool sign   -scheme github|slack -secret S -body body.json [-ts unix]
 //	benchtool send   -url URL -n 10000 -c 16 -body body.json -headers h.txt
 //	benchtool ports  -n 6
-//	benchtool report -trials trials.tsv [-mem mem.tsv] [-gobench dir]
+//	benchtool report -trials trials.tsv [-scenarios scenarios.tsv] [-conns 32] [-mem mem.tsv] [-gobench dir]
 package main
 
 import (

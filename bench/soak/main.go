@@ -11,7 +11,8 @@
 //
 // The trigger secrets come from SOAK_GITHUB_SECRET and SOAK_SLACK_SECRET,
 // never from flags, so they do not show in the process list. See
-// bench/SOAK-AND-FUZZ.md for the mix and what each kind must get back.
+// bench/README.md, "Soak run", for the mix and what each kind must get
+// back.
 package main
 
 import (
@@ -45,7 +46,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: soak ports -n N | soak run [flags] (see bench/SOAK-AND-FUZZ.md)")
+	fmt.Fprintln(os.Stderr, "usage: soak ports -n N | soak run [flags] (see bench/README.md, \"Soak run\")")
 	os.Exit(2)
 }
 

@@ -327,17 +327,13 @@ func (pl *planner) plan(k kind, s *sender) *planned {
 		reject(http.StatusBadRequest, "webhook_hmac: malformed signature")
 	case kindDeepJSON, kindDuplicateKey:
 		// The first handler that reads the body as JSON refuses it: the
-		// launch on GitHub's route, Slack's url_verification check on
-		// Slack's.
+		// launch on both routes (Slack's url_verification check reads
+		// only bodies that can be a challenge, and these cannot).
 		reason := "JSON nested deeper than 1000 levels"
 		if k == kindDuplicateKey {
 			reason = "duplicate key in a JSON object"
 		}
-		directive := "valohai_launch"
-		if s.scheme == schemeSlack {
-			directive = "webhook_hmac"
-		}
-		reject(http.StatusBadRequest, directive+": "+reason)
+		reject(http.StatusBadRequest, "valohai_launch: "+reason)
 	case kindWrongMethod:
 		methods := []string{http.MethodGet, http.MethodPut, http.MethodDelete, http.MethodPatch}
 		p.method = methods[pl.rng.IntN(len(methods))]

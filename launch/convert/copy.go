@@ -1,6 +1,9 @@
 package convert
 
-import "fmt"
+import (
+	"cmp"
+	"fmt"
+)
 
 // Pipeline is a pipeline as GET /api/v0/pipelines/<id>/ describes it: what
 // a copy needs (nodes with their templates, edges, parameters) and what a
@@ -56,7 +59,7 @@ func (p *Pipeline) Copy() (*PipelineBody, error) {
 		Tags:       append([]string{}, p.Tags...),
 		Edges:      []PipelineEdge{},
 		Parameters: map[string]*PipelineParameter{},
-		name:       orDefault(p.Title, p.ID),
+		name:       cmp.Or(p.Title, p.ID),
 	}
 	fail := func(format string, args ...any) error {
 		return &PipelineError{Pipeline: body.name, Reason: fmt.Sprintf(format, args...)}
@@ -194,14 +197,4 @@ func templateFromExecution(v any) (map[string]any, bool) {
 		}
 	}
 	return tmpl, true
-}
-
-// orDefault is the first non-empty value.
-func orDefault(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -2,10 +2,13 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +27,9 @@ const (
 	// DefaultRedisOpenTimeout bounds the connection check of OpenRedis: a
 	// wrong host must fail Caddy's provisioning visibly, not hang it.
 	DefaultRedisOpenTimeout = 10 * time.Second
+	// DefaultAckTimeout is how long a write waits for MinReplicasAck
+	// replicas to acknowledge it (WAIT) before it counts as failed.
+	DefaultAckTimeout = time.Second
 )
 
 // clockGrace is added to every real redis TTL. The store judges expiry by
@@ -51,6 +57,28 @@ type RedisOptions struct {
 	// OpenTimeout bounds the connection check of OpenRedis (default
 	// DefaultRedisOpenTimeout).
 	OpenTimeout time.Duration
+
+	// Sentinel lists Redis Sentinel addresses (host:port); Master is the
+	// name the sentinels monitor. The store then follows the master the
+	// sentinels name, across failovers. Set instead of a URL.
+	Sentinel []string
+	Master   string
+	// Cluster lists seed nodes (host:port) of a Redis Cluster. Set instead
+	// of a URL. Every key then carries the prefix as its hash tag, so each
+	// script's keys share one slot (docs/redis.md, "Hash tags").
+	Cluster []string
+	// Username and Password authenticate to every redis server (not to the
+	// sentinels) of a Sentinel or Cluster deployment; a URL carries its own.
+	Username, Password string
+	// TLS, when set, is used for every connection of a Sentinel or Cluster
+	// deployment (sentinels included); a URL says rediss:// instead.
+	TLS *tls.Config
+	// MinReplicasAck makes every write a 2xx rests on (a run, a quota
+	// unit, a dedupe key) wait until that many replicas hold it (WAIT);
+	// fewer within AckTimeout fails the write with ErrNotAcknowledged.
+	MinReplicasAck int
+	// AckTimeout bounds that wait (default DefaultAckTimeout).
+	AckTimeout time.Duration
 }
 
 // Redis is the launch.Store shared by several Caddy instances: every
@@ -60,17 +88,23 @@ type RedisOptions struct {
 // Every method returns after redis acknowledged its write, so a run is as
 // durable as redis's persistence makes it (appendonly yes and
 // maxmemory-policy noeviction are what a 2xx to a sender should rest on; see
-// Persistence). The operations that must be
-// exact across instances (CreateRun, ClaimRun, TakeQuota, RememberKey,
-// ForgetKey, LogRejection, DeleteRunsBefore) are single Lua scripts, which
-// redis runs atomically. The store needs one redis server (or a primary with
-// replicas): not Redis Cluster, whose slots would split a script's keys.
+// Persistence); with MinReplicasAck, the writes a 2xx rests on also wait
+// until that many replicas hold them. The operations that must be exact
+// across instances (CreateRun, ClaimRun, TakeQuota, RememberKey, ForgetKey,
+// LogRejection, DeleteRunsBefore) are single Lua scripts, which redis runs
+// atomically. It runs on one server (with replicas or not), on a Sentinel
+// deployment, or on Redis Cluster, where the keys of a deployment share one
+// hash tag so every script's keys are in one slot.
 type Redis struct {
-	rdb           *redis.Client
-	url           string // redacted
+	rdb           redis.UniversalClient
+	cluster       *redis.ClusterClient // set on Redis Cluster
+	url           string               // where, password hidden
 	prefix        string
+	base          string // what every key starts with: prefix, or {prefix} on Cluster
 	now           func() time.Time
 	maxRejections int
+	minAck        int
+	ackTimeout    time.Duration
 
 	closeOnce sync.Once
 	closeErr  error
@@ -78,40 +112,122 @@ type Redis struct {
 
 var _ launch.Store = (*Redis)(nil)
 
-// OpenRedis connects to the redis at rawURL (redis://[user:password@]host:port/db,
-// rediss:// for TLS, unix://[user:password@]/path/to/socket?db=N; go-redis's
-// query options such as dial_timeout apply) and checks it answers. Errors
-// never contain the URL's password: it is shown as "xxxxx".
+// ErrNotAcknowledged is wrapped by the error of a write that redis applied
+// but fewer than RedisOptions.MinReplicasAck replicas acknowledged in time:
+// a failover could still lose it, so the caller must not answer 2xx on it.
+var ErrNotAcknowledged = errors.New("not acknowledged by enough replicas")
+
+// OpenRedis connects to redis and checks it answers. rawURL names one server
+// (redis://[user:password@]host:port/db, rediss:// for TLS,
+// unix://[user:password@]/path/to/socket?db=N; go-redis's query options such
+// as dial_timeout apply); it is empty when opts names sentinels or cluster
+// nodes instead. Errors never contain a password: it is shown as "xxxxx". A
+// redis that does not answer is an error wrapping ErrUnreachable.
 func OpenRedis(rawURL string, opts RedisOptions) (*Redis, error) {
-	ropts, err := parseRedisURL(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	red := RedactURL(rawURL)
-	scrub := scrubber(rawURL, ropts.Password)
-	// The store is the durable queue of webhooks already answered 2xx:
-	// it must not read the client-side cache, and the default RESP3
-	// handshake works with every redis the store supports (6.0+).
-	rdb := redis.NewClient(ropts)
 	timeout := opts.OpenTimeout
 	if timeout <= 0 {
 		timeout = DefaultRedisOpenTimeout
 	}
+	ackTimeout := opts.AckTimeout
+	if ackTimeout <= 0 {
+		ackTimeout = DefaultAckTimeout
+	}
+	if opts.MinReplicasAck < 0 {
+		return nil, errors.New("store: redis: min_replicas_ack must be 0 or more")
+	}
+	// A pipeline of a write and WAIT is read within the client's read
+	// timeout: leave WAIT room.
+	readTimeout := max(3*time.Second, ackTimeout+2*time.Second)
+	var (
+		rdb     redis.UniversalClient
+		cluster *redis.ClusterClient
+		where   string
+		scrub   func(string) string
+	)
+	switch {
+	case len(opts.Sentinel) > 0 && len(opts.Cluster) > 0:
+		return nil, errors.New("store: redis: give sentinel addresses or cluster addresses, not both")
+	case rawURL != "" && (len(opts.Sentinel) > 0 || len(opts.Cluster) > 0):
+		return nil, errors.New("store: redis: give a URL, or sentinel or cluster addresses, not both")
+	case len(opts.Sentinel) > 0:
+		if opts.Master == "" {
+			return nil, errors.New("store: redis: sentinel needs the master name the sentinels monitor (master <name>)")
+		}
+		where = "sentinel " + strings.Join(opts.Sentinel, " ") + " master " + opts.Master
+		scrub = scrubber("", opts.Password)
+		rdb = redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName:    opts.Master,
+			SentinelAddrs: opts.Sentinel,
+			Username:      opts.Username,
+			Password:      opts.Password,
+			Dialer:        tlsDialer(opts.TLS),
+			ReadTimeout:   readTimeout,
+		})
+	case len(opts.Cluster) > 0:
+		if opts.Master != "" {
+			return nil, errors.New("store: redis: master names a Sentinel master; a cluster has none (drop master)")
+		}
+		if strings.ContainsAny(opts.Prefix, "{}") {
+			return nil, fmt.Errorf("store: redis: on Redis Cluster the key prefix becomes the hash tag and may not contain { or } (got %q)", opts.Prefix)
+		}
+		where = "cluster " + strings.Join(opts.Cluster, " ")
+		scrub = scrubber("", opts.Password)
+		cluster = redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs:       opts.Cluster,
+			Username:    opts.Username,
+			Password:    opts.Password,
+			Dialer:      tlsDialer(opts.TLS),
+			ReadTimeout: readTimeout,
+		})
+		rdb = cluster
+	default:
+		if opts.Master != "" {
+			return nil, errors.New("store: redis: master goes with sentinel addresses (sentinel <host:port>...)")
+		}
+		ropts, err := parseRedisURL(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		where = HideURLPassword(rawURL)
+		scrub = scrubber(rawURL, ropts.Password)
+		ropts.ReadTimeout = max(ropts.ReadTimeout, readTimeout)
+		// The store is the durable queue of webhooks already answered
+		// 2xx: it must not read the client-side cache, and the default
+		// RESP3 handshake works with every redis the store supports
+		// (6.0+).
+		rdb = redis.NewClient(ropts)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if len(opts.Sentinel) > 0 {
+		// Ask the sentinels first: "no sentinel answers" and "the
+		// sentinels know no master of that name" are different fixes,
+		// which the failover client's own error would not tell apart.
+		if err := askSentinels(ctx, opts); err != nil {
+			rdb.Close()
+			return nil, &unreachableError{msg: scrub(fmt.Sprintf("store: redis %s does not answer: %v", where, err))}
+		}
+	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
-		return nil, errors.New(scrub(fmt.Sprintf("store: redis %s does not answer: %v", red, err)))
+		return nil, &unreachableError{msg: scrub(fmt.Sprintf("store: redis %s does not answer: %v", where, err))}
 	}
 	r := &Redis{
 		rdb:           rdb,
-		url:           red,
+		cluster:       cluster,
+		url:           where,
 		prefix:        opts.Prefix,
 		now:           opts.Now,
 		maxRejections: DefaultMaxRejections,
+		minAck:        opts.MinReplicasAck,
+		ackTimeout:    ackTimeout,
 	}
 	if r.prefix == "" {
 		r.prefix = DefaultRedisPrefix
+	}
+	r.base = r.prefix
+	if cluster != nil {
+		r.base = "{" + r.prefix + "}"
 	}
 	if r.now == nil {
 		r.now = time.Now
@@ -120,6 +236,49 @@ func OpenRedis(rawURL string, opts RedisOptions) (*Redis, error) {
 		r.maxRejections = opts.MaxRejections
 	}
 	return r, nil
+}
+
+// tlsDialer dials TLS with cfg, verifying each node's certificate for the
+// host it is dialled at (go-redis's own TLSConfig would need one ServerName
+// for every node of a cluster or sentinel set); nil cfg dials plain TCP
+// (go-redis's default then).
+func tlsDialer(cfg *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if cfg == nil {
+		return nil
+	}
+	nd := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 5 * time.Minute}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c := cfg.Clone()
+		if c.ServerName == "" {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			c.ServerName = host
+		}
+		return (&tls.Dialer{NetDialer: nd, Config: c}).DialContext(ctx, network, addr)
+	}
+}
+
+// askSentinels succeeds when a sentinel names the master opts.Master.
+func askSentinels(ctx context.Context, opts RedisOptions) error {
+	var errs []string
+	for _, addr := range opts.Sentinel {
+		c := redis.NewSentinelClient(&redis.Options{Addr: addr, Dialer: tlsDialer(opts.TLS), MaxRetries: -1, DialTimeout: 2 * time.Second})
+		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err := c.GetMasterAddrByName(actx, opts.Master).Result()
+		cancel()
+		c.Close()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, redis.Nil):
+			errs = append(errs, fmt.Sprintf("sentinel %s monitors no master named %q (check master)", addr, opts.Master))
+		default:
+			errs = append(errs, fmt.Sprintf("sentinel %s: %v", addr, err))
+		}
+	}
+	return errors.New(strings.Join(errs, "; "))
 }
 
 // parseRedisURL parses a redis URL with go-redis, without ever letting the
@@ -133,7 +292,7 @@ func parseRedisURL(rawURL string) (*redis.Options, error) {
 	if err == nil {
 		return o, nil
 	}
-	red := RedactURL(rawURL)
+	red := HideURLPassword(rawURL)
 	scrub := scrubber(rawURL, "")
 	if _, rerr := redis.ParseURL(red); rerr != nil {
 		return nil, errors.New(scrub(fmt.Sprintf("store: bad redis URL %s: %v; %s", red, unwrapURLError(rerr), syntax)))
@@ -152,12 +311,12 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// RedactURL returns rawURL with the password of its user info replaced by
+// HideURLPassword returns rawURL with the password of its user info replaced by
 // "xxxxx", for logs and errors. It does not need rawURL to be a valid URL:
 // everything between the first ':' of the user info and the last '@' is the
 // password, so an unencoded '/', '?', '#' or '@' in it is hidden too (at
 // worst a little more than the password is).
-func RedactURL(rawURL string) string {
+func HideURLPassword(rawURL string) string {
 	scheme, rest := "", rawURL
 	if i := strings.Index(rawURL, "://"); i >= 0 {
 		scheme, rest = rawURL[:i+3], rawURL[i+3:]
@@ -174,7 +333,7 @@ func RedactURL(rawURL string) string {
 	return scheme + userinfo[:colon+1] + redactedPassword + rest[at:]
 }
 
-// urlPassword is the part of rawURL that RedactURL hides.
+// urlPassword is the part of rawURL that HideURLPassword hides.
 func urlPassword(rawURL string) string {
 	rest := rawURL
 	if i := strings.Index(rawURL, "://"); i >= 0 {
@@ -232,13 +391,39 @@ func (r *Redis) Close() error {
 // Persistence reports whether redis keeps what the store writes: an
 // append-only file (appendonly yes) so a run survives a redis restart, and
 // maxmemory-policy noeviction so redis never drops a run, payload or dedupe
-// key to make room. settings describes them for a log line. err is set when
+// key to make room. On Redis Cluster every master is asked, and durable only
+// when all are so. settings describes them for a log line. err is set when
 // the server does not allow CONFIG GET (managed services often do not); the
 // caller then cannot tell.
 func (r *Redis) Persistence(ctx context.Context) (durable bool, settings string, err error) {
+	if r.cluster == nil {
+		return persistence(ctx, r.rdb)
+	}
+	var mu sync.Mutex
+	durable = true
+	var all []string
+	err = r.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		d, set, err := persistence(ctx, c)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		durable = durable && d
+		all = append(all, c.Options().Addr+": "+set)
+		return nil
+	})
+	if err != nil {
+		return false, "", err
+	}
+	slices.Sort(all)
+	return durable, strings.Join(all, "; "), nil
+}
+
+func persistence(ctx context.Context, c redis.Cmdable) (durable bool, settings string, err error) {
 	cfg := map[string]string{}
 	for _, name := range []string{"appendonly", "appendfsync", "save", "maxmemory-policy"} {
-		v, err := r.rdb.ConfigGet(ctx, name).Result()
+		v, err := c.ConfigGet(ctx, name).Result()
 		if err != nil {
 			return false, "", fmt.Errorf("store: redis CONFIG GET %s: %w", name, err)
 		}
@@ -250,25 +435,80 @@ func (r *Redis) Persistence(ctx context.Context) (durable bool, settings string,
 	return durable, settings, nil
 }
 
-// Keys. Every key starts with the prefix; run ids and caller keys come last
-// so no caller text can imitate another kind of key.
-func (r *Redis) kRun(id string) string     { return r.prefix + "run:" + id }
-func (r *Redis) kPayload(id string) string { return r.prefix + "payload:" + id }
-func (r *Redis) kRuns() string             { return r.prefix + "runs" }        // zset, score 0, member = hex created stamp + id
-func (r *Redis) kRunMembers() string       { return r.prefix + "run_members" } // hash id → its member of runs
-func (r *Redis) kQueue() string            { return r.prefix + "queue" }       // zset id scored by due time (µs)
-func (r *Redis) kDedupe(key string) string { return r.prefix + "dedupe:" + boundKey(key) }
-func (r *Redis) kRejections() string       { return r.prefix + "rejections" }     // zset "seq:json" scored by seq
-func (r *Redis) kRejectionSeq() string     { return r.prefix + "rejections_seq" } // counter
+// runAcked runs a script whose write a 2xx rests on (a run, a quota unit, a
+// dedupe key), or whose loss in a failover could launch a run twice (a
+// claim's lease, a run's progress). With MinReplicasAck
+// set, the script and WAIT go down one connection in one round trip (WAIT
+// counts the replicas holding what that connection wrote), and fewer
+// acknowledgements than asked within AckTimeout fail the call with an error
+// wrapping ErrNotAcknowledged; the write itself stays on the primary
+// (docs/redis.md, "min_replicas_ack"). keys[0] picks the node on Cluster,
+// where every key of the store shares one slot.
+func (r *Redis) runAcked(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
+	if r.minAck == 0 {
+		return s.Run(ctx, r.rdb, keys, args...)
+	}
+	var node redis.Cmdable = r.rdb
+	if r.cluster != nil {
+		c, err := r.cluster.MasterForKey(ctx, keys[0])
+		if err != nil {
+			cmd := redis.NewCmd(ctx)
+			cmd.SetErr(err)
+			return cmd
+		}
+		node = c
+	}
+	try := func(eval func(redis.Pipeliner) *redis.Cmd) (*redis.Cmd, *redis.Cmd) {
+		pipe := node.Pipeline()
+		cmd := eval(pipe)
+		wait := pipe.Do(ctx, "WAIT", r.minAck, max(r.ackTimeout.Milliseconds(), 1))
+		_, _ = pipe.Exec(ctx)
+		return cmd, wait
+	}
+	cmd, wait := try(func(p redis.Pipeliner) *redis.Cmd { return s.EvalSha(ctx, p, keys, args...) })
+	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		cmd, wait = try(func(p redis.Pipeliner) *redis.Cmd { return s.Eval(ctx, p, keys, args...) })
+	}
+	if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		if r.cluster != nil && !isScriptError(err) {
+			// MOVED, a dead node: ask the cluster where the slot is now.
+			r.cluster.ReloadState(ctx)
+		}
+		return cmd
+	}
+	n, err := wait.Int64()
+	switch {
+	case err != nil:
+		cmd.SetErr(fmt.Errorf("waiting for %d replica(s) to acknowledge (WAIT): %w", r.minAck, err))
+	case n < int64(r.minAck):
+		cmd.SetErr(fmt.Errorf("%d of %d replica(s) acknowledged the write within %s: %w", n, r.minAck, r.ackTimeout, ErrNotAcknowledged))
+	}
+	return cmd
+}
+
+// Keys. Every key starts with the prefix (on Redis Cluster wrapped in braces,
+// {valohai:}run:<id>, so the prefix is every key's hash tag and any set of a
+// deployment's keys is in one slot: no script or MGET is refused with
+// CROSSSLOT); run ids and caller keys come last so no caller text can
+// imitate another kind of key, nor change the hash tag (redis takes the
+// first {...} of a key).
+func (r *Redis) kRun(id string) string     { return r.base + "run:" + id }
+func (r *Redis) kPayload(id string) string { return r.base + "payload:" + id }
+func (r *Redis) kRuns() string             { return r.base + "runs" }        // zset, score 0, member = hex created stamp + id
+func (r *Redis) kRunMembers() string       { return r.base + "run_members" } // hash id → its member of runs
+func (r *Redis) kQueue() string            { return r.base + "queue" }       // zset id scored by due time (µs)
+func (r *Redis) kDedupe(key string) string { return r.base + "dedupe:" + boundKey(key) }
+func (r *Redis) kRejections() string       { return r.base + "rejections" }     // zset "seq:json" scored by seq
+func (r *Redis) kRejectionSeq() string     { return r.base + "rejections_seq" } // counter
 func (r *Redis) kSecret(name string) string {
-	return r.prefix + "secret:" + name
+	return r.base + "secret:" + name
 }
 
 // kQuota names one fixed window of one quota: the period is part of the
 // identity (a key may carry both a 1h and a 24h quota) and so is the
 // window's end, so a new window starts from a fresh counter.
 func (r *Redis) kQuota(key string, period time.Duration, end uint64) string {
-	return r.prefix + "quota:" + strconv.FormatInt(int64(period), 10) + ":" + strconv.FormatUint(end, 10) + ":" + boundKey(key)
+	return r.base + "quota:" + strconv.FormatInt(int64(period), 10) + ":" + strconv.FormatUint(end, 10) + ":" + boundKey(key)
 }
 
 // runMember is a run's entry in the listing index: every member has score
@@ -288,6 +528,30 @@ func usec(t time.Time) int64 { return int64(stamp(t) / 1000) }
 func ttlMillis(d time.Duration) int64 {
 	ms := (d + clockGrace + time.Millisecond - 1) / time.Millisecond
 	return max(int64(ms), 1)
+}
+
+// syncScript is the harmless write behind Sync.
+var syncScript = redis.NewScript(`return redis.call('INCR', KEYS[1])`)
+
+// Sync returns once MinReplicasAck replicas hold everything written to the
+// primary before the call (at once without MinReplicasAck): a write of its
+// own followed by WAIT, which waits for the replicas to reach that point of
+// the replication stream. A duplicate delivery answered with an earlier run
+// rests on this, since that run's own write may not have been acknowledged.
+func (r *Redis) Sync(ctx context.Context) error {
+	if r.minAck == 0 {
+		return nil
+	}
+	if err := r.runAcked(ctx, syncScript, []string{r.base + "sync"}).Err(); err != nil {
+		return fmt.Errorf("store: redis: %w", err)
+	}
+	return nil
+}
+
+// isScriptError reports a script's own error reply (as opposed to one of
+// the connection or of the cluster's routing).
+func isScriptError(err error) bool {
+	return redis.HasErrorPrefix(err, "ERR") && strings.Contains(err.Error(), "script")
 }
 
 // The Lua scripts. redis runs each atomically; go-redis sends EVALSHA and
@@ -475,7 +739,7 @@ func (r *Redis) CreateRun(ctx context.Context, run *launch.Run, payload *launch.
 		keys = append(keys, r.kDedupe(c.Key))
 		args = append(args, "k", usec(c.At), usec(c.At.Add(c.Window)), ttlMillis(c.Window))
 	}
-	res, err := createRunScript.Run(ctx, r.rdb, keys, args...).Slice()
+	res, err := r.runAcked(ctx, createRunScript, keys, args...).Slice()
 	if err != nil {
 		return fmt.Errorf("store: redis: storing run %q: %w", run.ID, err)
 	}
@@ -515,7 +779,7 @@ func (r *Redis) UpdateRun(ctx context.Context, run *launch.Run) error {
 		return fmt.Errorf("store: encoding run %q: %w", run.ID, err)
 	}
 	keys := []string{r.kRun(run.ID), r.kRuns(), r.kRunMembers()}
-	n, err := updateRunScript.Run(ctx, r.rdb, keys, data, run.ID, runMember(run.CreatedAt, run.ID)).Int()
+	n, err := r.runAcked(ctx, updateRunScript, keys, data, run.ID, runMember(run.CreatedAt, run.ID)).Int()
 	if err != nil {
 		return fmt.Errorf("store: redis: updating run %q: %w", run.ID, err)
 	}
@@ -691,7 +955,7 @@ func (r *Redis) ClaimRun(ctx context.Context, now time.Time, lease time.Duration
 	if lease <= 0 {
 		return "", false, errors.New("store: ClaimRun needs a positive lease")
 	}
-	id, err := claimRunScript.Run(ctx, r.rdb, []string{r.kQueue()}, usec(now), usec(now.Add(lease))).Text()
+	id, err := r.runAcked(ctx, claimRunScript, []string{r.kQueue()}, usec(now), usec(now.Add(lease))).Text()
 	if errors.Is(err, redis.Nil) {
 		return "", false, nil
 	}
@@ -748,7 +1012,7 @@ func (r *Redis) TakeQuota(ctx context.Context, key string, limit int, period tim
 	if limit <= 0 {
 		return false, retryAfter, ctx.Err()
 	}
-	n, err := takeQuotaScript.Run(ctx, r.rdb, []string{r.kQuota(key, period, end)}, limit, ttlMillis(retryAfter)).Int()
+	n, err := r.runAcked(ctx, takeQuotaScript, []string{r.kQuota(key, period, end)}, limit, ttlMillis(retryAfter)).Int()
 	if err != nil {
 		return false, 0, fmt.Errorf("store: redis: taking quota: %w", err)
 	}
@@ -765,7 +1029,7 @@ func (r *Redis) RememberKey(ctx context.Context, key, value string, window time.
 	if key == "" || window <= 0 {
 		return "", false, errors.New("store: RememberKey needs a key and a positive window")
 	}
-	res, err := rememberKeyScript.Run(ctx, r.rdb, []string{r.kDedupe(key)},
+	res, err := r.runAcked(ctx, rememberKeyScript, []string{r.kDedupe(key)},
 		usec(now), usec(now.Add(window)), value, ttlMillis(window)).Slice()
 	if err != nil {
 		return "", false, fmt.Errorf("store: redis: remembering a key: %w", err)

@@ -528,7 +528,7 @@ func TestRedisAuthAgainstRealServer(t *testing.T) {
 	}
 }
 
-func TestRedactURL(t *testing.T) {
+func TestHideURLPassword(t *testing.T) {
 	for in, want := range map[string]string{
 		"redis://localhost:6379/0":             "redis://localhost:6379/0",
 		"redis://:pw@localhost:6379/0":         "redis://:xxxxx@localhost:6379/0",
@@ -542,13 +542,13 @@ func TestRedactURL(t *testing.T) {
 		"{env.REDIS_URL}":                      "{env.REDIS_URL}",
 		"redis://user:pa:ss@localhost:6379/15": "redis://user:xxxxx@localhost:6379/15",
 	} {
-		if got := RedactURL(in); got != want {
-			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		if got := HideURLPassword(in); got != want {
+			t.Errorf("HideURLPassword(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
 
-// FuzzRedisURLRedaction checks that neither RedactURL nor a parse error of
+// FuzzRedisURLRedaction checks that neither HideURLPassword nor a parse error of
 // OpenRedis ever shows the password, however the URL is mangled. The
 // password carries a marker so its appearance cannot be a coincidence.
 func FuzzRedisURLRedaction(f *testing.F) {
@@ -569,8 +569,8 @@ func FuzzRedisURLRedaction(f *testing.F) {
 			t.Skip()
 		}
 		raw := "redis://" + user + ":" + marker + tail + "@" + host
-		if red := RedactURL(raw); strings.Contains(red, marker) {
-			t.Fatalf("RedactURL(%q) = %q shows the password", raw, red)
+		if red := HideURLPassword(raw); strings.Contains(red, marker) {
+			t.Fatalf("HideURLPassword(%q) = %q shows the password", raw, red)
 		}
 		if _, err := parseRedisURL(raw); err != nil && strings.Contains(err.Error(), marker) {
 			t.Fatalf("parse error for %q shows the password: %v", raw, err)

@@ -1,0 +1,179 @@
+package caddymodule
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// The chain benchmarks run the handler chains of bench/caddyfiles/ inside a
+// real Caddy (caddy.Load of the adapted Caddyfile) and call its HTTP server's
+// ServeHTTP directly, so they measure Caddy's own request path plus our
+// handlers, without the network and HTTP parsing that the whole-server
+// benchmark (bench/run.sh) adds on both sides. Each reports against its
+// baseline in the same run, bare-respond: bench/README.md, "CPU of the
+// condition chain".
+//
+//	go test -run '^$' -bench 'ChainServe' -benchmem -count 3 ./caddymodule
+
+const benchChainSecret = "bench-chain-secret"
+
+// benchChainRoutes are the site bodies of the scenarios, as in
+// bench/caddyfiles/*.caddyfile.
+var benchChainRoutes = []struct{ name, route string }{
+	{"bare-respond", `respond "ok" 200`},
+	{"bare", "vars bench_body {http.request.body}\n\trespond \"ok\" 200"},
+	// Caddy's own cost of a route block around the handlers (compiled
+	// per request), which the chains below pay too.
+	{"route-respond", `route /hook {
+		respond "ok" 200
+	}`},
+	{"hmac", `route /hook {
+		webhook_hmac github ` + benchChainSecret + `
+		respond "ok" 200
+	}`},
+	{"chain-nolimit", `route /hook {
+		webhook_hmac slack ` + benchChainSecret + `
+		webhook_timestamp {
+			header    X-Slack-Request-Timestamp
+			format    unix
+			tolerance 5m
+		}
+		webhook_filter ` + "`" + `body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push"` + "`" + `
+		respond "ok" 200
+	}`},
+}
+
+// benchServer loads a Caddyfile whose only site answers with route and
+// returns that site's server.
+func benchServer(b *testing.B, route string) *caddyhttp.Server {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := b.TempDir()
+	cf := fmt.Sprintf(`{
+	admin off
+	persist_config off
+	storage file_system %[1]s/caddy
+	log {
+		level WARN
+	}
+	valohai {
+		api_url   http://127.0.0.1:1
+		api_token bench
+		store     file %[1]s/valohai
+	}
+}
+
+http://127.0.0.1:%[2]d {
+	%[3]s
+}
+`, dir, port, route)
+	if err := loadCaddyfile(cf); err != nil {
+		b.Fatalf("loading config: %v\n%s", err, cf)
+	}
+	b.Cleanup(func() { _ = caddy.Stop() })
+	app, err := caddy.ActiveContext().App("http")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, srv := range app.(*caddyhttp.App).Servers {
+		return srv
+	}
+	b.Fatal("no server")
+	return nil
+}
+
+// discardWriter is the cheapest http.ResponseWriter: it keeps the status
+// and drops the body.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(status int)      { w.status = status }
+
+// SetReadDeadline and SetWriteDeadline succeed, as they do on a real
+// connection (http.ResponseController calls them).
+func (w *discardWriter) SetReadDeadline(time.Time) error  { return nil }
+func (w *discardWriter) SetWriteDeadline(time.Time) error { return nil }
+
+func benchPushBody(b *testing.B) []byte {
+	b.Helper()
+	body, err := os.ReadFile("../validators/testdata/push-1k.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return body
+}
+
+// benchSignedHeader is what a sender of both schemes sends for body: the
+// GitHub and Slack signatures and the event name the filter reads.
+func benchSignedHeader(body []byte) http.Header {
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	gh := hmac.New(sha256.New, []byte(benchChainSecret))
+	gh.Write(body)
+	sl := hmac.New(sha256.New, []byte(benchChainSecret))
+	sl.Write([]byte("v0:" + ts + ":"))
+	sl.Write(body)
+	return http.Header{
+		"Content-Type":              {"application/json"},
+		"X-Github-Event":            {"push"},
+		"X-Hub-Signature-256":       {"sha256=" + hex.EncodeToString(gh.Sum(nil))},
+		"X-Slack-Request-Timestamp": {ts},
+		"X-Slack-Signature":         {"v0=" + hex.EncodeToString(sl.Sum(nil))},
+	}
+}
+
+// BenchmarkChainServe is one valid 1 KiB GitHub push through each chain.
+// The request and its body reader are rebuilt per iteration the same way
+// for every scenario, so the difference to bare-respond is the chain's.
+func BenchmarkChainServe(b *testing.B) {
+	body := benchPushBody(b)
+	for _, sc := range benchChainRoutes {
+		b.Run(sc.name, func(b *testing.B) {
+			srv := benchServer(b, sc.route)
+			header := benchSignedHeader(body)
+			tmpl, err := http.NewRequest(http.MethodPost, "http://127.0.0.1/hook", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tmpl.Header = header
+			tmpl.ContentLength = int64(len(body))
+			tmpl.RemoteAddr = "127.0.0.1:40000"
+			w := &discardWriter{h: http.Header{}}
+			rd := bytes.NewReader(body)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				req := *tmpl
+				rd.Reset(body)
+				req.Body = io.NopCloser(rd)
+				clear(w.h)
+				w.status = 0
+				srv.ServeHTTP(w, &req)
+				if w.status != 0 && w.status != http.StatusOK {
+					b.Fatalf("status %d", w.status)
+				}
+			}
+		})
+	}
+}
