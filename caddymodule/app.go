@@ -382,7 +382,7 @@ func storeConfig(repl *caddy.Replacer, sc *StoreConfig) (store.Config, error) {
 		if err != nil {
 			return store.Config{}, fmt.Errorf("valohai: store file %q: %v", dir, err)
 		}
-		return store.Config{Type: "file", Dir: abs, Engine: sc.Engine}, nil
+		return store.Config{Type: "file", Dir: abs, Engine: c.Engine}, nil
 	case "redis":
 	default:
 		return store.Config{}, fmt.Errorf("valohai: unknown store type %q; use: store file <dir>, or store redis <url>, or store redis { sentinel ... | cluster ... }", c.Type)

@@ -404,3 +404,73 @@ func TestFaultKill9DuringClaimedWrites(t *testing.T) {
 	}
 	f.assertEachOnce(ids, 60*time.Second)
 }
+
+// Valohai takes the creates but the gateway is killed before their answers
+// arrive: after the restart each run is looked up by its marker and found,
+// never created a second time (README.md, "What Valohai receives").
+func TestFaultKill9WhileValohaiCreates(t *testing.T) {
+	const n = 4 // the default workers: every run's create in flight at once
+	f := newFaultEnv(t)
+	gw := f.startGateway()
+	// Every create takes effect at once; its answer takes 30s.
+	f.env.simControl("delay", `{"delay":"30s","after_create":true}`)
+	ids := f.sendAll(n)
+	waitFor(t, "Valohai holding every execution", 20*time.Second, func() bool {
+		return len(f.createdExecutions()) >= n
+	})
+	gw.kill()
+	f.env.simControl("delay", `{"delay":"0s"}`)
+	f.startGateway()
+	// The restarted gateway looks for each run's execution by its marker
+	// (the client's listing asks for ordering=-counter; this test's own
+	// listings do not).
+	waitFor(t, "a marker lookup for every run after the restart", 30*time.Second, func() bool {
+		if len(f.createdExecutions()) > n {
+			return true // created again: reported below
+		}
+		lookups := 0
+		for _, c := range f.env.calls() {
+			if c.Method == http.MethodGet && c.Path == "/api/v0/executions/" && strings.Contains(c.Query, "ordering=-counter") && c.Status == http.StatusOK {
+				lookups++
+			}
+		}
+		return lookups >= n
+	})
+	time.Sleep(time.Second) // a second create would show up now
+	got := map[string]int{}
+	for _, title := range f.createdExecutions() {
+		got[title]++
+	}
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Errorf("run %s: %d executions in Valohai, want exactly 1", id, got[id])
+		}
+	}
+	if len(got) != n {
+		t.Errorf("%d distinct executions in Valohai for %d runs: %v", len(got), n, got)
+	}
+}
+
+// createdExecutions lists the titles of the executions Valohai holds for
+// the test project, through its API (answered or not, a create counts).
+func (f *faultEnv) createdExecutions() []string {
+	f.t.Helper()
+	r := f.env.do(http.MethodGet, f.env.sim+"/api/v0/executions/?project="+testProject+"&limit=1000", nil,
+		map[string]string{"Authorization": "Token " + testToken})
+	if r.status != http.StatusOK {
+		f.t.Fatalf("listing executions: %d %s", r.status, r.body)
+	}
+	var page struct {
+		Results []struct {
+			Title string `json:"title"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &page); err != nil {
+		f.t.Fatalf("listing executions: %v", err)
+	}
+	titles := make([]string, 0, len(page.Results))
+	for _, e := range page.Results {
+		titles = append(titles, e.Title)
+	}
+	return titles
+}

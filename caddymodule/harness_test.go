@@ -148,6 +148,7 @@ func (e *testEnv) post(path string, body []byte, headers map[string]string) resp
 type simCall struct {
 	Method string          `json:"method"`
 	Path   string          `json:"path"`
+	Query  string          `json:"query"`
 	Status int             `json:"status"`
 	Body   json.RawMessage `json:"body"`
 }

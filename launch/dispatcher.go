@@ -432,6 +432,20 @@ func (d *Dispatcher) process(runID string, run *Run) {
 			return
 		}
 		a.Attempts++
+		if a.Attempts == 1 && a.Marker != "" {
+			// Written down before the first call: a process killed while
+			// Valohai handles it leaves Attempts = 1 in the store, so the
+			// next process looks for the object by its marker before
+			// creating it again (Client.createOnce; README.md, "What
+			// Valohai receives"). Later attempts are stored after the
+			// failure before them.
+			if err := d.Store.UpdateRun(ctx, run); err != nil {
+				stopRenew()
+				d.Logger.Error("storing a run before its launch failed; the run stays queued", zap.String("run_id", runID), zap.Error(err))
+				_ = d.Store.RequeueRun(ctx, runID, d.now().Add(d.Retry.First))
+				return
+			}
+		}
 		// Not d.ctx: a call in flight when Caddy stops or reloads is let
 		// finish (bounded by the client's timeout), so its outcome is stored
 		// and the action is not sent twice.

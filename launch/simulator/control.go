@@ -98,8 +98,6 @@ func (s *Simulator) controlFail(body []byte) reply {
 	return s.knobs()
 }
 
-// controlDelay answers POST /__simulator/delay {"delay":"500ms"}; "0s"
-// removes the delay.
 // controlDrop answers POST /__simulator/drop {"creates": n}: the next n
 // creates take effect and lose their answer (see DropAfterCreate).
 func (s *Simulator) controlDrop(body []byte) reply {
@@ -113,9 +111,13 @@ func (s *Simulator) controlDrop(body []byte) reply {
 	return s.knobs()
 }
 
+// controlDelay answers POST /__simulator/delay {"delay":"500ms"}; "0s"
+// removes the delay. With "after_create": true the call takes effect first
+// and only its answer is delayed (SetDelayAfterCreate).
 func (s *Simulator) controlDelay(body []byte) reply {
 	var req struct {
-		Delay string `json:"delay"`
+		Delay       string `json:"delay"`
+		AfterCreate bool   `json:"after_create"`
 	}
 	if err := decodeStrict(body, &req); err != nil {
 		return detail(http.StatusBadRequest, "invalid delay body: "+err.Error())
@@ -124,7 +126,11 @@ func (s *Simulator) controlDelay(body []byte) reply {
 	if err != nil || d < 0 {
 		return detail(http.StatusBadRequest, fmt.Sprintf("delay must be a non-negative Go duration such as \"500ms\", got %q", req.Delay))
 	}
-	s.SetDelay(d)
+	if req.AfterCreate {
+		s.SetDelayAfterCreate(d)
+	} else {
+		s.SetDelay(d)
+	}
 	return s.knobs()
 }
 
@@ -138,7 +144,8 @@ func (s *Simulator) knobs() reply {
 			"status":              s.failStatus,
 			"retry_after_seconds": s.failRetryAfter.Seconds(),
 		},
-		"delay": s.delay.String(),
-		"calls": len(s.calls),
+		"delay":              s.delay.String(),
+		"delay_after_create": s.delayAfter,
+		"calls":              len(s.calls),
 	}}
 }

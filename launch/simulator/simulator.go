@@ -11,7 +11,7 @@
 //
 //	GET  /__simulator/calls   every recorded API call, in order of arrival
 //	POST /__simulator/fail    {"count":2,"status":503,"retry_after_seconds":2}
-//	POST /__simulator/delay   {"delay":"500ms"}
+//	POST /__simulator/delay   {"delay":"500ms"}, or {"delay":"3s","after_create":true}
 //	POST /__simulator/reset   forget calls and knobs
 //
 // API endpoints (all paths end in a slash, as in Valohai):
@@ -139,6 +139,7 @@ type Simulator struct {
 	failStatus     int
 	failRetryAfter time.Duration
 	delay          time.Duration
+	delayAfter     bool // the delay comes after the call took effect
 
 	executions    map[string]map[string]any // by id
 	execCounter   map[string]int            // project id -> last counter
@@ -329,7 +330,17 @@ func (s *Simulator) takeDrop() bool {
 func (s *Simulator) SetDelay(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.delay = max(d, 0)
+	s.delay, s.delayAfter = max(d, 0), false
+}
+
+// SetDelayAfterCreate makes every create take effect at once and wait d
+// before its answer is written: a create Valohai performed while its
+// client was cut off (killed, timed out). Other calls are answered at
+// once. d <= 0 removes the delay.
+func (s *Simulator) SetDelayAfterCreate(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay, s.delayAfter = max(d, 0), d > 0
 }
 
 // Reset forgets the recorded calls, pending failures and the delay. Created
@@ -340,7 +351,7 @@ func (s *Simulator) Reset() {
 	defer s.mu.Unlock()
 	s.calls = nil
 	s.failLeft, s.failStatus, s.failRetryAfter = 0, 0, 0
-	s.delay = 0
+	s.delay, s.delayAfter = 0, false
 }
 
 // reply is an answer before it is written.
@@ -390,9 +401,27 @@ func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request, mount, rest
 
 	s.mu.Lock()
 	s.calls = append(s.calls, call)
-	delay := s.delay
+	delay, after := s.delay, s.delayAfter
 	s.mu.Unlock()
 
+	if delay > 0 && after {
+		rep := s.answerAPI(r, mount, rest, body, tooLarge)
+		if rep.status != http.StatusCreated {
+			s.finish(call, rep.status, writeReply(w, rep))
+			return
+		}
+		data, _ := encodeJSON(rep.body)
+		t := time.NewTimer(delay)
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+			s.finish(call, statusClientClosed, data)
+			return
+		case <-t.C:
+		}
+		s.finish(call, rep.status, writeReply(w, rep))
+		return
+	}
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {
