@@ -936,7 +936,7 @@ func TestControlEndpoints(t *testing.T) {
 	}
 
 	res = post("reset", ``)
-	jsonEqual(t, res.json, `{"fail":{"count":0,"status":0,"retry_after_seconds":0},"delay":"0s","calls":0}`)
+	jsonEqual(t, res.json, `{"fail":{"count":0,"status":0,"retry_after_seconds":0},"delay":"0s","delay_after_create":false,"calls":0}`)
 	if len(sim.Calls()) != 0 {
 		t.Error("reset kept calls")
 	}
@@ -1185,4 +1185,33 @@ func FuzzPipelineBody(f *testing.F) {
 			t.Fatalf("answer is not JSON: %q", rec.Body.Bytes())
 		}
 	})
+}
+
+// A delay after_create lets a create take effect at once while its answer
+// waits: the execution is listed before its creator hears back, and a
+// client that gives up still leaves it created.
+func TestDelayAfterCreate(t *testing.T) {
+	_, srv := newServer(t)
+	res := call(t, srv, "POST", "/__simulator/delay", `{"delay":"1h","after_create":true}`, "Authorization", "")
+	if res.status != 200 || res.obj(t)["delay_after_create"] != true {
+		t.Fatalf("delay after_create: %d %s", res.status, res.raw)
+	}
+	body, _ := json.Marshal(validExecution())
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v0/executions/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Token "+testToken)
+	client := &http.Client{Timeout: 300 * time.Millisecond}
+	if res, err := client.Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("the create was answered (%d) despite the 1h delay", res.StatusCode)
+	}
+	// Listing is not delayed, and shows the execution its client never
+	// heard about.
+	list := call(t, srv, "GET", "/api/v0/executions/?project="+projectA, nil)
+	if list.status != 200 {
+		t.Fatalf("list: %d %s", list.status, list.raw)
+	}
+	if n := len(list.obj(t)["results"].([]any)); n != 1 {
+		t.Fatalf("%d executions listed, want the one whose answer was cut off", n)
+	}
 }
