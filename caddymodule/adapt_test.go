@@ -118,9 +118,6 @@ func TestStatusRefusedWhereNothingIsRejected(t *testing.T) {
 }
 
 http://127.0.0.1:0 {
-	route /dedupe {
-		webhook_dedupe {http.request.header.X-GitHub-Delivery}
-	}
 	route /launch {
 		valohai_launch t {
 			project p
@@ -135,7 +132,7 @@ http://127.0.0.1:0 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, handler := range []string{"webhook_dedupe", "valohai_launch", "valohai_run_info"} {
+	for _, handler := range []string{"valohai_launch", "valohai_run_info"} {
 		t.Run(handler, func(t *testing.T) {
 			marker := `"handler":"` + handler + `"`
 			if !bytes.Contains(cfg, []byte(marker)) {

@@ -116,7 +116,7 @@ func (a *App) answerRun(w http.ResponseWriter, r *http.Request, vr *validators.R
 	l := a.triggers[run.Trigger]
 	a.triggersMu.Unlock()
 	if l == nil {
-		return writeRunResponse(w, run)
+		return writeRunResponse(w, run, 0)
 	}
 	return l.answer(w, run, requestLookup(r, vr, run.ID))
 }

@@ -463,7 +463,9 @@ const dedupeRoutes = `
 		` + "%[2]s" + `
 	}
 	handle /dedupe-stripe {
-		webhook_dedupe {webhook.json.id} 72h
+		webhook_dedupe {webhook.json.id} 72h {
+			status 409
+		}
 		` + "%[4]s" + `
 	}
 	handle /dedupe-pending {
@@ -524,14 +526,14 @@ func TestDedupeThroughCaddy(t *testing.T) {
 		settledLaunches(t, env, launched)
 	})
 
-	t.Run("a key from the body (Stripe event id)", func(t *testing.T) {
+	t.Run("a key from the body (Stripe event id), repeats answered with dedupe's status", func(t *testing.T) {
 		send := func(body string) response {
 			return env.post("/dedupe-stripe", []byte(body), map[string]string{"Content-Type": "application/json"})
 		}
 		first := send(`{"id":"evt_1","type":"checkout.session.completed"}`)
 		again := send(`{"id":"evt_1","type":"checkout.session.completed"}`)
 		other := send(`{"id":"evt_2","type":"checkout.session.completed"}`)
-		if first.status != http.StatusOK || again.header.Get(duplicateHeader) != "true" || decodeLaunch(t, again).RunID != decodeLaunch(t, first).RunID {
+		if first.status != http.StatusOK || again.status != http.StatusConflict || again.header.Get(duplicateHeader) != "true" || decodeLaunch(t, again).RunID != decodeLaunch(t, first).RunID {
 			t.Fatalf("evt_1 twice: %d %q then %d %q", first.status, first.body, again.status, again.body)
 		}
 		if other.status != http.StatusOK || other.header.Get(duplicateHeader) != "" {

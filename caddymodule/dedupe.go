@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,8 +59,8 @@ func (h *DedupeHandler) Provision(ctx caddy.Context) error {
 	if err := h.provision(ctx); err != nil {
 		return err
 	}
-	if h.Status != 0 {
-		return fmt.Errorf("%s: status %d: webhook_dedupe rejects no request (a repeat gets the first run's answer, a key store failure 503), so it has no rejection status: remove status", validators.DirectiveDedupe, h.Status)
+	if h.Status != 0 && (h.Status < 200 || h.Status > 599) {
+		return fmt.Errorf("%s: status %d is the status of the answer to a repeated delivery: an HTTP status 200-599, e.g. 200 or 409", validators.DirectiveDedupe, h.Status)
 	}
 	if !strings.Contains(h.Key, "{") {
 		return fmt.Errorf("%s: key %q is the same for every request: use a placeholder naming the delivery id, e.g. {http.request.header.X-GitHub-Delivery}", validators.DirectiveDedupe, h.Key)
@@ -172,7 +173,7 @@ func (h *DedupeHandler) duplicate(w http.ResponseWriter, r *http.Request, held s
 		zap.String("host", r.Host), zap.String("path", r.URL.Path),
 		zap.String("run_id", held), zap.String("remote_addr", r.RemoteAddr))
 	w.Header().Set(duplicateHeader, "true")
-	return writeRunResponse(w, run)
+	return writeRunResponse(w, run, h.Status)
 }
 
 // heldWait is how long a duplicate waits for the first delivery's run to
@@ -243,6 +244,18 @@ func (h *DedupeHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	err := parseBlock(d, 0, h.handlerSubdirectives(), subTable{
 		"key": setOne(&h.Key),
+		"status": func(l subLine) error {
+			v, err := l.one()
+			if err != nil {
+				return err
+			}
+			code, err := strconv.Atoi(v)
+			if err != nil || code < 200 || code > 599 {
+				return l.errf("status is the status of the answer to a repeated delivery: an HTTP status 200-599 (e.g. 200 or 409), got %q", v)
+			}
+			h.Status = code
+			return nil
+		},
 		"window": func(l subLine) error {
 			v, err := l.one()
 			if err != nil {

@@ -214,7 +214,7 @@ func (l *Launch) Cleanup() error {
 // accepted run (completed or pending), else the default JSON.
 func (l *Launch) answer(w http.ResponseWriter, run *launch.Run, look launch.Lookup) error {
 	if l.Response == nil || (run.Status != launch.StatusCompleted && run.Status != launch.StatusPending) {
-		return writeRunResponse(w, run)
+		return writeRunResponse(w, run, 0)
 	}
 	ct := l.Response.ContentType
 	if ct == "" {
@@ -693,7 +693,7 @@ func resultPlaceholder(results []actionResult, key string) (any, bool) {
 
 // writeRunResponse answers 200 for a completed run, 202 while pending and
 // 502 when an action failed for good (README.md, "Every answer, by status").
-func writeRunResponse(w http.ResponseWriter, run *launch.Run) error {
+func writeRunResponse(w http.ResponseWriter, run *launch.Run, override int) error {
 	resp := runResponse{RunID: run.ID, Status: run.Status}
 	status := http.StatusOK
 	switch run.Status {
@@ -704,6 +704,10 @@ func writeRunResponse(w http.ResponseWriter, run *launch.Run) error {
 	default:
 		status = http.StatusBadGateway
 		resp.Result = resultsOf(run)
+	}
+	if override != 0 {
+		// webhook_dedupe's status: the body still says what the run is.
+		status = override
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -26,9 +26,10 @@ type Common struct {
 	// Status is the status of the answer to a request that does not meet
 	// the condition (README.md, "Options every condition takes"): a
 	// rejection, default 400 (Valohai's; webhook_ed25519's discord preset
-	// 401), or for webhook_filter the "ignored" answer, default 202.
-	// Handlers that turn no request away for failing a check
-	// (webhook_dedupe, valohai_launch, valohai_run_info) refuse it.
+	// 401); for webhook_filter the "ignored" answer, default 202; for
+	// webhook_dedupe the answer to a repeated delivery, default the first
+	// run's own (200 or 202). valohai_launch and valohai_run_info check
+	// nothing of their own and refuse it.
 	Status int `json:"status,omitempty"`
 	// Methods lists the accepted request methods (default POST).
 	Methods []string `json:"methods,omitempty"`
