@@ -400,10 +400,15 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	if l.Wait != nil {
 		wait = time.Duration(*l.Wait)
 	}
-	done, err := l.app.dispatcher.Wait(r.Context(), runID, wait)
-	if err != nil || done == nil {
-		done = run
-		done.Status = launch.StatusPending
+	var done *launch.Run
+	if wait > 0 {
+		done, err = l.app.dispatcher.Wait(r.Context(), runID, wait)
+	}
+	if wait <= 0 || err != nil || done == nil {
+		// wait 0s answers once the run is stored, as pending: no read of
+		// the run back. A fresh value, since a worker may already be
+		// changing run.
+		done = &launch.Run{ID: runID, Trigger: l.Trigger, Host: run.Host, Path: run.Path, Status: launch.StatusPending}
 	}
 	l.app.metrics.request(l.Trigger, string(done.Status))
 	return l.answer(w, done, look)
