@@ -359,6 +359,9 @@ start_redis_ha() {
 	rm -rf "$redis_topology_dir" && mkdir -p "$redis_topology_dir"
 	redis_topology_args=(--save '' --appendonly yes --appendfsync everysec)
 	redis_topology_exec=(${ON_CLIENT[@]+"${ON_CLIENT[@]}"})
+	# Never the ports this script already handed out: the server under
+	# test binds them only after the topology is up.
+	redis_topology_ports+=("$BENCH_PORT" "$BENCH_ADMIN_PORT" "$BENCH_SIM_PORT" "$REDIS_PORT")
 	if [ "$1" = sentinel ]; then
 		start_redis_sentinel >>"$LOG" 2>&1 || die "starting the Sentinel deployment (see $LOG)"
 		export BENCH_REDIS_SENTINELS=${redis_sentinel_addrs//,/ } BENCH_REDIS_MASTER=$redis_sentinel_master

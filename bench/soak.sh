@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/soak.sh: a soak run of caddy-valohai. Builds ./cmd/caddy, starts the
-# Valohai simulator and a gateway (bbolt store in a temp folder) as two Caddy
+# Valohai simulator and a gateway (embedded store, pebble by default, in a temp folder) as two Caddy
 # processes on 127.0.0.1, and runs bench/soak against them: a sustained
 # concurrent mix of valid, duplicate and hostile deliveries, every answer
 # checked, the gateway's memory sampled, a Valohai outage injected halfway;
