@@ -22,6 +22,7 @@ FLAT=10
 DRAIN=3m
 OUT=""
 KEEP=0
+ENGINE=pebble       # the embedded store's engine: pebble (the default) or bbolt
 
 usage() {
 	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
@@ -36,7 +37,8 @@ Options:
       --flat PCT       max growth of the gateway's RSS without the store's memory map
                        over the last half of the load, in percent (default $FLAT)
   -o, --out DIR        where the report goes (default: a new /tmp folder)
-      --keep           keep the work folder (binaries, logs, bbolt store)
+      --engine E       the gateway's store engine, pebble (default) or bbolt
+      --keep           keep the work folder (binaries, logs, store)
 EOF
 }
 
@@ -50,6 +52,7 @@ while [ $# -gt 0 ]; do
 	--drain) DRAIN=$2; shift 2 ;;
 	-o | --out) OUT=$2; shift 2 ;;
 	--keep) KEEP=1; shift ;;
+	--engine) ENGINE=$2; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "soak.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -120,6 +123,12 @@ export SOAK_SIM_TOKEN="sim-$(rand_hex 8)"
 export SOAK_PROJECT=0190a8e3-5b8e-7a4c-9d1f-3c2b1a0e9f7d
 export SOAK_REPO=$REPO
 export SOAK_DATA=$WORK/data
+case $ENGINE in pebble | bbolt) ;; *) echo "soak.sh: --engine takes pebble or bbolt" >&2; exit 2 ;; esac
+export SOAK_ENGINE=$ENGINE
+# bbolt's file is memory-mapped: its pages are reported apart from the rest
+# of the RSS. pebble's memory is the process's own (its memtable is bounded).
+store_args=()
+if [ "$ENGINE" = bbolt ]; then store_args=(-store "$SOAK_DATA/valohai/valohai.db"); fi
 export XDG_DATA_HOME=$WORK/xdg/data XDG_CONFIG_HOME=$WORK/xdg/config
 read -r SOAK_PORT SOAK_ADMIN_PORT SOAK_SIM_PORT <<<"$("$WORK/soak" ports -n 3 | tr '\n' ' ')"
 export SOAK_PORT SOAK_ADMIN_PORT SOAK_SIM_PORT
@@ -144,7 +153,7 @@ log "simulator pid $SIM_PID on :$SOAK_SIM_PORT, gateway pid $GW_PID on :$SOAK_PO
 log "soak: $DURATION, $WORKERS workers, $RATE requests/s, outage $OUTAGE calls"
 rc=0
 "$WORK/soak" run -gateway "http://127.0.0.1:$SOAK_PORT" -admin "http://127.0.0.1:$SOAK_ADMIN_PORT" \
-	-sim "http://127.0.0.1:$SOAK_SIM_PORT" -pid "$GW_PID" -store "$SOAK_DATA/valohai/valohai.db" -d "$DURATION" -workers "$WORKERS" \
+	-sim "http://127.0.0.1:$SOAK_SIM_PORT" -pid "$GW_PID" ${store_args[@]+"${store_args[@]}"} -d "$DURATION" -workers "$WORKERS" \
 	-rate "$RATE" -outage-count "$OUTAGE" -flat "$FLAT" -drain-timeout "$DRAIN" -json "$OUT/soak.json" -heap-dir "$OUT" |
 	tee "$OUT/report.md" || rc=$? # pipefail: soak's exit status
 
@@ -160,7 +169,7 @@ if [ -s "$OUT/heap-mid.pb.gz" ] && [ -s "$OUT/heap-end.pb.gz" ]; then
 	fi
 fi
 store=$(du -sk "$SOAK_DATA/valohai" 2>/dev/null | awk '{print $1}')
-log "bbolt store at the end: ${store:-?} KiB; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+log "$ENGINE store at the end: ${store:-?} KiB; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -s "$OUT/gateway.log" ] && grep -q '"level":"error"' "$OUT/gateway.log"; then
 	log "the gateway logged errors: $(grep -c '"level":"error"' "$OUT/gateway.log") lines (see $OUT/gateway.log)"
 fi
