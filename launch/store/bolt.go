@@ -219,6 +219,23 @@ func (b *Bolt) FlushQuotas() error {
 	return err
 }
 
+// prepareCreate encodes what CreateRun stores, on either embedded engine,
+// before its commit: the run's id and JSON, its payload (a copy of the body:
+// the caller may reuse its buffer) and the claims' keys.
+func prepareCreate(run *launch.Run, payload *launch.Payload, claims []launch.Claim) (id, data, pdata []byte, keys []claimKey, pruneAt uint64, err error) {
+	if run == nil || run.ID == "" {
+		return nil, nil, nil, nil, 0, errors.New("store: CreateRun needs a run with an id")
+	}
+	if data, err = json.Marshal(run); err != nil {
+		return nil, nil, nil, nil, 0, fmt.Errorf("store: encoding run %q: %w", run.ID, err)
+	}
+	if payload != nil {
+		pdata = encodePayload(payload)
+	}
+	keys, pruneAt, err = prepareClaims(claims)
+	return []byte(run.ID), data, pdata, keys, pruneAt, err
+}
+
 // CreateRun stores run and payload, takes its claims and queues the run,
 // due at run.NextAttemptAt (a zero time is due at once), in one
 // transaction: either all of it is committed, or, when a claim cannot be
@@ -227,19 +244,7 @@ func (b *Bolt) CreateRun(ctx context.Context, run *launch.Run, payload *launch.P
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if run == nil || run.ID == "" {
-		return errors.New("store: CreateRun needs a run with an id")
-	}
-	data, err := json.Marshal(run)
-	if err != nil {
-		return fmt.Errorf("store: encoding run %q: %w", run.ID, err)
-	}
-	id := []byte(run.ID)
-	var pdata []byte
-	if payload != nil {
-		pdata = encodePayload(payload) // copies Body: the caller may reuse its buffer
-	}
-	keys, pruneAt, err := prepareClaims(claims)
+	id, data, pdata, keys, pruneAt, err := prepareCreate(run, payload, claims)
 	if err != nil {
 		return err
 	}

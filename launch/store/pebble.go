@@ -297,19 +297,7 @@ func (p *Pebble) CreateRun(ctx context.Context, run *launch.Run, payload *launch
 		return err
 	}
 	defer p.exit()
-	if run == nil || run.ID == "" {
-		return errors.New("store: CreateRun needs a run with an id")
-	}
-	data, err := json.Marshal(run)
-	if err != nil {
-		return fmt.Errorf("store: encoding run %q: %w", run.ID, err)
-	}
-	id := []byte(run.ID)
-	var pdata []byte
-	if payload != nil {
-		pdata = encodePayload(payload)
-	}
-	keys, _, err := prepareClaims(claims)
+	id, data, pdata, keys, _, err := prepareCreate(run, payload, claims)
 	if err != nil {
 		return err
 	}
