@@ -406,8 +406,7 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	}
 	if wait <= 0 || err != nil || done == nil {
 		// wait 0s answers once the run is stored, as pending: no read of
-		// the run back. A fresh value, since a worker may already be
-		// changing run.
+		// the run back (the worker launches from its own copy).
 		done = &launch.Run{ID: runID, Trigger: l.Trigger, Host: run.Host, Path: run.Path, Status: launch.StatusPending}
 	}
 	l.app.metrics.request(l.Trigger, string(done.Status))
