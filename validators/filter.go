@@ -330,7 +330,9 @@ func (f *Filter) Match(ctx context.Context, r *Request) (matched bool, evalErr e
 	if f.prg == nil {
 		return false, Reject(DirectiveFilter, reasonMisconfigured)
 	}
-	vars := &filterVars{f: f, r: r}
+	vars := filterVarsPool.Get().(*filterVars)
+	vars.f, vars.r = f, r
+	defer vars.release()
 	var out ref.Val
 	var err error
 	if f.loops {
@@ -359,12 +361,46 @@ func (f *Filter) Match(ctx context.Context, r *Request) (matched bool, evalErr e
 // filterVars binds the filter's variables to one request, converting each
 // only when the expression reads it, at most once per evaluation. One
 // evaluation runs on one goroutine, so no locking is needed.
+//
+// The bindings are pooled with their maps and the CEL values that wrap
+// them, so an evaluation that reads headers and static body paths
+// allocates neither maps nor wrappers: an evaluation never keeps a
+// reference to its activation once it returned (Match looks at nothing
+// but the result's type after that, and a result that is one of these
+// maps is a map, which Validate refuses as a filter's output).
 type filterVars struct {
 	f       *Filter
 	r       *Request
 	body    ref.Val
-	headers map[string]string
-	query   map[string]string
+	headers ref.Val
+	query   ref.Val
+
+	// Kept across evaluations, cleared between them.
+	headerMap, queryMap map[string]string
+	headerVal, queryVal ref.Val // wrap headerMap and queryMap
+	partial             map[string]any
+	partialVal          ref.Val // wraps partial
+}
+
+var filterVarsPool = sync.Pool{New: func() any {
+	v := &filterVars{
+		headerMap: map[string]string{},
+		queryMap:  map[string]string{},
+		partial:   map[string]any{},
+	}
+	v.headerVal = types.DefaultTypeAdapter.NativeToValue(v.headerMap)
+	v.queryVal = types.DefaultTypeAdapter.NativeToValue(v.queryMap)
+	v.partialVal = types.DefaultTypeAdapter.NativeToValue(v.partial)
+	return v
+}}
+
+// release clears the bindings of one evaluation and pools them again.
+func (v *filterVars) release() {
+	v.f, v.r, v.body, v.headers, v.query = nil, nil, nil, nil, nil
+	clear(v.headerMap)
+	clear(v.queryMap)
+	clear(v.partial)
+	filterVarsPool.Put(v)
 }
 
 // ResolveName implements interpreter.Activation.
@@ -372,19 +408,21 @@ func (v *filterVars) ResolveName(name string) (any, bool) {
 	switch name {
 	case filterVarBody:
 		if v.body == nil {
-			v.body = filterBody(v.r, v.f.bodyPaths, v.f.bodyKeys)
+			v.body = v.bodyValue()
 		}
 		return v.body, true
 	case filterVarRaw:
 		return string(v.r.Body), true
 	case filterVarHeaders:
 		if v.headers == nil {
-			v.headers = firstValuesOf(v.r.Header, v.f.headerNames)
+			firstValuesInto(v.headerMap, v.r.Header, v.f.headerNames)
+			v.headers = v.headerVal
 		}
 		return v.headers, true
 	case filterVarQuery:
 		if v.query == nil {
-			v.query = firstValuesOf(v.r.QueryValues(), v.f.queryNames)
+			firstValuesInto(v.queryMap, v.r.QueryValues(), v.f.queryNames)
+			v.query = v.queryVal
 		}
 		return v.query, true
 	case filterVarMethod:
@@ -398,6 +436,18 @@ func (v *filterVars) ResolveName(name string) (any, bool) {
 		return v.r.JWTClaims, true
 	}
 	return nil, false
+}
+
+// bodyValue is filterBody, with the static paths' values gathered in the
+// pooled map.
+func (v *filterVars) bodyValue() ref.Val {
+	if r := v.r; v.f.bodyPaths != nil && !r.IsForm() && r.jsonReadable() && looksLikeJSONObject(r.Body) {
+		for i, path := range v.f.bodyPaths {
+			insertPath(v.partial, v.r.Body, path, v.f.bodyKeys[i])
+		}
+		return v.partialVal
+	}
+	return filterBody(v.r, v.f.bodyPaths, v.f.bodyKeys)
 }
 
 // Parent implements interpreter.Activation: there is none.
@@ -473,19 +523,22 @@ func insertPath(m map[string]any, body []byte, path, keys []string) {
 	}
 }
 
-// firstValuesOf is firstValues of only the given names, or of all of them
-// when names is nil.
-func firstValuesOf(vals map[string][]string, names []string) map[string]string {
+// firstValuesInto sets out to firstValues of only the given names, or of
+// all of them when names is nil.
+func firstValuesInto(out map[string]string, vals map[string][]string, names []string) {
 	if names == nil {
-		return firstValues(vals)
+		for k, vs := range vals {
+			if len(vs) > 0 {
+				out[k] = vs[0]
+			}
+		}
+		return
 	}
-	out := make(map[string]string, len(names))
 	for _, k := range names {
 		if vs := vals[k]; len(vs) > 0 {
 			out[k] = vs[0]
 		}
 	}
-	return out
 }
 
 // firstValues flattens a header or query set to the first value of each
