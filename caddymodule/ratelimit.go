@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -39,6 +40,20 @@ type RateLimitHandler struct {
 	limit validators.RateLimit
 	scope configScope
 	ahead launchAhead
+	// keys are the quota's store keys when Key is unset: the same for
+	// every request, so found once (the scope is known on the first).
+	keysOnce sync.Once
+	keys     []string
+}
+
+// quotaKeys returns the store keys of the quota of r, whose expanded key
+// is key.
+func (h *RateLimitHandler) quotaKeys(r *http.Request, key string) []string {
+	if h.Key != "" {
+		return h.limit.QuotaKeys(h.scope.of(r, h), key)
+	}
+	h.keysOnce.Do(func() { h.keys = h.limit.QuotaKeys(h.scope.of(r, h), "") })
+	return h.keys
 }
 
 // LimitConfig is one quota: at most Quota requests per Period.
@@ -107,11 +122,11 @@ func (h *RateLimitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, nex
 // claim adds one unit of each limit to the request's admission, for the
 // launch ahead to commit with the run.
 func (h *RateLimitHandler) claim(r *http.Request, key string, clock time.Time) *http.Request {
-	scope := h.scope.of(r, h)
+	keys := h.quotaKeys(r, key)
 	for i, l := range h.limit.Limits {
 		r = withClaims(r, func(w http.ResponseWriter, r *http.Request, d *launch.ClaimDenied) error {
 			return h.exceeded(w, r, h.limit.Exceeded(i, d.RetryAfter))
-		}, launch.QuotaClaim(validators.QuotaKey(scope, l, key), l.N, l.Period, clock))
+		}, launch.QuotaClaim(keys[i], l.N, l.Period, clock))
 	}
 	return r
 }
@@ -124,7 +139,7 @@ const DryRunHeader = "Webhook-Dry-Run"
 // when it is exhausted or the store fails.
 func (h *RateLimitHandler) takeQuota(w http.ResponseWriter, r *http.Request, key string, clock time.Time) error {
 	const dir = validators.DirectiveRateLimit
-	err := h.limit.Take(r.Context(), h.scope.of(r, h), key, clock)
+	err := h.limit.TakeKeys(r.Context(), h.quotaKeys(r, key), clock)
 	if err == nil {
 		return nil
 	}

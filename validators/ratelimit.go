@@ -128,8 +128,28 @@ func (rl *RateLimit) Take(ctx context.Context, scope, key string, now time.Time)
 	if len(rl.Limits) == 0 || rl.Store == nil {
 		return Reject(DirectiveRateLimit, reasonMisconfigured)
 	}
-	for _, l := range rl.Limits {
-		allowed, retryAfter, err := rl.Store.TakeQuota(ctx, QuotaKey(scope, l, key), l.N, l.Period, now)
+	return rl.TakeKeys(ctx, rl.QuotaKeys(scope, key), now)
+}
+
+// QuotaKeys are the store keys of every limit (QuotaKey, in the order of
+// Limits) of the quota named by scope and key. A caller whose scope and
+// key do not change between requests computes them once and calls
+// TakeKeys.
+func (rl *RateLimit) QuotaKeys(scope, key string) []string {
+	keys := make([]string, len(rl.Limits))
+	for i, l := range rl.Limits {
+		keys[i] = QuotaKey(scope, l, key)
+	}
+	return keys
+}
+
+// TakeKeys is Take with the quota's keys from QuotaKeys.
+func (rl *RateLimit) TakeKeys(ctx context.Context, keys []string, now time.Time) error {
+	if len(rl.Limits) == 0 || rl.Store == nil || len(keys) != len(rl.Limits) {
+		return Reject(DirectiveRateLimit, reasonMisconfigured)
+	}
+	for i, l := range rl.Limits {
+		allowed, retryAfter, err := rl.Store.TakeQuota(ctx, keys[i], l.N, l.Period, now)
 		if err != nil {
 			return fmt.Errorf("%s: quota store: %w", DirectiveRateLimit, err)
 		}

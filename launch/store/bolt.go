@@ -275,7 +275,7 @@ func (b *Bolt) CreateRun(ctx context.Context, run *launch.Run, payload *launch.P
 		q := tx.Bucket(bucketQuota)
 		for _, c := range keys {
 			if c.quota {
-				n, _ := b.quota.count(string(c.key))
+				n, _ := b.quota.count(c.key)
 				if err := q.Put(c.key, binary.BigEndian.AppendUint64(nil, n)); err != nil {
 					return err
 				}

@@ -319,7 +319,7 @@ func (p *Pebble) CreateRun(ctx context.Context, run *launch.Run, payload *launch
 		w.onRollback(func() { p.quota.giveAll(taken) })
 		for _, c := range keys {
 			if c.quota {
-				n, _ := p.quota.count(string(c.key))
+				n, _ := p.quota.count(c.key)
 				if err := b.Set(pk(pQuota, c.key), binary.BigEndian.AppendUint64(nil, n), nil); err != nil {
 					return err
 				}

@@ -23,14 +23,23 @@ const DefaultQuotaFlush = time.Second
 // Units claimed with a run (CreateRun) are written in the run's commit;
 // units taken alone (TakeQuota) are marked dirty and flushed in batches.
 type quotaTable struct {
-	mu     sync.Mutex
-	counts map[string]uint64   // bbolt quota key → units taken
-	dirty  map[string]struct{} // counters changed since the last flush
-	latest uint64              // latest clock seen: windows ending by then are over
+	mu sync.Mutex
+	// counts maps a bbolt quota key to its counter. Counters are pointers
+	// so that a unit taken of a live counter is a lookup by the key's
+	// bytes, which allocates nothing, not an assignment that stores a new
+	// copy of the key.
+	counts map[string]*quotaCounter
+	latest uint64 // latest clock seen: windows ending by then are over
+}
+
+// quotaCounter is one live counter.
+type quotaCounter struct {
+	n     uint64 // units taken
+	dirty bool   // changed since the last flush
 }
 
 func newQuotaTable() *quotaTable {
-	return &quotaTable{counts: map[string]uint64{}, dirty: map[string]struct{}{}}
+	return &quotaTable{counts: map[string]*quotaCounter{}}
 }
 
 // windowEnd is the end stamp of the quota key k (see Bolt.quotaKey).
@@ -38,35 +47,42 @@ func windowEnd(k string) uint64 { return binary.BigEndian.Uint64([]byte(k[:8])) 
 
 // take counts one unit of k unless limit units are taken; dirty marks the
 // counter for the next flush. at advances the table's clock.
-func (q *quotaTable) take(k string, limit, at uint64, dirty bool) (uint64, bool) {
+func (q *quotaTable) take(k []byte, limit, at uint64, dirty bool) (uint64, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.latest = max(q.latest, at)
-	n := q.counts[k]
-	if n >= limit {
-		return n, false
+	c := q.counts[string(k)]
+	if c == nil {
+		if limit == 0 {
+			return 0, false
+		}
+		c = &quotaCounter{}
+		q.counts[string(k)] = c
 	}
-	q.counts[k] = n + 1
-	if dirty {
-		q.dirty[k] = struct{}{}
+	if c.n >= limit {
+		return c.n, false
 	}
-	return n + 1, true
+	c.n++
+	c.dirty = c.dirty || dirty
+	return c.n, true
 }
 
 // count returns the units taken of k.
-func (q *quotaTable) count(k string) (uint64, bool) {
+func (q *quotaTable) count(k []byte) (uint64, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n, ok := q.counts[k]
-	return n, ok
+	if c := q.counts[string(k)]; c != nil {
+		return c.n, true
+	}
+	return 0, false
 }
 
 // give returns a unit taken by take whose commit did not happen.
 func (q *quotaTable) give(k string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if n := q.counts[k]; n > 0 {
-		q.counts[k] = n - 1
+	if c := q.counts[k]; c != nil && c.n > 0 {
+		c.n--
 	}
 }
 
@@ -74,7 +90,7 @@ func (q *quotaTable) give(k string) {
 func (q *quotaTable) load(k string, n uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.counts[k] = n
+	q.counts[k] = &quotaCounter{n: n}
 }
 
 // drain returns the dirty counters with their values and forgets expired
@@ -82,16 +98,16 @@ func (q *quotaTable) load(k string, n uint64) {
 func (q *quotaTable) drain() (dirty map[string]uint64, expired []string, latest uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	dirty = make(map[string]uint64, len(q.dirty))
-	for k := range q.dirty {
-		dirty[k] = q.counts[k]
-	}
-	clear(q.dirty)
-	for k := range q.counts {
+	dirty = map[string]uint64{}
+	for k, c := range q.counts {
 		if windowEnd(k) <= q.latest {
 			expired = append(expired, k)
 			delete(q.counts, k)
-			delete(dirty, k)
+			continue
+		}
+		if c.dirty {
+			dirty[k] = c.n
+			c.dirty = false
 		}
 	}
 	return dirty, expired, q.latest
@@ -102,8 +118,8 @@ func (q *quotaTable) redirty(keys map[string]uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for k := range keys {
-		if _, live := q.counts[k]; live {
-			q.dirty[k] = struct{}{}
+		if c := q.counts[k]; c != nil {
+			c.dirty = true
 		}
 	}
 }
@@ -119,8 +135,9 @@ func (q *quotaTable) takeAlone(ctx context.Context, key string, limit int, perio
 		return false, 0, errors.New("store: TakeQuota needs a positive period")
 	}
 	at := stamp(now)
-	k, end := quotaKey(key, period, at)
-	if _, ok := q.take(string(k), uint64(max(limit, 0)), at, true); !ok {
+	var buf [64]byte // most keys fit: no allocation
+	k, end := appendQuotaKey(buf[:0], key, period, at)
+	if _, ok := q.take(k, uint64(max(limit, 0)), at, true); !ok {
 		return false, time.Duration(end - at), nil
 	}
 	return true, 0, nil
@@ -129,11 +146,15 @@ func (q *quotaTable) takeAlone(ctx context.Context, key string, limit int, perio
 // quotaKey is the record key of key's window of period containing at:
 // window end(8) + period(8) + key, and the window's end.
 func quotaKey(key string, period time.Duration, at uint64) ([]byte, uint64) {
+	return appendQuotaKey(make([]byte, 0, 16+len(key)), key, period, at)
+}
+
+// appendQuotaKey is quotaKey appended to k.
+func appendQuotaKey(k []byte, key string, period time.Duration, at uint64) ([]byte, uint64) {
 	p := uint64(period)
 	end := at - at%p + p
-	k := make([]byte, 16, 16+len(key))
-	binary.BigEndian.PutUint64(k, end)
-	binary.BigEndian.PutUint64(k[8:], p) // two periods may share a window end
+	k = binary.BigEndian.AppendUint64(k, end)
+	k = binary.BigEndian.AppendUint64(k, p) // two periods may share a window end
 	return append(k, boundKey(key)...), end
 }
 
@@ -174,7 +195,7 @@ func prepareClaims(claims []launch.Claim) (keys []claimKey, pruneAt uint64, err 
 func (q *quotaTable) judge(keys []claimKey, heldBy func(key []byte) ([]byte, error)) (denied *launch.ClaimDenied, taken []string, err error) {
 	for i, c := range keys {
 		if c.quota {
-			if _, ok := q.take(string(c.key), c.limit, c.at, false); ok {
+			if _, ok := q.take(c.key, c.limit, c.at, false); ok {
 				taken = append(taken, string(c.key))
 				continue
 			}
