@@ -54,6 +54,19 @@ var benchChainRoutes = []struct{ name, route string }{
 		webhook_filter ` + "`" + `body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push"` + "`" + `
 		respond "ok" 200
 	}`},
+	// bench/caddyfiles/chain.caddyfile: the chain above and a rate limit
+	// whose quota is never reached, on the app's embedded store.
+	{"chain", `route /hook {
+		webhook_hmac slack ` + benchChainSecret + `
+		webhook_timestamp {
+			header    X-Slack-Request-Timestamp
+			format    unix
+			tolerance 5m
+		}
+		webhook_filter ` + "`" + `body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push"` + "`" + `
+		webhook_rate_limit 1000000000 1h
+		respond "ok" 200
+	}`},
 }
 
 // benchServer loads a Caddyfile whose only site answers with route and

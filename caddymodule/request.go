@@ -134,18 +134,17 @@ func (c *Common) holdWebhookRequest(w http.ResponseWriter, r *http.Request, app 
 		Body:       body,
 		RemoteAddr: r.RemoteAddr,
 	}}
-	vr = &sr.vr
 	// Later handlers (respond, reverse_proxy) can still read the body.
 	sr.body.Reset(body)
 	r.Body = &sr.body
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Map(func(key string) (any, bool) { return webhookPlaceholder(vr, key) })
+		repl.Map(func(key string) (any, bool) { return webhookPlaceholder(&sr.vr, key) })
 	}
 	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
 		vars[sharedRequestVar] = sr
-		return vr, r, held, nil
+		return &sr.vr, r, held, nil
 	}
-	return vr, r.WithContext(context.WithValue(r.Context(), requestKey{}, vr)), held, nil
+	return &sr.vr, r.WithContext(context.WithValue(r.Context(), requestKey{}, &sr.vr)), held, nil
 }
 
 func (c *Common) methodAllowed(m string) bool {
