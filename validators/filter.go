@@ -101,6 +101,11 @@ type Filter struct {
 	bodyPaths [][]string
 	// bodyKeys are bodyPaths with every key escaped for gjson once.
 	bodyKeys [][]string
+	// firstNames are the distinct first names of bodyPaths, and
+	// firstOf[i] the index in firstNames of bodyPaths[i]'s: the members
+	// the hostile-JSON scan locates while it validates the body.
+	firstNames []string
+	firstOf    []int
 	// headerNames and queryNames are the only names the expression looks
 	// up in `headers` and `query` by literal (headers["X-Github-Event"]),
 	// so that a request binds just those; nil when it uses the map in any
@@ -143,8 +148,14 @@ func (f *Filter) Validate() error {
 	f.prg = prg
 	a := checked.NativeRep()
 	f.bodyPaths = staticBodyPaths(a)
-	f.bodyKeys = nil
+	f.bodyKeys, f.firstNames, f.firstOf = nil, nil, nil
 	for _, path := range f.bodyPaths {
+		i := slices.Index(f.firstNames, path[0])
+		if i < 0 {
+			i = len(f.firstNames)
+			f.firstNames = append(f.firstNames, path[0])
+		}
+		f.firstOf = append(f.firstOf, i)
 		keys := make([]string, len(path))
 		for i, k := range path {
 			keys[i] = gjson.Escape(k)
@@ -379,7 +390,8 @@ type filterVars struct {
 	headerMap, queryMap map[string]string
 	headerVal, queryVal ref.Val // wrap headerMap and queryMap
 	partial             map[string]any
-	partialVal          ref.Val // wraps partial
+	partialVal          ref.Val  // wraps partial
+	spans               [][2]int // of Filter.firstNames
 }
 
 var filterVarsPool = sync.Pool{New: func() any {
@@ -441,13 +453,31 @@ func (v *filterVars) ResolveName(name string) (any, bool) {
 // bodyValue is filterBody, with the static paths' values gathered in the
 // pooled map.
 func (v *filterVars) bodyValue() ref.Val {
-	if r := v.r; v.f.bodyPaths != nil && !r.IsForm() && r.jsonReadable() && looksLikeJSONObject(r.Body) {
-		for i, path := range v.f.bodyPaths {
-			insertPath(v.partial, v.r.Body, path, v.f.bodyKeys[i])
-		}
-		return v.partialVal
+	r, f := v.r, v.f
+	if f.bodyPaths == nil || r.IsForm() {
+		return filterBody(r, f.bodyPaths, f.bodyKeys)
 	}
-	return filterBody(v.r, v.f.bodyPaths, v.f.bodyKeys)
+	v.spans = slices.Grow(v.spans[:0], len(f.firstNames))[:len(f.firstNames)]
+	clear(v.spans)
+	r.jsonRead.Store(true)
+	err, captured := r.checkedJSONMembers(f.firstNames, v.spans)
+	if err != nil || !looksLikeJSONObject(r.Body) {
+		return filterBody(r, f.bodyPaths, f.bodyKeys)
+	}
+	for i, path := range f.bodyPaths {
+		if !captured {
+			insertPath(v.partial, r.Body, path, f.bodyKeys[i])
+			continue
+		}
+		// The scan found where the first name's value is: no second
+		// search through the body.
+		span := v.spans[f.firstOf[i]]
+		if span == [2]int{} {
+			continue // absent
+		}
+		insertPathFrom(v.partial, gjson.ParseBytes(r.Body[span[0]:span[1]]), path, f.bodyKeys[i])
+	}
+	return v.partialVal
 }
 
 // Parent implements interpreter.Activation: there is none.
@@ -491,11 +521,17 @@ func filterBody(r *Request, paths, keys [][]string) ref.Val {
 // gjson) from the JSON object body into m, creating intermediate objects only where the JSON
 // has objects; absent fields stay absent, as in a full decode.
 func insertPath(m map[string]any, body []byte, path, keys []string) {
+	insertPathFrom(m, gjson.GetBytes(body, keys[0]), path, keys) // no copy of the whole body
+}
+
+// insertPathFrom is insertPath given the value of the path's first name
+// in the body.
+func insertPathFrom(m map[string]any, first gjson.Result, path, keys []string) {
 	var obj gjson.Result
 	for i, esc := range keys {
 		var res gjson.Result
 		if i == 0 {
-			res = gjson.GetBytes(body, esc) // no copy of the whole body
+			res = first
 		} else {
 			res = obj.Get(esc)
 		}

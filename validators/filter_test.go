@@ -359,6 +359,14 @@ func TestFilterStaticPathsMatchFullDecode(t *testing.T) {
 			if m1 != m2 || (e1 == nil) != (e2 == nil) {
 				t.Errorf("%s on %s: paths %v gave %v (%v), full decode %v (%v)", expr, body, lazy.bodyPaths, m1, e1, m2, e2)
 			}
+			// The paths found by the hostile-JSON scan (r1: the filter
+			// is the first to read the body) and searched for again
+			// (r3: something else scanned it first) agree.
+			r3 := filterRequest("application/json", body, nil, "")
+			_ = r3.JSONRejection("test")
+			if m3, e3 := lazy.Match(context.Background(), r3); m3 != m1 || (e3 == nil) != (e1 == nil) {
+				t.Errorf("%s on %s: paths after another scan gave %v (%v), found by the scan %v (%v)", expr, body, m3, e3, m1, e1)
+			}
 		}
 	}
 	if p := compiledFilter(t, `body.head_commit.id == "x" && body.ref == "y"`).bodyPaths; len(p) != 2 {

@@ -120,6 +120,23 @@ func (r *Request) checkedJSON() error {
 	return r.checkErr
 }
 
+// checkedJSONMembers is checkedJSON that, when it is the one to scan the
+// body, also records where the values of the top-level members named in
+// want are (see validJSON); captured reports that it did, and the body is
+// then a valid container (an object when spans were recorded).
+func (r *Request) checkedJSONMembers(want []string, spans [][2]int) (err error, captured bool) {
+	r.checkOnce.Do(func() {
+		if looksLikeJSONContainer(r.Body) {
+			if validJSON(r.Body, want, spans) {
+				captured = true
+				return
+			}
+			r.checkErr = scanJSON(r.Body)
+		}
+	})
+	return r.checkErr, captured
+}
+
 // JSONRejection is the answer of a handler that reads the JSON body when
 // that body is hostile: nested deeper than MaxJSONDepth, or repeating a key
 // in one object (readers disagree on which value counts, so a filter and a
