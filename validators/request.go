@@ -50,6 +50,9 @@ type Request struct {
 	form     url.Values
 
 	queryOnce sync.Once
+
+	clockOnce sync.Once
+	clockAt   time.Time
 }
 
 // QueryValues returns the query parameters: Query, or RawQuery parsed
@@ -63,12 +66,16 @@ func (r *Request) QueryValues() url.Values {
 	return r.Query
 }
 
-// Clock returns the current time from Now, or time.Now when Now is nil.
+// Clock returns the current time from Now. When Now is nil it is the
+// time of the first call, read once (time.Now): every condition of one
+// request judges it at the same instant, and reading the clock once is
+// cheaper than once per condition.
 func (r *Request) Clock() time.Time {
 	if r.Now != nil {
 		return r.Now()
 	}
-	return time.Now()
+	r.clockOnce.Do(func() { r.clockAt = time.Now() })
+	return r.clockAt
 }
 
 // MediaType is the body's media type without parameters ("" when absent or

@@ -135,7 +135,7 @@ func (q *quotaTable) takeAlone(ctx context.Context, key string, limit int, perio
 		return false, 0, errors.New("store: TakeQuota needs a positive period")
 	}
 	at := stamp(now)
-	var buf [64]byte // most keys fit: no allocation
+	var buf [128]byte // a scope, a limit and a short key fit: no allocation
 	k, end := appendQuotaKey(buf[:0], key, period, at)
 	if _, ok := q.take(k, uint64(max(limit, 0)), at, true); !ok {
 		return false, time.Duration(end - at), nil
