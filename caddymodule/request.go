@@ -56,8 +56,14 @@ type sharedRequest struct {
 	body bodyAgain
 }
 
-// bodyAgain reads the buffered body again.
-type bodyAgain struct{ bytes.Reader }
+// bodyAgain reads the buffered body again. It points back to its shared
+// request: the next of our handlers in the route, which gets the same
+// *http.Request, finds it there without walking the context's chain of
+// values.
+type bodyAgain struct {
+	bytes.Reader
+	shared *sharedRequest
+}
 
 func (*bodyAgain) Close() error { return nil }
 
@@ -110,6 +116,10 @@ func (c *Common) holdWebhookRequest(w http.ResponseWriter, r *http.Request, app 
 		return nil, r, 0, caddyhttp.Error(http.StatusMethodNotAllowed,
 			fmt.Errorf("%s: method %s not allowed", directive, r.Method))
 	}
+	if again, ok := r.Body.(*bodyAgain); ok && again.shared != nil {
+		// Only holdWebhookRequest sets a bodyAgain, on its own request.
+		return &again.shared.vr, r, 0, nil
+	}
 	if sr, ok := caddyhttp.GetVar(r.Context(), sharedRequestVar).(*sharedRequest); ok {
 		return &sr.vr, r, 0, nil
 	}
@@ -136,6 +146,7 @@ func (c *Common) holdWebhookRequest(w http.ResponseWriter, r *http.Request, app 
 	}}
 	// Later handlers (respond, reverse_proxy) can still read the body.
 	sr.body.Reset(body)
+	sr.body.shared = sr
 	r.Body = &sr.body
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(func(key string) (any, bool) { return webhookPlaceholder(&sr.vr, key) })
