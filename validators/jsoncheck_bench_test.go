@@ -3,6 +3,7 @@ package validators
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -26,6 +27,18 @@ func pushLikeBody(size int) []byte {
 // bytes, the cheapest full syntax check in the standard library.
 // go test -run '^$' -bench 'CheckJSON|JSONValidBaseline' -benchmem ./validators
 func BenchmarkCheckJSON(b *testing.B) {
+	push, err := os.ReadFile("testdata/push-1k.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("push-1k", func(b *testing.B) {
+		b.SetBytes(int64(len(push)))
+		for b.Loop() {
+			if err := checkJSON(push); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	for _, size := range []int{1 << 10, 1 << 20} {
 		body := pushLikeBody(size)
 		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {

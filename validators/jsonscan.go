@@ -71,7 +71,21 @@ type jsonScanner struct {
 type scanName struct {
 	start, end int
 	escaped    bool
+	fp         uint64 // fingerprint: equal names have equal ones
 }
+
+// fingerprint mixes a name's length and first eight bytes: two names
+// with different fingerprints differ, so most comparisons stop there.
+func fingerprint(name []byte) uint64 {
+	fp := uint64(len(name)) << 56
+	for i, c := range name[:min(len(name), 8)] {
+		fp ^= uint64(c) << (8 * i)
+	}
+	return fp
+}
+
+// bloomBit is the bit of an object's filter of names a fingerprint sets.
+func bloomBit(fp uint64) uint64 { return 1 << ((fp * 0x9e3779b97f4a7c15) >> 58) }
 
 func (s *jsonScanner) nameBytes(n scanName) []byte {
 	if n.escaped {
@@ -84,6 +98,7 @@ func (s *jsonScanner) nameBytes(n scanName) []byte {
 type scanFrame struct {
 	object bool
 	first  int                 // index in names of the object's first name
+	bloom  uint64              // bloomBit of every name in the list
 	set    map[string]struct{} // the object's names once it has many
 }
 
@@ -210,9 +225,14 @@ func (s *jsonScanner) member() bool {
 		}
 		f.set[string(name)] = struct{}{}
 	} else {
-		for _, n := range s.names[f.first:] {
-			if n.end-n.start == len(name) && bytes.Equal(s.nameBytes(n), name) {
-				return false
+		sn.fp = fingerprint(name)
+		if bit := bloomBit(sn.fp); f.bloom&bit == 0 {
+			f.bloom |= bit // certainly a new name
+		} else {
+			for _, n := range s.names[f.first:] {
+				if n.fp == sn.fp && bytes.Equal(s.nameBytes(n), name) {
+					return false
+				}
 			}
 		}
 		s.names = append(s.names, sn)
