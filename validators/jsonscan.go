@@ -3,6 +3,7 @@ package validators
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -341,12 +342,16 @@ func (s *jsonScanner) str(name bool) (scanName, bool) {
 	escStart, escaped := len(s.esc), false
 	for {
 		// Eight bytes at a time while none of them can end the string,
-		// start an escape or need checking (control, non-ASCII): the
-		// mask has a false positive only beside a true one.
+		// start an escape or need checking (control, non-ASCII). A
+		// subtraction borrows only from a byte it flags, so a false
+		// positive sits only above a true one: the lowest flagged byte is
+		// the first that needs a look.
 		for i+8 <= len(b) {
 			x := binary.LittleEndian.Uint64(b[i:])
-			if ((x-0x2020202020202020)|((x^0x2222222222222222)-0x0101010101010101)|
-				((x^0x5c5c5c5c5c5c5c5c)-0x0101010101010101)|x)&0x8080808080808080 != 0 {
+			m := ((x - 0x2020202020202020) | ((x ^ 0x2222222222222222) - 0x0101010101010101) |
+				((x ^ 0x5c5c5c5c5c5c5c5c) - 0x0101010101010101) | x) & 0x8080808080808080
+			if m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
 				break
 			}
 			i += 8
