@@ -120,10 +120,14 @@ func (c *Common) holdWebhookRequest(w http.ResponseWriter, r *http.Request, app 
 		// Only holdWebhookRequest sets a bodyAgain, on its own request.
 		return &again.shared.vr, r, 0, nil
 	}
-	if sr, ok := caddyhttp.GetVar(r.Context(), sharedRequestVar).(*sharedRequest); ok {
-		return &sr.vr, r, 0, nil
-	}
-	if vr, ok := r.Context().Value(requestKey{}).(*validators.Request); ok {
+	// Caddy's variables, looked up once (each lookup walks the context's
+	// chain of values).
+	vars, haveVars := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	if haveVars {
+		if sr, ok := vars[sharedRequestVar].(*sharedRequest); ok {
+			return &sr.vr, r, 0, nil
+		}
+	} else if vr, ok := r.Context().Value(requestKey{}).(*validators.Request); ok {
 		return vr, r, 0, nil
 	}
 	limit := c.MaxBody
@@ -151,7 +155,7 @@ func (c *Common) holdWebhookRequest(w http.ResponseWriter, r *http.Request, app 
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(func(key string) (any, bool) { return webhookPlaceholder(&sr.vr, key) })
 	}
-	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+	if haveVars {
 		vars[sharedRequestVar] = sr
 		return &sr.vr, r, held, nil
 	}

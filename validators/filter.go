@@ -543,7 +543,7 @@ func insertPathFrom(m map[string]any, first gjson.Result, path, keys []string) {
 			// The last key, or a non-object the path cannot go through
 			// (CEL then reports the missing field as a full decode would).
 			if _, done := m[name].(map[string]any); !done || i == len(keys)-1 {
-				m[name] = res.Value()
+				m[name] = celValue(res)
 			}
 			return
 		}
@@ -557,6 +557,26 @@ func insertPathFrom(m map[string]any, first gjson.Result, path, keys []string) {
 		}
 		m, obj = next, res
 	}
+}
+
+// celValue is the value of res as the bindings hold it: a scalar as the
+// CEL value that types.DefaultTypeAdapter would make of res.Value() (so
+// CEL reads it without converting and boxing it again), an object or
+// array as res.Value().
+func celValue(res gjson.Result) any {
+	switch res.Type {
+	case gjson.String:
+		return types.String(res.Str)
+	case gjson.Number:
+		return types.Double(res.Num)
+	case gjson.True:
+		return types.True
+	case gjson.False:
+		return types.False
+	case gjson.Null:
+		return types.NullValue
+	}
+	return res.Value()
 }
 
 // firstValuesInto sets out to firstValues of only the given names, or of
