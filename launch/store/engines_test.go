@@ -3,13 +3,17 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
 	"github.com/hooklaunch/caddy-valohai/launch/store"
@@ -303,5 +307,85 @@ func TestPebbleFileModes(t *testing.T) {
 	})
 	if err != nil || n < 3 {
 		t.Fatalf("walked %d paths: %v", n, err)
+	}
+}
+
+// TestPebbleRunIDExistence checks CreateRun's existence check, which skips
+// the lookup for ids in a range known to be free (README.md, "Store"),
+// against a model: ids of every order (time-ordered, older, random,
+// repeated), across reopens, alone and concurrently, and each refusal
+// changes nothing.
+func TestPebbleRunIDExistence(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "valohai")
+	s := openPebble(t, dir)
+	ctx, now := context.Background(), time.Now()
+	stored := map[string]bool{}
+	create := func(id string) {
+		t.Helper()
+		run := &launch.Run{ID: id, Trigger: "t", Path: "/hook", CreatedAt: now, Status: launch.StatusPending}
+		err := s.CreateRun(ctx, run, &launch.Payload{Body: []byte(id), ContentType: "text/plain"})
+		if stored[id] != (err != nil) {
+			t.Fatalf("CreateRun(%q): %v, but stored before: %v", id, err, stored[id])
+		}
+		stored[id] = true
+		got, err := s.GetPayload(ctx, id)
+		if err != nil || string(got.Body) != id {
+			t.Fatalf("payload of %q after CreateRun: %v %v (a refused create must change nothing)", id, got, err)
+		}
+	}
+	var v7 []string
+	for range 40 {
+		v7 = append(v7, uuid.Must(uuid.NewV7()).String())
+	}
+	// Ids of an earlier version (random v4) around and after today's.
+	create("ffffffff-0000-4000-8000-000000000000")
+	create("01000000-0000-4000-8000-000000000000")
+	create(v7[10])
+	for _, i := range []int{11, 12, 10, 13, 9, 14, 14, 20, 15, 20, 39} {
+		create(v7[i])
+	}
+	create("ffffffff-0000-4000-8000-000000000000")
+	create("fffffffe-0000-4000-8000-000000000000")
+	create("fffffffe-0000-4000-8000-000000000000")
+	create(v7[38])
+	create(v7[39])
+	// Reopened, nothing is known to be free: the first create looks.
+	s.Close()
+	s = openPebble(t, dir)
+	for _, i := range []int{39, 38, 37, 39, 21, 22, 21, 10} {
+		create(v7[i])
+	}
+	create("01000000-0000-4000-8000-000000000000")
+	s.Close()
+	s = openPebble(t, dir)
+	create(v7[5])
+	create(v7[6])
+	create(v7[5])
+	create(v7[39])
+	// A seeded random order over a small pool repeats ids often.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 300 {
+		create(v7[rng.IntN(len(v7))])
+	}
+	// Concurrent creates of one new id (writers of one group commit, whose
+	// refused member makes the others run again): exactly one wins.
+	for range 20 {
+		id := uuid.Must(uuid.NewV7()).String()
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				run := &launch.Run{ID: id, Trigger: "t", CreatedAt: now, Status: launch.StatusPending}
+				if s.CreateRun(ctx, run, nil) == nil {
+					wins.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := wins.Load(); n != 1 {
+			t.Fatalf("%d concurrent creates of run %s succeeded, want 1", n, id)
+		}
 	}
 }
