@@ -154,16 +154,21 @@ func OpenPebble(dir string, opts BoltOptions) (*Pebble, error) {
 	}
 	p := &Pebble{db: db, quota: newQuotaTable(), now: opts.Now, maxRejections: DefaultMaxRejections,
 		stopFlush: make(chan struct{}), flushDone: make(chan struct{})}
-	p.gc = &groupCommit[*pebble.Batch]{update: func(apply func(*pebble.Batch) error) error {
+	p.gc = &groupCommit[*pebble.Batch]{update: func(apply func(*pebble.Batch) error) (func() error, error) {
 		b := db.NewIndexedBatch()
-		defer b.Close()
 		if err := apply(b); err != nil {
-			return err
+			return nil, errors.Join(err, b.Close())
 		}
 		if b.Empty() {
-			return nil
+			return nil, b.Close()
 		}
-		return b.Commit(pebble.Sync)
+		// Applied to the memtable and visible when ApplyNoSyncWait
+		// returns, as with Commit, which also makes a batch visible
+		// before its log record is synced; durable after SyncWait.
+		if err := db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+			return nil, errors.Join(err, b.Close())
+		}
+		return func() error { return errors.Join(b.SyncWait(), b.Close()) }, nil
 	}}
 	if p.now == nil {
 		p.now = time.Now
