@@ -389,3 +389,45 @@ func TestPebbleRunIDExistence(t *testing.T) {
 		}
 	}
 }
+
+// TestPebbleDeliveryKeyReplaced checks that a delivery key claimed again
+// after it expired replaces its old record whole (the record CreateRun read
+// while judging the claim is the one it replaces), also when one create
+// claims the same key twice: the housekeeping that drops expired keys
+// later leaves the new holder alone.
+func TestPebbleDeliveryKeyReplaced(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	var clock atomic.Int64
+	clock.Store(t0.UnixNano())
+	s, err := store.OpenPebble(filepath.Join(t.TempDir(), "valohai"), store.BoltOptions{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	create := func(id string, at time.Time, window time.Duration, keys ...string) {
+		t.Helper()
+		var claims []launch.Claim
+		for _, k := range keys {
+			claims = append(claims, launch.KeyClaim(k, window, at))
+		}
+		if err := s.CreateRun(ctx, &launch.Run{ID: id, Trigger: "t", CreatedAt: at}, nil, claims...); err != nil {
+			t.Fatalf("CreateRun(%s): %v", id, err)
+		}
+	}
+	create("a", t0, time.Second, "delivery-1")
+	create("b", t0.Add(2*time.Second), time.Hour, "delivery-1")
+	create("c", t0, time.Second, "delivery-2")
+	create("d", t0.Add(2*time.Second), time.Hour, "delivery-2", "delivery-2")
+	clock.Store(t0.Add(3 * time.Second).UnixNano())
+	if err := s.FlushQuotas(); err != nil {
+		t.Fatal(err)
+	}
+	for _, kw := range [][2]string{{"delivery-1", "b"}, {"delivery-2", "d"}} {
+		key, want := kw[0], kw[1]
+		held, first, err := s.RememberKey(ctx, key, "later", time.Hour, t0.Add(3*time.Second))
+		if err != nil || first || held != want {
+			t.Errorf("RememberKey(%s) after the expired record's cleanup: held %q first %v err %v; want held by %q", key, held, first, err, want)
+		}
+	}
+}

@@ -340,7 +340,15 @@ func (p *Pebble) CreateRun(ctx context.Context, run *launch.Run, payload *launch
 		}
 		var taken []string
 		var err error
-		denied, taken, err = p.quota.judge(keys, func(k []byte) ([]byte, error) { return pget(b, pk(pDedupe, k)) })
+		// The delivery keys' records as judge read them, so that writing
+		// a key does not look it up a second time (each lookup of a new
+		// key is a probe of every level).
+		var read []heldRecord
+		denied, taken, err = p.quota.judge(keys, func(k []byte) ([]byte, error) {
+			v, err := pget(b, pk(pDedupe, k))
+			read = append(read, heldRecord{key: k, value: v})
+			return v, err
+		})
 		if err != nil || denied != nil {
 			return err
 		}
@@ -353,7 +361,13 @@ func (p *Pebble) CreateRun(ctx context.Context, run *launch.Run, payload *launch
 				}
 				continue
 			}
-			if err := p.putKey(b, c.key, c.expire, run.ID); err != nil {
+			old, ok := takeHeld(&read, c.key)
+			if !ok {
+				if old, err = pget(b, pk(pDedupe, c.key)); err != nil {
+					return err
+				}
+			}
+			if err := p.putKey(b, c.key, old, c.expire, run.ID); err != nil {
 				return err
 			}
 		}
@@ -428,12 +442,32 @@ func (p *Pebble) runExists(b *pebble.Batch, id []byte) (bool, error) {
 	return exists, nil
 }
 
-// putKey holds key until expire for value, replacing its previous record.
-func (p *Pebble) putKey(b *pebble.Batch, key []byte, expire uint64, value string) error {
-	if v, err := pget(b, pk(pDedupe, key)); err != nil {
-		return err
-	} else if v != nil {
-		if err := b.Delete(pk(pDedupeExp, stampKey(binary.BigEndian.Uint64(v), string(key))), nil); err != nil {
+// heldRecord is a delivery key's record as read in a batch (nil: absent).
+type heldRecord struct{ key, value []byte }
+
+// takeHeld returns the record of key read earlier in this write, if it is
+// still current, and forgets every read of key: once the key is written, a
+// later claim of the same key in the same write reads it again.
+func takeHeld(read *[]heldRecord, key []byte) (value []byte, ok bool) {
+	kept := (*read)[:0]
+	for _, r := range *read {
+		if bytes.Equal(r.key, key) {
+			if !ok {
+				value, ok = r.value, true
+			}
+			continue
+		}
+		kept = append(kept, r)
+	}
+	*read = kept
+	return value, ok
+}
+
+// putKey holds key until expire for value, replacing old, its current
+// record (nil when there is none).
+func (p *Pebble) putKey(b *pebble.Batch, key, old []byte, expire uint64, value string) error {
+	if old != nil {
+		if err := b.Delete(pk(pDedupeExp, stampKey(binary.BigEndian.Uint64(old), string(key))), nil); err != nil {
 			return err
 		}
 	}
@@ -840,7 +874,7 @@ func (p *Pebble) RememberKey(ctx context.Context, key, value string, window time
 			return nil
 		}
 		held, first = value, true
-		return p.putKey(b, k, exp, value)
+		return p.putKey(b, k, v, exp, value)
 	})
 	return held, first, err
 }
