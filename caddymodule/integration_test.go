@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/google/uuid"
 )
 
 // GitHub's published example: https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries
@@ -321,6 +323,22 @@ func TestFoundationThroughCaddy(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		if n := len(env.executionCalls()); n != before+1 {
 			t.Fatalf("launched %d times, want once", n-before)
+		}
+	})
+
+	t.Run("run ids are time-ordered UUIDv7 (README.md, Security)", func(t *testing.T) {
+		var ids []string
+		for i := range 3 {
+			r := env.post("/slow", []byte(fmt.Sprintf(`{"n":%d}`, i)), map[string]string{"Authorization": "Bearer slow-token"})
+			lr := decodeLaunch(t, r)
+			id, err := uuid.Parse(lr.RunID)
+			if err != nil || id.Version() != 7 || id.Variant() != uuid.RFC4122 {
+				t.Fatalf("run_id %q is not a UUIDv7 (%v); response %d %q", lr.RunID, err, r.status, r.body)
+			}
+			if len(ids) > 0 && lr.RunID <= ids[len(ids)-1] {
+				t.Fatalf("run ids %q then %q: not in the order they were received", ids[len(ids)-1], lr.RunID)
+			}
+			ids = append(ids, lr.RunID)
 		}
 	})
 

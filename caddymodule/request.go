@@ -79,12 +79,15 @@ func withRunID(r *http.Request, id string) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), runIDKey{}, id))
 }
 
-// runIDFor returns the run id fixed for this request, or a new one.
+// runIDFor returns the run id fixed for this request, or a new one: a
+// UUIDv7, time-ordered, so that the embedded store appends a new run's keys
+// instead of inserting them at random places (README.md, "The durable write
+// path"; no id is a secret: README.md, "Security").
 func runIDFor(r *http.Request) string {
 	if id, ok := r.Context().Value(runIDKey{}).(string); ok && id != "" {
 		return id
 	}
-	return uuid.NewString()
+	return uuid.Must(uuid.NewV7()).String()
 }
 
 // webhookRequest returns the request's shared validators.Request, reading

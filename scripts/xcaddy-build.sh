@@ -22,5 +22,7 @@ fi
 # The explicit pseudo-version keeps xcaddy from asking the module proxy for
 # this unpublished module; the replacement points it at the checkout.
 "$xcaddy" build "$caddy_version" --output "$out" --with "$module@$pseudo=$(pwd)"
-"$out" list-modules | grep -q '^http.handlers.valohai_launch$'
+# grep reads the whole list (-q would stop at the match, and list-modules,
+# still writing, would die of SIGPIPE: exit 141 under pipefail).
+"$out" list-modules | grep '^http.handlers.valohai_launch$' >/dev/null
 echo "built $out with $("$out" version | head -1)"

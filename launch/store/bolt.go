@@ -142,7 +142,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: initialising %s: %w", path, err)
 	}
-	b := &Bolt{db: db, gc: &groupCommit[*bolt.Tx]{update: db.Update}, quota: newQuotaTable(), now: opts.Now, maxRejections: DefaultMaxRejections,
+	b := &Bolt{db: db, gc: &groupCommit[*bolt.Tx]{update: func(apply func(*bolt.Tx) error) (func() error, error) { return nil, db.Update(apply) }}, quota: newQuotaTable(), now: opts.Now, maxRejections: DefaultMaxRejections,
 		stopFlush: make(chan struct{}), flushDone: make(chan struct{})}
 	if b.now == nil {
 		b.now = time.Now

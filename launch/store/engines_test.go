@@ -3,13 +3,17 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
 	"github.com/hooklaunch/caddy-valohai/launch/store"
@@ -303,5 +307,127 @@ func TestPebbleFileModes(t *testing.T) {
 	})
 	if err != nil || n < 3 {
 		t.Fatalf("walked %d paths: %v", n, err)
+	}
+}
+
+// TestPebbleRunIDExistence checks CreateRun's existence check, which skips
+// the lookup for ids in a range known to be free (README.md, "Store"),
+// against a model: ids of every order (time-ordered, older, random,
+// repeated), across reopens, alone and concurrently, and each refusal
+// changes nothing.
+func TestPebbleRunIDExistence(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "valohai")
+	s := openPebble(t, dir)
+	ctx, now := context.Background(), time.Now()
+	stored := map[string]bool{}
+	create := func(id string) {
+		t.Helper()
+		run := &launch.Run{ID: id, Trigger: "t", Path: "/hook", CreatedAt: now, Status: launch.StatusPending}
+		err := s.CreateRun(ctx, run, &launch.Payload{Body: []byte(id), ContentType: "text/plain"})
+		if stored[id] != (err != nil) {
+			t.Fatalf("CreateRun(%q): %v, but stored before: %v", id, err, stored[id])
+		}
+		stored[id] = true
+		got, err := s.GetPayload(ctx, id)
+		if err != nil || string(got.Body) != id {
+			t.Fatalf("payload of %q after CreateRun: %v %v (a refused create must change nothing)", id, got, err)
+		}
+	}
+	var v7 []string
+	for range 40 {
+		v7 = append(v7, uuid.Must(uuid.NewV7()).String())
+	}
+	// Ids of an earlier version (random v4) around and after today's.
+	create("ffffffff-0000-4000-8000-000000000000")
+	create("01000000-0000-4000-8000-000000000000")
+	create(v7[10])
+	for _, i := range []int{11, 12, 10, 13, 9, 14, 14, 20, 15, 20, 39} {
+		create(v7[i])
+	}
+	create("ffffffff-0000-4000-8000-000000000000")
+	create("fffffffe-0000-4000-8000-000000000000")
+	create("fffffffe-0000-4000-8000-000000000000")
+	create(v7[38])
+	create(v7[39])
+	// Reopened, nothing is known to be free: the first create looks.
+	s.Close()
+	s = openPebble(t, dir)
+	for _, i := range []int{39, 38, 37, 39, 21, 22, 21, 10} {
+		create(v7[i])
+	}
+	create("01000000-0000-4000-8000-000000000000")
+	s.Close()
+	s = openPebble(t, dir)
+	create(v7[5])
+	create(v7[6])
+	create(v7[5])
+	create(v7[39])
+	// A seeded random order over a small pool repeats ids often.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 300 {
+		create(v7[rng.IntN(len(v7))])
+	}
+	// Concurrent creates of one new id (writers of one group commit, whose
+	// refused member makes the others run again): exactly one wins.
+	for range 20 {
+		id := uuid.Must(uuid.NewV7()).String()
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				run := &launch.Run{ID: id, Trigger: "t", CreatedAt: now, Status: launch.StatusPending}
+				if s.CreateRun(ctx, run, nil) == nil {
+					wins.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := wins.Load(); n != 1 {
+			t.Fatalf("%d concurrent creates of run %s succeeded, want 1", n, id)
+		}
+	}
+}
+
+// TestPebbleDeliveryKeyReplaced checks that a delivery key claimed again
+// after it expired replaces its old record whole (the record CreateRun read
+// while judging the claim is the one it replaces), also when one create
+// claims the same key twice: the housekeeping that drops expired keys
+// later leaves the new holder alone.
+func TestPebbleDeliveryKeyReplaced(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	var clock atomic.Int64
+	clock.Store(t0.UnixNano())
+	s, err := store.OpenPebble(filepath.Join(t.TempDir(), "valohai"), store.BoltOptions{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	create := func(id string, at time.Time, window time.Duration, keys ...string) {
+		t.Helper()
+		var claims []launch.Claim
+		for _, k := range keys {
+			claims = append(claims, launch.KeyClaim(k, window, at))
+		}
+		if err := s.CreateRun(ctx, &launch.Run{ID: id, Trigger: "t", CreatedAt: at}, nil, claims...); err != nil {
+			t.Fatalf("CreateRun(%s): %v", id, err)
+		}
+	}
+	create("a", t0, time.Second, "delivery-1")
+	create("b", t0.Add(2*time.Second), time.Hour, "delivery-1")
+	create("c", t0, time.Second, "delivery-2")
+	create("d", t0.Add(2*time.Second), time.Hour, "delivery-2", "delivery-2")
+	clock.Store(t0.Add(3 * time.Second).UnixNano())
+	if err := s.FlushQuotas(); err != nil {
+		t.Fatal(err)
+	}
+	for _, kw := range [][2]string{{"delivery-1", "b"}, {"delivery-2", "d"}} {
+		key, want := kw[0], kw[1]
+		held, first, err := s.RememberKey(ctx, key, "later", time.Hour, t0.Add(3*time.Second))
+		if err != nil || first || held != want {
+			t.Errorf("RememberKey(%s) after the expired record's cleanup: held %q first %v err %v; want held by %q", key, held, first, err, want)
+		}
 	}
 }

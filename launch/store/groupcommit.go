@@ -19,10 +19,19 @@ import (
 //
 // It replaces bbolt's DB.Batch, whose MaxBatchDelay timer made every write
 // wait for it when fewer than MaxBatchSize writers were queued.
+//
+// An engine that makes a transaction visible before it is durable (pebble
+// applies a batch to its memtable, then waits for the log's fsync) lets the
+// next leader build and apply its transaction while this one's fsync runs:
+// the commits form a pipeline, and the log syncs whatever was written while
+// the previous sync ran. A later transaction is durable only after every
+// earlier one (one log, synced in order).
 type groupCommit[T any] struct {
-	// update runs apply in one write transaction and commits it durably,
-	// or rolls it back when apply fails.
-	update func(apply func(T) error) error
+	// update runs apply in one write transaction and commits it, or rolls
+	// it back when apply fails. When it returns a nil wait, the
+	// transaction is durable; otherwise it is applied (later transactions
+	// see it) and durable once wait returns nil.
+	update func(apply func(T) error) (wait func() error, err error)
 
 	// commits counts the transactions committed, hence fsyncs.
 	commits atomic.Int64
@@ -87,6 +96,7 @@ func (g *groupCommit[T]) do(fn func(tx T, w *write[T]) error) error {
 	g.pending = nil
 	g.mu.Unlock()
 
+	var finish func()
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
@@ -103,9 +113,14 @@ func (g *groupCommit[T]) do(fn func(tx T, w *write[T]) error) error {
 				panic(p)
 			}
 		}()
-		g.commit(batch)
+		finish = g.commit(batch)
 	}()
+	// The next leader may start as soon as this transaction is applied;
+	// this one's writers are answered once it is durable.
 	g.handOver()
+	if finish != nil {
+		finish()
+	}
 	return (<-w.done).err
 }
 
@@ -122,12 +137,14 @@ func (g *groupCommit[T]) handOver() {
 
 // commit applies batch in one transaction. A write whose fn fails is taken
 // out and answered with its error, and the rest is tried again, so one bad
-// write never fails the others.
-func (g *groupCommit[T]) commit(batch []*write[T]) {
+// write never fails the others. The writers of the transaction are
+// answered by finish (nil when every writer is answered already), which
+// waits until the transaction is durable.
+func (g *groupCommit[T]) commit(batch []*write[T]) (finish func()) {
 	for len(batch) > 0 {
 		failed := -1
 		var ferr error
-		err := g.update(func(tx T) error {
+		wait, err := g.update(func(tx T) error {
 			for i, w := range batch {
 				if err := w.fn(tx, w); err != nil {
 					failed, ferr = i, err
@@ -137,12 +154,7 @@ func (g *groupCommit[T]) commit(batch []*write[T]) {
 			return nil
 		})
 		if err == nil {
-			g.commits.Add(1)
-			for _, w := range batch {
-				w.undo = nil
-				w.done <- result{}
-			}
-			return
+			return func() { g.settle(batch, wait) }
 		}
 		for _, w := range batch {
 			w.rollback()
@@ -157,6 +169,29 @@ func (g *groupCommit[T]) commit(batch []*write[T]) {
 		}
 		batch[failed].done <- result{err: ferr}
 		batch = append(batch[:failed:failed], batch[failed+1:]...)
+	}
+	return nil
+}
+
+// settle waits until the transaction of batch is durable and answers its
+// writers: success, or the commit's failure (their in-memory effects
+// undone).
+func (g *groupCommit[T]) settle(batch []*write[T], wait func() error) {
+	var err error
+	if wait != nil {
+		err = wait()
+	}
+	if err != nil {
+		for _, w := range batch {
+			w.rollback()
+			w.done <- result{err: fmt.Errorf("store: commit: %w", err)}
+		}
+		return
+	}
+	g.commits.Add(1)
+	for _, w := range batch {
+		w.undo = nil
+		w.done <- result{}
 	}
 }
 
