@@ -131,7 +131,7 @@ type StoreConfig struct {
 	Path string `json:"path,omitempty"`
 	// Engine of the embedded store (type file): "pebble" (the default) or
 	// "bbolt". A directory holding the bbolt store of an earlier version
-	// is copied into pebble on first start (README.md, "Store").
+	// is copied into pebble on first start (README.md, "The durable write path").
 	Engine string `json:"engine,omitempty"`
 	// URL is the redis URL of one server (type redis):
 	// redis://[user:password@]host:6379/0, rediss:// for TLS. Placeholders

@@ -311,7 +311,7 @@ func TestPebbleFileModes(t *testing.T) {
 }
 
 // TestPebbleRunIDExistence checks CreateRun's existence check, which skips
-// the lookup for ids in a range known to be free (README.md, "Store"),
+// the lookup for ids in a range known to be free (README.md, "The durable write path"),
 // against a model: ids of every order (time-ordered, older, random,
 // repeated), across reopens, alone and concurrently, and each refusal
 // changes nothing.

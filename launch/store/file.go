@@ -18,7 +18,7 @@ import (
 // The engines of the embedded store (`store file <dir> [<engine>]`).
 const (
 	// EnginePebble is the default: an LSM whose write-ahead log commits a
-	// whole group of concurrent writes with one fsync (README.md, "Store",
+	// whole group of concurrent writes with one fsync (README.md, "The durable write path",
 	// has the measurement that chose it).
 	EnginePebble = "pebble"
 	// EngineBolt is bbolt, the embedded store of earlier versions.

@@ -15,7 +15,7 @@ import (
 // fsync); writers that arrive while it commits queue up, and the first of
 // them leads the next commit as soon as this one ends. A lone writer thus
 // pays one fsync and no wait, and under load every fsync carries whatever
-// queued during the previous one (README.md, "Store").
+// queued during the previous one (README.md, "The durable write path").
 //
 // It replaces bbolt's DB.Batch, whose MaxBatchDelay timer made every write
 // wait for it when fewer than MaxBatchSize writers were queued.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -196,7 +197,8 @@ func OpenPebble(dir string, opts BoltOptions) (*Pebble, error) {
 // bbolt file is: they hold webhook bodies and the payload-URL signing key.
 type privateFS struct{ vfs.FS }
 
-// Create creates name with mode 0600.
+// Create creates name with mode 0600. The tables a flush or compaction
+// writes get a file that yields the processor as it writes (yieldingFile).
 func (f privateFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
 	file, err := f.FS.Create(name, category)
 	if err != nil {
@@ -206,7 +208,52 @@ func (f privateFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File
 		_ = file.Close()
 		return nil, err
 	}
+	if background(category) {
+		return &yieldingFile{File: file, since: time.Now()}, nil
+	}
 	return file, nil
+}
+
+// background reports whether pebble writes files of category from its
+// background work (memtable flushes, compactions), not from a commit.
+func background(category vfs.DiskWriteCategory) bool {
+	switch category {
+	case "pebble-memtable-flush", "pebble-compaction", "pebble-blob-file-rewrite":
+		return true
+	}
+	return false
+}
+
+// yieldTimeSlice is the longest a flush or compaction runs between
+// yields of the processor (yieldingFile).
+const yieldTimeSlice = 500 * time.Microsecond
+
+// yieldProcessor is runtime.Gosched (a variable for the tests).
+var yieldProcessor = runtime.Gosched
+
+// yieldingFile is a table written by a flush or a compaction. Its Write
+// (every 4 KiB of table, through pebble's buffered writer) yields the
+// processor to runnable goroutines once yieldTimeSlice has passed since
+// the last yield. A flush or compaction is CPU work of up to seconds on
+// one goroutine; left alone, Go's scheduler lets it run for a 10 ms time
+// slice before preempting it, and with GOMAXPROCS 1 every request waits
+// out those slices: the pinned p99 of the full trigger was ~50 ms
+// (bench/README.md, "Embedded engines and the durable write path"). The
+// work still gets its turn after every round of runnable goroutines, so
+// compactions keep pace.
+type yieldingFile struct {
+	vfs.File
+	since time.Time
+}
+
+// Write writes p, then yields the processor if the time slice is spent.
+func (f *yieldingFile) Write(p []byte) (int, error) {
+	n, err := f.File.Write(p)
+	if now := time.Now(); now.Sub(f.since) >= yieldTimeSlice {
+		yieldProcessor()
+		f.since = time.Now()
+	}
+	return n, err
 }
 
 // OpenReadWrite opens (creating if needed) name with mode 0600.
