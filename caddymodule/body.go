@@ -77,8 +77,16 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 	}
 	// Its own deadline, whatever the server's timeouts; lifted once the
 	// body is in, so it never cuts the answer or a keep-alive short.
+	// Caddy's idle-timeout reader, when it is under the body, lifts every
+	// read deadline itself when the body ends (EOF), ours included, so
+	// lifting it again is needed only when the read ended otherwise or
+	// no such reader is there.
 	if b.timeout > 0 && rc.SetReadDeadline(time.Now().Add(b.timeout)) == nil {
-		defer rc.SetReadDeadline(time.Time{})
+		defer func() {
+			if err != nil || !idleReaderUnder(r) {
+				rc.SetReadDeadline(time.Time{})
+			}
+		}()
 	}
 	size := min(int64(firstBodyChunk), limit)
 	if r.ContentLength >= 0 && r.ContentLength+1 < size {
@@ -138,6 +146,18 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 	}
 	// Held until the request ends: every handler and the launch share it.
 	return buf, reserved, nil
+}
+
+// idleReaderUnder reports whether r's body is read through Caddy's
+// idle-timeout reader (the server's read_idle_timeout, on by default),
+// which clears the connection's read deadline when the body reaches EOF.
+// Directly under r.Body unless the access log wraps it.
+func idleReaderUnder(r *http.Request) bool {
+	if _, ok := r.Body.(*caddyhttp.IdleTimeoutReader); ok {
+		return true
+	}
+	reader, _ := caddyhttp.IdleTimeoutsFromContext(r.Context())
+	return reader != nil
 }
 
 // drainRefused reads and throws away what the client is still sending

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 const bodyLimitsRoutes = `
@@ -185,5 +187,77 @@ func TestBodyBudgetComesBackAfterEachRequest(t *testing.T) {
 		if r := env.post("/launch", big, auth); r.status != http.StatusAccepted && r.status != http.StatusOK {
 			t.Fatalf("launch, request %d: %d %q", i+1, r.status, r.body)
 		}
+	}
+}
+
+// TestBodyDeadlineLiftedAfterBody: once the body is in, its body_timeout
+// no longer applies: a handler after the condition that answers later than
+// body_timeout (a slow upstream) still answers, and the connection serves
+// the next request. Held for Caddy's default server (its idle-timeout
+// reader under the body), with the access log (which wraps that reader)
+// and with read_body_idle turned off (no such reader).
+func TestBodyDeadlineLiftedAfterBody(t *testing.T) {
+	upstream := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(1500 * time.Millisecond) // past body_timeout 1s
+		fmt.Fprint(w, "upstream answered")
+	})}
+	ul, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go upstream.Serve(ul)
+	t.Cleanup(func() { upstream.Close() })
+
+	for _, tc := range []struct{ name, servers, site string }{
+		{"default", "", ""},
+		{"access log", "", "log"},
+		{"read_body_idle off", "servers {\n\t\ttimeouts {\n\t\t\tread_body_idle -1s\n\t\t}\n\t}", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := freePort(t)
+			dir := t.TempDir()
+			cf := fmt.Sprintf(`{
+	admin off
+	persist_config off
+	storage file_system %[1]s/caddy
+	%[4]s
+	valohai {
+		api_url      http://127.0.0.1:1
+		api_token    t
+		store        file %[1]s/valohai
+		body_timeout 1s
+	}
+}
+
+http://127.0.0.1:%[2]d {
+	%[5]s
+	route /hook {
+		webhook_token body-token
+		reverse_proxy %[3]s
+	}
+}
+`, dir, port, ul.Addr().String(), tc.servers, tc.site)
+			if err := loadCaddyfile(cf); err != nil {
+				t.Fatalf("loading config: %v\n%s", err, cf)
+			}
+			t.Cleanup(func() { _ = caddy.Stop() })
+			c := rawPost(t, fmt.Sprintf("http://127.0.0.1:%d", port), 5, "hello")
+			br := bufio.NewReader(c)
+			for i := range 2 {
+				if i > 0 {
+					fmt.Fprintf(c, "POST /hook HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer body-token\r\nContent-Length: 5\r\n\r\nhello")
+				}
+				_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("request %d: reading the answer: %v", i+1, err)
+				}
+				body := readAll(res)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK || body != "upstream answered" {
+					t.Fatalf("request %d: %d %q, want 200 from the slow upstream", i+1, res.StatusCode, body)
+				}
+			}
+		})
 	}
 }
