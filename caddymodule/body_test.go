@@ -261,3 +261,67 @@ http://127.0.0.1:%[2]d {
 		})
 	}
 }
+
+// TestBodyTimeoutCutsATrickle: a sender that keeps sending a byte now and
+// then, never idle long enough for the server's read_body_idle, is still
+// cut off at body_timeout with 408, whether the server's idle timeout is
+// longer than body_timeout (Caddy's default, 1m) or shorter.
+func TestBodyTimeoutCutsATrickle(t *testing.T) {
+	for _, tc := range []struct{ name, servers string }{
+		{"idle timeout longer", ""},
+		{"idle timeout shorter", "servers {\n\t\ttimeouts {\n\t\t\tread_body_idle 1s\n\t\t}\n\t}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := freePort(t)
+			dir := t.TempDir()
+			cf := fmt.Sprintf(`{
+	admin off
+	persist_config off
+	storage file_system %[1]s/caddy
+	%[3]s
+	valohai {
+		api_url      http://127.0.0.1:1
+		api_token    t
+		store        file %[1]s/valohai
+		body_timeout 2s
+	}
+}
+
+http://127.0.0.1:%[2]d {
+	route /hook {
+		webhook_token body-token
+		respond "passed" 200
+	}
+}
+`, dir, port, tc.servers)
+			if err := loadCaddyfile(cf); err != nil {
+				t.Fatalf("loading config: %v\n%s", err, cf)
+			}
+			t.Cleanup(func() { _ = caddy.Stop() })
+			start := time.Now()
+			c := rawPost(t, fmt.Sprintf("http://127.0.0.1:%d", port), 40, "a")
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for range 39 {
+					select {
+					case <-stop:
+						return
+					case <-time.After(300 * time.Millisecond):
+					}
+					if _, err := c.Write([]byte("a")); err != nil {
+						return
+					}
+				}
+			}()
+			res, body := readStatus(t, c)
+			elapsed := time.Since(start)
+			if res.StatusCode != http.StatusRequestTimeout {
+				t.Fatalf("trickled body: %d %q after %v, want 408 at body_timeout", res.StatusCode, body, elapsed)
+			}
+			if elapsed < 1500*time.Millisecond || elapsed > 6*time.Second {
+				t.Fatalf("trickled body cut after %v, want about body_timeout (2s)", elapsed)
+			}
+		})
+	}
+}
