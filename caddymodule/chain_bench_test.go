@@ -224,7 +224,7 @@ func BenchmarkChainServe(b *testing.B) {
 			for b.Loop() {
 				req := *tmpl
 				rd.Reset(body)
-				req.Body = io.NopCloser(rd)
+				req.Body = io.NopCloser(eofReader{rd})
 				clear(w.h)
 				w.status = 0
 				srv.ServeHTTP(w, &req)
@@ -233,5 +233,59 @@ func BenchmarkChainServe(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// eofReader returns io.EOF with the body's last bytes, as net/http's
+// request body does when Content-Length is known.
+type eofReader struct{ *bytes.Reader }
+
+func (r eofReader) Read(p []byte) (int, error) {
+	n, err := r.Reader.Read(p)
+	if err == nil && r.Len() == 0 {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// readDeadlineRouter is what Caddy's server puts in front of a handler
+// when read_body_idle is on: read deadlines set through
+// http.ResponseController go to the idle-timeout reader of the body.
+type readDeadlineRouter struct {
+	*discardWriter
+	reader *caddyhttp.IdleTimeoutReader
+}
+
+func (w readDeadlineRouter) SetReadDeadline(t time.Time) error { return w.reader.SetReadDeadline(t) }
+
+// BenchmarkBodyRead is one 1 KiB body read by the first condition of a
+// route as in Caddy's default server (read_body_idle 1m, body_timeout
+// 60s): through Caddy's idle-timeout reader, whose deadlines and ours go
+// to a real loopback connection. It isolates the body read's deadline
+// work, which BenchmarkChainServe's whole-request figures drown.
+//
+//	go test -run '^$' -bench 'BodyRead' -benchmem ./caddymodule
+func BenchmarkBodyRead(b *testing.B) {
+	body := benchPushBody(b)
+	dw := &discardWriter{h: http.Header{}, conn: benchConn(b)}
+	bodies := &bodyReader{budget: defaultMaxBodyInFlight, timeout: defaultBodyTimeout}
+	rd := bytes.NewReader(body)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		idle := &caddyhttp.IdleTimeoutReader{
+			ReadCloser:    io.NopCloser(eofReader{rd}),
+			Ctrl:          http.NewResponseController(dw),
+			Deadline:      caddyhttp.IdleDeadline{Start: time.Now(), Timeout: time.Minute},
+			DrainDeadline: true,
+		}
+		req := &http.Request{Method: http.MethodPost, Body: idle, ContentLength: int64(len(body)), ProtoMajor: 1}
+		got, held, err := bodies.read(readDeadlineRouter{dw, idle}, req, 25<<20)
+		if err != nil || len(got) != len(body) {
+			b.Fatalf("read %d bytes, %v", len(got), err)
+		}
+		bodies.release(held)
+		idle.HandlerDone()
 	}
 }
