@@ -190,7 +190,7 @@ func idleReaderBounds(r *http.Request, timeout time.Duration, deadline time.Time
 }
 
 // idleReaderUnder reports whether r's body is read through Caddy's
-// idle-timeout reader (the server's read_idle_timeout, on by default),
+// idle-timeout reader (the server's read_body_idle, on by default),
 // which clears the connection's read deadline when the body reaches EOF.
 // Directly under r.Body unless the access log wraps it.
 func idleReaderUnder(r *http.Request) bool {
