@@ -77,8 +77,39 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 	}
 	// Its own deadline, whatever the server's timeouts; lifted once the
 	// body is in, so it never cuts the answer or a keep-alive short.
-	if b.timeout > 0 && rc.SetReadDeadline(time.Now().Add(b.timeout)) == nil {
-		defer rc.SetReadDeadline(time.Time{})
+	// Setting and lifting a connection's deadline costs a netpoller timer
+	// update each, so both are spared where Caddy's idle-timeout reader
+	// (the server's read_body_idle, on by default) already does the work:
+	//   - when that reader is the body and its own deadline for a read
+	//     falls no later than ours would (idle timeout at most
+	//     body_timeout, no minimum rate; or an earlier read_body hard
+	//     deadline), ours is armed only before a second read: a body that
+	//     one read brings whole never needs it;
+	//   - the reader lifts every read deadline, ours included, when the
+	//     body ends (EOF), so ours is lifted again only when the read
+	//     ended otherwise or no such reader is there.
+	var deadline time.Time
+	pending, armed := false, false
+	if b.timeout > 0 {
+		deadline = time.Now().Add(b.timeout)
+		if idleReaderBounds(r, b.timeout, deadline) {
+			pending = true
+		} else {
+			armed = rc.SetReadDeadline(deadline) == nil
+		}
+		defer func() {
+			if armed && (err != nil || !idleReaderUnder(r)) {
+				rc.SetReadDeadline(time.Time{})
+			}
+		}()
+	}
+	reads := 0
+	readBody := func(p []byte) (int, error) {
+		if reads++; reads > 1 && pending {
+			pending = false
+			armed = rc.SetReadDeadline(deadline) == nil
+		}
+		return r.Body.Read(p)
 	}
 	size := min(int64(firstBodyChunk), limit)
 	if r.ContentLength >= 0 && r.ContentLength+1 < size {
@@ -95,7 +126,7 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 			if grow <= 0 {
 				// Full at the limit: one more byte means too large.
 				var probe [1]byte
-				n, err := io.ReadFull(r.Body, probe[:])
+				n, err := readBody(probe[:])
 				if n == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
 					break
 				}
@@ -118,7 +149,7 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 			copy(next, buf)
 			buf = next
 		}
-		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		n, err := readBody(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if int64(len(buf)) > limit {
 			b.release(reserved)
@@ -138,6 +169,36 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 	}
 	// Held until the request ends: every handler and the launch share it.
 	return buf, reserved, nil
+}
+
+// idleReaderBounds reports whether r's body is Caddy's idle-timeout
+// reader itself, and that reader's deadline for a read starting now
+// falls no later than deadline (a read of ours taking timeout from now),
+// up to the microseconds between our clock reading and the reader's: its
+// idle timeout is at most timeout without a minimum rate, or its hard
+// deadline (the server's read_body) is no later.
+func idleReaderBounds(r *http.Request, timeout time.Duration, deadline time.Time) bool {
+	rd, ok := r.Body.(*caddyhttp.IdleTimeoutReader)
+	if !ok {
+		return false
+	}
+	d := rd.Deadline
+	if hard := d.HardDeadline; !hard.IsZero() && !hard.After(deadline) {
+		return true
+	}
+	return d.MinRate == 0 && d.Timeout > 0 && d.Timeout <= timeout
+}
+
+// idleReaderUnder reports whether r's body is read through Caddy's
+// idle-timeout reader (the server's read_body_idle, on by default),
+// which clears the connection's read deadline when the body reaches EOF.
+// Directly under r.Body unless the access log wraps it.
+func idleReaderUnder(r *http.Request) bool {
+	if _, ok := r.Body.(*caddyhttp.IdleTimeoutReader); ok {
+		return true
+	}
+	reader, _ := caddyhttp.IdleTimeoutsFromContext(r.Context())
+	return reader != nil
 }
 
 // drainRefused reads and throws away what the client is still sending

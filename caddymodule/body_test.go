@@ -199,3 +199,139 @@ func TestBodyBudgetComesBackAfterEachRequest(t *testing.T) {
 		waitFor(t, "the launch's body budget to come back", 5*time.Second, func() bool { return app.bodies.inFlight.Load() == 0 })
 	}
 }
+
+// TestBodyDeadlineLiftedAfterBody: once the body is in, its body_timeout
+// no longer applies: a handler after the condition that answers later than
+// body_timeout (a slow upstream) still answers, and the connection serves
+// the next request. Held for Caddy's default server (its idle-timeout
+// reader under the body), with the access log (which wraps that reader)
+// and with read_body_idle turned off (no such reader).
+func TestBodyDeadlineLiftedAfterBody(t *testing.T) {
+	upstream := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(1500 * time.Millisecond) // past body_timeout 1s
+		fmt.Fprint(w, "upstream answered")
+	})}
+	ul, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go upstream.Serve(ul)
+	t.Cleanup(func() { upstream.Close() })
+
+	for _, tc := range []struct{ name, servers, site string }{
+		{"default", "", ""},
+		{"access log", "", "log"},
+		{"read_body_idle off", "servers {\n\t\ttimeouts {\n\t\t\tread_body_idle -1s\n\t\t}\n\t}", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := freePort(t)
+			dir := t.TempDir()
+			cf := fmt.Sprintf(`{
+	admin off
+	persist_config off
+	storage file_system %[1]s/caddy
+	%[4]s
+	valohai {
+		api_url      http://127.0.0.1:1
+		api_token    t
+		store        file %[1]s/valohai
+		body_timeout 1s
+	}
+}
+
+http://127.0.0.1:%[2]d {
+	%[5]s
+	route /hook {
+		webhook_token body-token
+		reverse_proxy %[3]s
+	}
+}
+`, dir, port, ul.Addr().String(), tc.servers, tc.site)
+			if err := loadCaddyfile(cf); err != nil {
+				t.Fatalf("loading config: %v\n%s", err, cf)
+			}
+			t.Cleanup(func() { _ = caddy.Stop() })
+			c := rawPost(t, fmt.Sprintf("http://127.0.0.1:%d", port), 5, "hello")
+			br := bufio.NewReader(c)
+			for i := range 2 {
+				if i > 0 {
+					fmt.Fprintf(c, "POST /hook HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer body-token\r\nContent-Length: 5\r\n\r\nhello")
+				}
+				_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("request %d: reading the answer: %v", i+1, err)
+				}
+				body := readAll(res)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK || body != "upstream answered" {
+					t.Fatalf("request %d: %d %q, want 200 from the slow upstream", i+1, res.StatusCode, body)
+				}
+			}
+		})
+	}
+}
+
+// TestBodyTimeoutCutsATrickle: a sender that keeps sending a byte now and
+// then, never idle long enough for the server's read_body_idle, is still
+// cut off at body_timeout with 408, whether the server's idle timeout is
+// longer than body_timeout (Caddy's default, 1m) or shorter.
+func TestBodyTimeoutCutsATrickle(t *testing.T) {
+	for _, tc := range []struct{ name, servers string }{
+		{"idle timeout longer", ""},
+		{"idle timeout shorter", "servers {\n\t\ttimeouts {\n\t\t\tread_body_idle 1s\n\t\t}\n\t}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := freePort(t)
+			dir := t.TempDir()
+			cf := fmt.Sprintf(`{
+	admin off
+	persist_config off
+	storage file_system %[1]s/caddy
+	%[3]s
+	valohai {
+		api_url      http://127.0.0.1:1
+		api_token    t
+		store        file %[1]s/valohai
+		body_timeout 2s
+	}
+}
+
+http://127.0.0.1:%[2]d {
+	route /hook {
+		webhook_token body-token
+		respond "passed" 200
+	}
+}
+`, dir, port, tc.servers)
+			if err := loadCaddyfile(cf); err != nil {
+				t.Fatalf("loading config: %v\n%s", err, cf)
+			}
+			t.Cleanup(func() { _ = caddy.Stop() })
+			start := time.Now()
+			c := rawPost(t, fmt.Sprintf("http://127.0.0.1:%d", port), 40, "a")
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for range 39 {
+					select {
+					case <-stop:
+						return
+					case <-time.After(300 * time.Millisecond):
+					}
+					if _, err := c.Write([]byte("a")); err != nil {
+						return
+					}
+				}
+			}()
+			res, body := readStatus(t, c)
+			elapsed := time.Since(start)
+			if res.StatusCode != http.StatusRequestTimeout {
+				t.Fatalf("trickled body: %d %q after %v, want 408 at body_timeout", res.StatusCode, body, elapsed)
+			}
+			if elapsed < 1500*time.Millisecond || elapsed > 6*time.Second {
+				t.Fatalf("trickled body cut after %v, want about body_timeout (2s)", elapsed)
+			}
+		})
+	}
+}

@@ -118,6 +118,9 @@ http://127.0.0.1:%[2]d {
 type discardWriter struct {
 	h      http.Header
 	status int
+	// conn, when set, takes the read and write deadlines, as the
+	// server's connection does (each one a timer of Go's netpoller).
+	conn net.Conn
 }
 
 func (w *discardWriter) Header() http.Header         { return w.h }
@@ -125,9 +128,49 @@ func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(status int)      { w.status = status }
 
 // SetReadDeadline and SetWriteDeadline succeed, as they do on a real
-// connection (http.ResponseController calls them).
-func (w *discardWriter) SetReadDeadline(time.Time) error  { return nil }
-func (w *discardWriter) SetWriteDeadline(time.Time) error { return nil }
+// connection (http.ResponseController calls them), and cost what they
+// cost there when conn is set.
+func (w *discardWriter) SetReadDeadline(t time.Time) error {
+	if w.conn != nil {
+		return w.conn.SetReadDeadline(t)
+	}
+	return nil
+}
+
+func (w *discardWriter) SetWriteDeadline(t time.Time) error {
+	if w.conn != nil {
+		return w.conn.SetWriteDeadline(t)
+	}
+	return nil
+}
+
+// benchConn is one end of a loopback TCP connection, for the deadlines a
+// server sets on its connection.
+func benchConn(b *testing.B) net.Conn {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	peer := <-accepted
+	b.Cleanup(func() {
+		c.Close()
+		if peer != nil {
+			peer.Close()
+		}
+	})
+	return c
+}
 
 func benchPushBody(b *testing.B) []byte {
 	b.Helper()
@@ -159,6 +202,8 @@ func benchSignedHeader(body []byte) http.Header {
 // BenchmarkChainServe is one valid 1 KiB GitHub push through each chain.
 // The request and its body reader are rebuilt per iteration the same way
 // for every scenario, so the difference to bare-respond is the chain's.
+// The read and write deadlines Caddy and the handlers set go to a real
+// loopback connection, where their cost is that of the whole server.
 func BenchmarkChainServe(b *testing.B) {
 	body := benchPushBody(b)
 	for _, sc := range benchChainRoutes {
@@ -172,14 +217,14 @@ func BenchmarkChainServe(b *testing.B) {
 			tmpl.Header = header
 			tmpl.ContentLength = int64(len(body))
 			tmpl.RemoteAddr = "127.0.0.1:40000"
-			w := &discardWriter{h: http.Header{}}
+			w := &discardWriter{h: http.Header{}, conn: benchConn(b)}
 			rd := bytes.NewReader(body)
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
 				req := *tmpl
 				rd.Reset(body)
-				req.Body = io.NopCloser(rd)
+				req.Body = io.NopCloser(eofReader{rd})
 				clear(w.h)
 				w.status = 0
 				srv.ServeHTTP(w, &req)
@@ -188,5 +233,59 @@ func BenchmarkChainServe(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// eofReader returns io.EOF with the body's last bytes, as net/http's
+// request body does when Content-Length is known.
+type eofReader struct{ *bytes.Reader }
+
+func (r eofReader) Read(p []byte) (int, error) {
+	n, err := r.Reader.Read(p)
+	if err == nil && r.Len() == 0 {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// readDeadlineRouter is what Caddy's server puts in front of a handler
+// when read_body_idle is on: read deadlines set through
+// http.ResponseController go to the idle-timeout reader of the body.
+type readDeadlineRouter struct {
+	*discardWriter
+	reader *caddyhttp.IdleTimeoutReader
+}
+
+func (w readDeadlineRouter) SetReadDeadline(t time.Time) error { return w.reader.SetReadDeadline(t) }
+
+// BenchmarkBodyRead is one 1 KiB body read by the first condition of a
+// route as in Caddy's default server (read_body_idle 1m, body_timeout
+// 60s): through Caddy's idle-timeout reader, whose deadlines and ours go
+// to a real loopback connection. It isolates the body read's deadline
+// work, which BenchmarkChainServe's whole-request figures drown.
+//
+//	go test -run '^$' -bench 'BodyRead' -benchmem ./caddymodule
+func BenchmarkBodyRead(b *testing.B) {
+	body := benchPushBody(b)
+	dw := &discardWriter{h: http.Header{}, conn: benchConn(b)}
+	bodies := &bodyReader{budget: defaultMaxBodyInFlight, timeout: defaultBodyTimeout}
+	rd := bytes.NewReader(body)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		idle := &caddyhttp.IdleTimeoutReader{
+			ReadCloser:    io.NopCloser(eofReader{rd}),
+			Ctrl:          http.NewResponseController(dw),
+			Deadline:      caddyhttp.IdleDeadline{Start: time.Now(), Timeout: time.Minute},
+			DrainDeadline: true,
+		}
+		req := &http.Request{Method: http.MethodPost, Body: idle, ContentLength: int64(len(body)), ProtoMajor: 1}
+		got, held, err := bodies.read(readDeadlineRouter{dw, idle}, req, 25<<20)
+		if err != nil || len(got) != len(body) {
+			b.Fatalf("read %d bytes, %v", len(got), err)
+		}
+		bodies.release(held)
+		idle.HandlerDone()
 	}
 }

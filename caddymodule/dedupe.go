@@ -73,9 +73,13 @@ func (h *DedupeHandler) Provision(ctx caddy.Context) error {
 // and answers a repeat with that run's current response.
 func (h *DedupeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	const dir = validators.DirectiveDedupe
-	vr, r, err := h.webhookRequest(w, r, h.app, dir)
+	vr, r, bodyHeld, err := h.holdWebhookRequest(w, r, h.app, dir)
 	if err != nil {
 		return err
+	}
+	if bodyHeld > 0 {
+		// This handler read the body: the route ends when it returns.
+		defer h.app.bodies.release(bodyHeld)
 	}
 	key := ""
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {

@@ -340,9 +340,13 @@ func compileAction(a ActionConfig) (compiledAction, error) {
 // ServeHTTP stores the run with the claims of the conditions before it
 // (one durable write), waits up to `wait` for its launches and answers.
 func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	vr, r, err := l.webhookRequest(w, r, l.app, "valohai_launch")
+	vr, r, held, err := l.holdWebhookRequest(w, r, l.app, "valohai_launch")
 	if err != nil {
 		return err
+	}
+	if held > 0 {
+		// This handler read the body: the route ends when it returns.
+		defer l.app.bodies.release(held)
 	}
 	if rej := vr.JSONRejection("valohai_launch"); rej != nil {
 		// Placeholders and the run's step code read this body: refuse one

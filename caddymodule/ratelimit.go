@@ -87,9 +87,13 @@ func (h *RateLimitHandler) Provision(ctx caddy.Context) error {
 // with Retry-After when the quota is exhausted.
 func (h *RateLimitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	const dir = validators.DirectiveRateLimit
-	vr, r, err := h.webhookRequest(w, r, h.app, dir)
+	vr, r, held, err := h.holdWebhookRequest(w, r, h.app, dir)
 	if err != nil {
 		return err
+	}
+	if held > 0 {
+		// This handler read the body: the route ends when it returns.
+		defer h.app.bodies.release(held)
 	}
 	key := ""
 	if h.Key != "" {

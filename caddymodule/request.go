@@ -90,25 +90,16 @@ func runIDFor(r *http.Request) string {
 	return uuid.Must(uuid.NewV7()).String()
 }
 
-// webhookRequest returns the request's shared validators.Request, reading
-// the body (once per request, capped) when this is the first of our
-// handlers in the route. The returned *http.Request carries it onward.
-// A non-nil error is already an HTTP error for Caddy. The body's share of
-// the app's body budget is given back when the request ends.
-func (c *Common) webhookRequest(w http.ResponseWriter, r *http.Request, app *App, directive string) (*validators.Request, *http.Request, error) {
-	vr, r, held, err := c.holdWebhookRequest(w, r, app, directive)
-	if held > 0 {
-		context.AfterFunc(r.Context(), func() { app.bodies.release(held) })
-	}
-	return vr, r, err
-}
-
-// holdWebhookRequest is webhookRequest for a handler that runs the rest of
-// the route itself (next.ServeHTTP) and so knows when the request ends:
-// when it read the body, held is the body's share of the budget, which it
-// gives back with app.bodies.release after the route returned. That spares
-// every request a context.AfterFunc (a registration and a goroutine when
-// the request ends).
+// holdWebhookRequest returns the request's shared validators.Request,
+// reading the body (once per request, capped) when this is the first of
+// our handlers in the route. The returned *http.Request carries it onward.
+// A non-nil error is already an HTTP error for Caddy. When this handler
+// read the body, held is the body's share of the app's body budget, which
+// the handler gives back (app.bodies.release) once it returns: every one
+// of our handlers either ends the route or runs the rest of it itself
+// (next.ServeHTTP), so the route has ended then. That spares every request
+// a context.AfterFunc (a registration, and a goroutine when the request
+// ends, possibly after the client has its answer and sent the next request).
 func (c *Common) holdWebhookRequest(w http.ResponseWriter, r *http.Request, app *App, directive string) (vr *validators.Request, _ *http.Request, held int64, _ error) {
 	if !c.methodAllowed(r.Method) {
 		allowed := c.Methods

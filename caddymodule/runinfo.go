@@ -59,9 +59,13 @@ type runInfoResponse struct {
 
 // ServeHTTP answers the status of one run.
 func (ri *RunInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	vr, r, err := ri.webhookRequest(w, r, ri.app, "valohai_run_info")
+	vr, r, held, err := ri.holdWebhookRequest(w, r, ri.app, "valohai_run_info")
 	if err != nil {
 		return err
+	}
+	if held > 0 {
+		// This handler read the body: the route ends when it returns.
+		defer ri.app.bodies.release(held)
 	}
 	id := vr.QueryValues().Get("run_id")
 	if id == "" && r.Method == http.MethodPost {
