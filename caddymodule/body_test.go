@@ -224,33 +224,7 @@ func TestBodyDeadlineLiftedAfterBody(t *testing.T) {
 		{"read_body_idle off", "servers {\n\t\ttimeouts {\n\t\t\tread_body_idle -1s\n\t\t}\n\t}", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			port := freePort(t)
-			dir := t.TempDir()
-			cf := fmt.Sprintf(`{
-	admin off
-	persist_config off
-	storage file_system %[1]s/caddy
-	%[4]s
-	valohai {
-		api_url      http://127.0.0.1:1
-		api_token    t
-		store        file %[1]s/valohai
-		body_timeout 1s
-	}
-}
-
-http://127.0.0.1:%[2]d {
-	%[5]s
-	route /hook {
-		webhook_token body-token
-		reverse_proxy %[3]s
-	}
-}
-`, dir, port, ul.Addr().String(), tc.servers, tc.site)
-			if err := loadCaddyfile(cf); err != nil {
-				t.Fatalf("loading config: %v\n%s", err, cf)
-			}
-			t.Cleanup(func() { _ = caddy.Stop() })
+			port := loadBodyTimeoutSite(t, tc.servers, "1s", tc.site, "reverse_proxy "+ul.Addr().String())
 			c := rawPost(t, fmt.Sprintf("http://127.0.0.1:%d", port), 5, "hello")
 			br := bufio.NewReader(c)
 			for i := range 2 {
@@ -282,32 +256,7 @@ func TestBodyTimeoutCutsATrickle(t *testing.T) {
 		{"idle timeout shorter", "servers {\n\t\ttimeouts {\n\t\t\tread_body_idle 1s\n\t\t}\n\t}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			port := freePort(t)
-			dir := t.TempDir()
-			cf := fmt.Sprintf(`{
-	admin off
-	persist_config off
-	storage file_system %[1]s/caddy
-	%[3]s
-	valohai {
-		api_url      http://127.0.0.1:1
-		api_token    t
-		store        file %[1]s/valohai
-		body_timeout 2s
-	}
-}
-
-http://127.0.0.1:%[2]d {
-	route /hook {
-		webhook_token body-token
-		respond "passed" 200
-	}
-}
-`, dir, port, tc.servers)
-			if err := loadCaddyfile(cf); err != nil {
-				t.Fatalf("loading config: %v\n%s", err, cf)
-			}
-			t.Cleanup(func() { _ = caddy.Stop() })
+			port := loadBodyTimeoutSite(t, tc.servers, "2s", "", `respond "passed" 200`)
 			start := time.Now()
 			c := rawPost(t, fmt.Sprintf("http://127.0.0.1:%d", port), 40, "a")
 			stop := make(chan struct{})
@@ -334,4 +283,40 @@ http://127.0.0.1:%[2]d {
 			}
 		})
 	}
+}
+
+// loadBodyTimeoutSite runs a Caddy whose valohai app has body_timeout
+// bodyTimeout, with servers (global server options) and site (site-level
+// directives), and whose route /hook checks webhook_token body-token, then
+// runs handler. It returns the site's port.
+func loadBodyTimeoutSite(t *testing.T, servers, bodyTimeout, site, handler string) int {
+	t.Helper()
+	port := freePort(t)
+	dir := t.TempDir()
+	cf := fmt.Sprintf(`{
+	admin off
+	persist_config off
+	storage file_system %[1]s/caddy
+	%[3]s
+	valohai {
+		api_url      http://127.0.0.1:1
+		api_token    t
+		store        file %[1]s/valohai
+		body_timeout %[4]s
+	}
+}
+
+http://127.0.0.1:%[2]d {
+	%[5]s
+	route /hook {
+		webhook_token body-token
+		%[6]s
+	}
+}
+`, dir, port, servers, bodyTimeout, site, handler)
+	if err := loadCaddyfile(cf); err != nil {
+		t.Fatalf("loading config: %v\n%s", err, cf)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+	return port
 }

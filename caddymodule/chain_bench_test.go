@@ -44,30 +44,27 @@ var benchChainRoutes = []struct{ name, route string }{
 		webhook_hmac github ` + benchChainSecret + `
 		respond "ok" 200
 	}`},
-	{"chain-nolimit", `route /hook {
-		webhook_hmac slack ` + benchChainSecret + `
-		webhook_timestamp {
-			header    X-Slack-Request-Timestamp
-			format    unix
-			tolerance 5m
-		}
-		webhook_filter ` + "`" + `body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push"` + "`" + `
+	{"chain-nolimit", "route /hook {" + benchChainConditions + `
 		respond "ok" 200
 	}`},
 	// bench/caddyfiles/chain.caddyfile: the chain above and a rate limit
 	// whose quota is never reached, on the app's embedded store.
-	{"chain", `route /hook {
+	{"chain", "route /hook {" + benchChainConditions + `
+		webhook_rate_limit 1000000000 1h
+		respond "ok" 200
+	}`},
+}
+
+// benchChainConditions are the conditions of the chain scenarios
+// (bench/caddyfiles/chain-nolimit.caddyfile).
+const benchChainConditions = `
 		webhook_hmac slack ` + benchChainSecret + `
 		webhook_timestamp {
 			header    X-Slack-Request-Timestamp
 			format    unix
 			tolerance 5m
 		}
-		webhook_filter ` + "`" + `body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push"` + "`" + `
-		webhook_rate_limit 1000000000 1h
-		respond "ok" 200
-	}`},
-}
+		webhook_filter ` + "`" + `body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push"` + "`"
 
 // benchServer loads a Caddyfile whose only site answers with route and
 // returns that site's server.
