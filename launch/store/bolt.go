@@ -315,6 +315,18 @@ func (b *Bolt) CreateRun(ctx context.Context, run *launch.Run, payload *launch.P
 	return nil
 }
 
+// createdStamp is the creation time (stamp) of the stored run record old,
+// which UpdateRun needs to move the run's listing key when it changes.
+func createdStamp(id string, old []byte) (uint64, error) {
+	var prev struct {
+		CreatedAt time.Time `json:"created_at"`
+	}
+	if err := json.Unmarshal(old, &prev); err != nil {
+		return 0, fmt.Errorf("store: decoding run %q: %w", id, err)
+	}
+	return stamp(prev.CreatedAt), nil
+}
+
 // UpdateRun replaces a stored run. It does not touch the queue: workers move
 // a run there with RequeueRun and CompleteRun.
 func (b *Bolt) UpdateRun(ctx context.Context, run *launch.Run) error {
@@ -335,14 +347,12 @@ func (b *Bolt) UpdateRun(ctx context.Context, run *launch.Run) error {
 		if old == nil {
 			return fmt.Errorf("store: run %q: %w", run.ID, launch.ErrNotFound)
 		}
-		var prev struct {
-			CreatedAt time.Time `json:"created_at"`
-		}
-		if err := json.Unmarshal(old, &prev); err != nil {
-			return fmt.Errorf("store: decoding run %q: %w", run.ID, err)
+		was, err := createdStamp(run.ID, old)
+		if err != nil {
+			return err
 		}
 		// Keep the listing index in step should the creation time change.
-		if was, is := stamp(prev.CreatedAt), stamp(run.CreatedAt); was != is {
+		if is := stamp(run.CreatedAt); was != is {
 			idx := tx.Bucket(bucketRunsByTime)
 			if err := idx.Delete(stampKey(was, run.ID)); err != nil {
 				return err

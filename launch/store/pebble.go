@@ -593,13 +593,11 @@ func (p *Pebble) UpdateRun(ctx context.Context, run *launch.Run) error {
 		if old == nil {
 			return fmt.Errorf("store: run %q: %w", run.ID, launch.ErrNotFound)
 		}
-		var prev struct {
-			CreatedAt time.Time `json:"created_at"`
+		was, err := createdStamp(run.ID, old)
+		if err != nil {
+			return err
 		}
-		if err := json.Unmarshal(old, &prev); err != nil {
-			return fmt.Errorf("store: decoding run %q: %w", run.ID, err)
-		}
-		if was, is := stamp(prev.CreatedAt), stamp(run.CreatedAt); was != is {
+		if is := stamp(run.CreatedAt); was != is {
 			if err := b.Delete(pk(pRunsByTime, stampKey(was, run.ID)), nil); err != nil {
 				return err
 			}
@@ -617,14 +615,24 @@ func (p *Pebble) GetRun(ctx context.Context, id string) (*launch.Run, error) {
 		return nil, err
 	}
 	defer p.exit()
-	data, err := pget(p.db, pk(pRuns, []byte(id)))
+	data, err := p.getStored(pRuns, "run", id)
+	if err != nil {
+		return nil, err
+	}
+	return decodeRun(id, data)
+}
+
+// getStored returns the record of id under prefix, or an error wrapping
+// launch.ErrNotFound that names it as a kind ("run", "payload").
+func (p *Pebble) getStored(prefix byte, kind, id string) ([]byte, error) {
+	data, err := pget(p.db, pk(prefix, []byte(id)))
 	if err != nil {
 		return nil, err
 	}
 	if data == nil {
-		return nil, fmt.Errorf("store: run %q: %w", id, launch.ErrNotFound)
+		return nil, fmt.Errorf("store: %s %q: %w", kind, id, launch.ErrNotFound)
 	}
-	return decodeRun(id, data)
+	return data, nil
 }
 
 // ListRuns returns the runs matching f, newest first.
@@ -736,12 +744,9 @@ func (p *Pebble) GetPayload(ctx context.Context, runID string) (*launch.Payload,
 		return nil, err
 	}
 	defer p.exit()
-	data, err := pget(p.db, pk(pPayloads, []byte(runID)))
+	data, err := p.getStored(pPayloads, "payload", runID)
 	if err != nil {
 		return nil, err
-	}
-	if data == nil {
-		return nil, fmt.Errorf("store: payload %q: %w", runID, launch.ErrNotFound)
 	}
 	pl, err := decodePayload(data)
 	if err != nil {

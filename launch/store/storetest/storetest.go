@@ -814,18 +814,17 @@ func createClaiming(t *testing.T, s launch.Store, r *launch.Run, claims ...launc
 	return d
 }
 
-// testClaimsQuotaConcurrent: runs admitted by a quota claim are exact under
-// concurrency, and a denied run leaves nothing behind.
-func testClaimsQuotaConcurrent(t *testing.T, f Factory) {
-	s, now := f.New(t), epoch()
-	const writers, limit, period = 40, 10, time.Hour
+// createConcurrently creates runs run-00 … run-<writers-1> at once, each
+// with payload and claim, and returns each one's denial (nil: stored).
+// Any other error fails the test.
+func createConcurrently(t *testing.T, s launch.Store, writers int, now time.Time, payload *launch.Payload, claim launch.Claim) []*launch.ClaimDenied {
+	t.Helper()
 	var wg sync.WaitGroup
 	denied := make([]*launch.ClaimDenied, writers)
 	for i := range writers {
 		wg.Go(func() {
 			r := newRun(fmt.Sprintf("run-%02d", i), "t", "/t", now, launch.StatusPending)
-			err := s.CreateRun(context.Background(), r, &launch.Payload{Body: []byte("{}"), ContentType: "application/json"},
-				launch.QuotaClaim("scope#10/1h#", limit, period, now))
+			err := s.CreateRun(context.Background(), r, payload, claim)
 			if err == nil {
 				return
 			}
@@ -838,6 +837,16 @@ func testClaimsQuotaConcurrent(t *testing.T, f Factory) {
 		})
 	}
 	wg.Wait()
+	return denied
+}
+
+// testClaimsQuotaConcurrent: runs admitted by a quota claim are exact under
+// concurrency, and a denied run leaves nothing behind.
+func testClaimsQuotaConcurrent(t *testing.T, f Factory) {
+	s, now := f.New(t), epoch()
+	const writers, limit, period = 40, 10, time.Hour
+	denied := createConcurrently(t, s, writers, now, &launch.Payload{Body: []byte("{}"), ContentType: "application/json"},
+		launch.QuotaClaim("scope#10/1h#", limit, period, now))
 	stored := 0
 	for i, d := range denied {
 		id := fmt.Sprintf("run-%02d", i)
@@ -867,24 +876,7 @@ func testClaimsQuotaConcurrent(t *testing.T, f Factory) {
 func testClaimsKeyConcurrent(t *testing.T, f Factory) {
 	s, now := f.New(t), epoch()
 	const writers = 20
-	var wg sync.WaitGroup
-	denied := make([]*launch.ClaimDenied, writers)
-	for i := range writers {
-		wg.Go(func() {
-			r := newRun(fmt.Sprintf("run-%02d", i), "t", "/t", now, launch.StatusPending)
-			err := s.CreateRun(context.Background(), r, nil, launch.KeyClaim("scope#delivery-1", time.Hour, now))
-			if err == nil {
-				return
-			}
-			d, ok := launch.AsClaimDenied(err)
-			if !ok {
-				t.Errorf("CreateRun: %v", err)
-				return
-			}
-			denied[i] = d
-		})
-	}
-	wg.Wait()
+	denied := createConcurrently(t, s, writers, now, nil, launch.KeyClaim("scope#delivery-1", time.Hour, now))
 	winner := ""
 	for i, d := range denied {
 		if d == nil {
