@@ -299,12 +299,15 @@ func (b *Bolt) CreateRun(ctx context.Context, run *launch.Run, payload *launch.P
 		if err := tx.Bucket(bucketRunsByTime).Put(stampKey(stamp(run.CreatedAt), run.ID), nil); err != nil {
 			return err
 		}
+		// A run that does not exist has no payload and no queue entry to
+		// replace: both are written without looking for one (as pebble's
+		// CreateRun does).
 		if pdata != nil {
 			if err := putPayload(tx, run.ID, pdata); err != nil {
 				return err
 			}
 		}
-		return enqueue(tx, run.ID, stamp(run.NextAttemptAt))
+		return queueAt(tx, run.ID, stamp(run.NextAttemptAt))
 	})
 	if err != nil {
 		return err
@@ -843,6 +846,11 @@ func enqueue(tx *bolt.Tx, id string, due uint64) error {
 	if err := dequeue(tx, id); err != nil {
 		return err
 	}
+	return queueAt(tx, id, due)
+}
+
+// queueAt queues a run that has no queue entry, due at due.
+func queueAt(tx *bolt.Tx, id string, due uint64) error {
 	if err := tx.Bucket(bucketQueue).Put(stampKey(due, id), nil); err != nil {
 		return err
 	}
@@ -862,11 +870,9 @@ func dequeue(tx *bolt.Tx, id string) error {
 	return byRun.Delete([]byte(id))
 }
 
-// putPayload stores an encoded payload and indexes its expiry.
+// putPayload stores the encoded payload of a run that has none yet (the
+// run is new) and indexes its expiry.
 func putPayload(tx *bolt.Tx, id string, data []byte) error {
-	if err := deletePayload(tx, id); err != nil {
-		return err
-	}
 	if err := tx.Bucket(bucketPayloads).Put([]byte(id), data); err != nil {
 		return err
 	}
