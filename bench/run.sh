@@ -513,7 +513,8 @@ set_mode "${MODES[0]}"
 PROFILES=()
 if [ "$PROFILE" = 1 ]; then
 	mkdir -p "$OUT/profiles"
-	plist=(chain:1k chain-nolimit:1k)
+	# bare-respond and hmac: the baselines the chain's profile is read against
+	plist=(bare-respond:1k hmac:1k chain:1k chain-nolimit:1k)
 	first_embedded=""
 	for s in "${ACTIVE[@]}"; do
 		[[ $s == launch-* ]] && plist+=("$s:1k")
@@ -527,12 +528,16 @@ if [ "$PROFILE" = 1 ]; then
 		name="profile-$s-$z-$MODE"
 		start_server "$s" "$name"
 		sign "$z"
-		load $((PROFILE_SECONDS + 2)) "$z" >"$OUT/profiles/$name.wrk" &
+		load $((PROFILE_SECONDS + 3)) "$z" >"$OUT/profiles/$name.wrk" &
 		LOAD_PID=$!
 		sleep 1
 		curl -fsS -m $((PROFILE_SECONDS + 20)) -o "$OUT/profiles/$name.pprof" \
 			"http://127.0.0.1:$BENCH_ADMIN_PORT/debug/pprof/profile?seconds=$PROFILE_SECONDS" ||
 			log "$name: no profile from the admin API"
+		# what the same load allocates: a delta profile over one more second
+		curl -fsS -m 20 -o "$OUT/profiles/$name.allocs.pprof" \
+			"http://127.0.0.1:$BENCH_ADMIN_PORT/debug/pprof/allocs?seconds=1" ||
+			log "$name: no allocation profile from the admin API"
 		wait "$LOAD_PID" || true
 		LOAD_PID=""
 		stop_server "$s"
