@@ -1,0 +1,100 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// answerRoutes is bench/caddyfiles/launch.caddyfile's trigger behind a
+// token: the accept path whose CPU issue 12 cuts.
+const answerRoutes = `
+	handle /accept {
+		webhook_token accept-token
+		valohai_launch accept-push {
+			project ` + testProject + `
+			execution train {
+				commit        main
+				payload_input dataset
+				title         "Push {webhook.json.head_commit.id} to {webhook.json.ref} <&>"
+				parameter     epochs 10
+				parameter     branch {webhook.json.ref}
+				tag           webhook
+			}
+			wait 0s
+		}
+	}
+`
+
+// TestAcceptedAnswerBytes pins what a sender and Valohai see of an
+// accepted run with wait 0s, byte for byte: the 202 answer's status,
+// headers and body (README.md, "Every answer, by status"), and the
+// execution the workers then create.
+func TestAcceptedAnswerBytes(t *testing.T) {
+	env := startEnv(t, answerRoutes, "")
+	body := []byte(`{"ref":"refs/heads/main","head_commit":{"id":"6113728f27ae82c7b1a177c8d03f9e96e0adf246"}}`)
+	r := env.post("/accept", body, map[string]string{
+		"Authorization": "Bearer accept-token",
+		"Content-Type":  "application/json",
+	})
+	if r.status != http.StatusAccepted {
+		t.Fatalf("status %d %q", r.status, r.body)
+	}
+	m := regexp.MustCompile(`^\{"run_id":"([0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})","status":"pending"\}\n$`).FindStringSubmatch(r.body)
+	if m == nil {
+		t.Fatalf("202 body %q, want {\"run_id\":\"<UUIDv7>\",\"status\":\"pending\"} and a newline", r.body)
+	}
+	runID := m[1]
+	header := r.header.Clone()
+	if _, err := http.ParseTime(header.Get("Date")); err != nil {
+		t.Errorf("Date %q: %v", header.Get("Date"), err)
+	}
+	header.Del("Date")
+	want := http.Header{
+		"Content-Length": {"69"},
+		"Content-Type":   {"application/json"},
+		"Server":         {"Caddy"},
+	}
+	if !reflect.DeepEqual(header, want) {
+		t.Errorf("202 headers %v, want %v and Date", header, want)
+	}
+
+	var calls []map[string]any
+	waitFor(t, "the execution", 20*time.Second, func() bool {
+		calls = env.executionCalls()
+		return len(calls) == 1
+	})
+	got := calls[0]
+	inputs, _ := got["inputs"].(map[string]any)
+	dataset, _ := inputs["dataset"].([]any)
+	if len(dataset) != 1 || !strings.HasPrefix(dataset[0].(string), env.hook+"/_valohai/payloads/"+runID+"?expires=") {
+		t.Fatalf("dataset input %v, want the run's payload URL", inputs["dataset"])
+	}
+	inputs["dataset"] = []any{"<payload url>"}
+	wantBody := `{
+		"commit": "` + testCommit + `",
+		"inputs": {"dataset": ["<payload url>"], "weights": []},
+		"parameters": {"epochs": 10, "branch": "refs/heads/main", "learning_rate": 0.001, "dry_run": false},
+		"project": "` + testProject + `",
+		"step": "train",
+		"title": "Push 6113728f27ae82c7b1a177c8d03f9e96e0adf246 to refs/heads/main <&>",
+		"environment_variables": {},
+		"tags": ["webhook", "webhook:accept-push", "webhook-run:` + runID + `:1"],
+		"runtime_config": {}
+	}`
+	var wantMap map[string]any
+	dec := json.NewDecoder(strings.NewReader(wantBody))
+	dec.UseNumber()
+	if err := dec.Decode(&wantMap); err != nil {
+		t.Fatal(err)
+	}
+	gotJSON, _ := json.Marshal(got)
+	wantJSON, _ := json.Marshal(wantMap)
+	if string(gotJSON) != string(wantJSON) {
+		t.Errorf("execution body\n%s\nwant\n%s", gotJSON, wantJSON)
+	}
+}
