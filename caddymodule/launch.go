@@ -719,6 +719,18 @@ func writeRunResponse(w http.ResponseWriter, run *launch.Run, override int) erro
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	if resp.Result == nil {
+		// The answer of every run accepted with wait 0s: the bytes
+		// json.Encoder writes for it, without its reflection.
+		b := make([]byte, 0, 80)
+		b = append(b, `{"run_id":`...)
+		b = appendJSONString(b, resp.RunID)
+		b = append(b, `,"status":`...)
+		b = appendJSONString(b, string(resp.Status))
+		b = append(b, "}\n"...)
+		_, err := w.Write(b)
+		return err
+	}
 	return json.NewEncoder(w).Encode(resp)
 }
 
