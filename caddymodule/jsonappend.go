@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"strconv"
 )
 
 // appendJSONString appends s as encoding/json.Marshal writes it. Text of
@@ -20,4 +21,23 @@ func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	dst = append(dst, s...)
 	return append(dst, '"')
+}
+
+// appendJSONValue appends a placeholder's value as encoding/json.Marshal
+// writes it: strings, booleans and null directly, anything else (numbers,
+// JSON text, other Go values) by encoding/json itself.
+func appendJSONValue(dst []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case string:
+		return appendJSONString(dst, x), nil
+	case bool:
+		return strconv.AppendBool(dst, x), nil
+	case nil:
+		return append(dst, "null"...), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
 }

@@ -121,6 +121,9 @@ type NameValue struct {
 type namedTemplate struct {
 	name string
 	tmpl *launch.Template
+	// encoded is the JSON of a parameter's value without placeholders
+	// (encoded once at provision); nil otherwise.
+	encoded []byte
 }
 
 type compiledAction struct {
@@ -265,12 +268,20 @@ func compileAction(a ActionConfig) (compiledAction, error) {
 			if nv.Name == "" && err == nil {
 				err = fmt.Errorf("%s: a name is required", field)
 			}
-			out = append(out, namedTemplate{nv.Name, parse(field+" "+nv.Name, nv.Value)})
+			out = append(out, namedTemplate{name: nv.Name, tmpl: parse(field+" "+nv.Name, nv.Value)})
 		}
 		return out
 	}
 	c.title = parse("title", a.Title)
 	c.params = named("parameter", a.Parameters)
+	for i, p := range c.params {
+		// As appendExecutionSpec would write it per request; an empty
+		// value is left out there.
+		if p.tmpl.IsLiteral() && p.tmpl.Value(nil) != "" {
+			// A literal is a string, a bool or a valid json.Number.
+			c.params[i].encoded, _ = json.Marshal(p.tmpl.Value(nil))
+		}
+	}
 	for _, t := range a.Tags {
 		c.tags = append(c.tags, parse("tag", t))
 	}
@@ -474,13 +485,20 @@ func (c *compiledAction) build(trigger, runID string, index int, project, payloa
 	var spec any
 	tags := c.tagValues(look)
 	if c.kind != launch.ActionFetchRepository {
-		a.Marker = fmt.Sprintf("webhook-run:%s:%d", runID, index+1)
+		a.Marker = "webhook-run:" + runID + ":" + strconv.Itoa(index+1)
 		tags = appendTag(appendTag(tags, "webhook:"+trigger), a.Marker)
 	}
 	switch c.kind {
 	case launch.ActionRunExecution:
+		// The action every trigger of the benchmarks runs: appended
+		// directly, with the bytes json.Marshal would write.
 		a.Name = c.step.String(look)
-		spec = c.executionSpec(project, payloadURL, tags, look)
+		body, err := c.appendExecutionSpec(make([]byte, 0, 512), project, a.Name, payloadURL, tags, look)
+		if err != nil {
+			return a, err
+		}
+		a.Body = body
+		return a, nil
 	case launch.ActionRunPipeline:
 		a.Name = c.step.String(look)
 		ps := launch.PipelineSpec{Project: project, Commit: c.commit.String(look), Pipeline: a.Name, Tags: tags}
@@ -534,47 +552,150 @@ func appendTag(tags []string, tag string) []string {
 	return append(tags, tag)
 }
 
-// executionSpec resolves an execution action for one request. The worker
-// turns it into the body valohai-cli would send, typed by the commit's
-// valohai.yaml (convert.BuildExecutionBody); values that render empty are
-// left out.
-func (c *compiledAction) executionSpec(project, payloadURL string, tags []string, look launch.Lookup) launch.ExecutionSpec {
-	spec := launch.ExecutionSpec{
-		Project: project, Commit: c.commit.String(look), Step: c.step.String(look), Tags: tags,
-		TimeLimit: c.cfg.TimeLimit, Priority: c.cfg.Priority,
-	}
+// appendExecutionSpec appends the launch.ExecutionSpec of an execution
+// action for one request to dst, as JSON: the bytes json.Marshal writes
+// for the spec (omitempty fields left out when empty), without building
+// the spec and marshaling it by reflection. The worker turns it into the
+// body valohai-cli would send, typed by the commit's valohai.yaml
+// (convert.BuildExecutionBody).
+func (c *compiledAction) appendExecutionSpec(dst []byte, project, step, payloadURL string, tags []string, look launch.Lookup) ([]byte, error) {
 	str := func(t *launch.Template) string {
 		if t == nil {
 			return ""
 		}
 		return t.String(look)
 	}
-	spec.Title, spec.Environment = str(c.title), str(c.environment)
-	spec.Image, spec.RuntimeConfigPreset = str(c.image), str(c.preset)
-	for _, g := range c.envGroups {
-		if v := g.String(look); v != "" {
-			spec.EnvironmentVariableGroups = append(spec.EnvironmentVariableGroups, v)
-		}
-	}
-	// A parameter or input that renders empty (a placeholder with no value)
-	// is left out: the step's default applies.
+	// A parameter or input that renders empty (a placeholder with no
+	// value) is left out: the step's default applies.
+	var params, inputs, env []namedValue
 	for _, p := range c.params {
-		if v := p.tmpl.Value(look); v != "" {
-			spec.Parameters = append(spec.Parameters, launch.NamedValue{Name: p.name, Value: v})
+		if p.encoded != nil {
+			params = append(params, namedValue{name: p.name, encoded: p.encoded})
+		} else if v := p.tmpl.Value(look); v != "" {
+			params = append(params, namedValue{name: p.name, value: v})
 		}
 	}
 	for _, in := range c.inputs {
 		if v := in.tmpl.String(look); v != "" {
-			spec.Inputs = append(spec.Inputs, launch.NamedValue{Name: in.name, Value: v})
+			inputs = append(inputs, namedValue{name: in.name, value: v})
 		}
 	}
 	if c.cfg.PayloadInput != "" {
-		spec.Inputs = append(spec.Inputs, launch.NamedValue{Name: c.cfg.PayloadInput, Value: payloadURL})
+		inputs = append(inputs, namedValue{name: c.cfg.PayloadInput, value: payloadURL})
 	}
 	for _, e := range c.env {
-		spec.EnvironmentVariables = append(spec.EnvironmentVariables, launch.NamedValue{Name: e.name, Value: e.tmpl.String(look)})
+		env = append(env, namedValue{name: e.name, value: e.tmpl.String(look)})
 	}
-	return spec
+	var groups []string
+	for _, g := range c.envGroups {
+		if v := g.String(look); v != "" {
+			groups = append(groups, v)
+		}
+	}
+
+	o := jsonObject{b: append(dst, '{')}
+	o.string("project", project)
+	o.string("commit", c.commit.String(look))
+	o.string("step", step)
+	o.optionalString("title", str(c.title))
+	o.namedValues("parameters", params)
+	o.namedValues("inputs", inputs)
+	o.optionalString("environment", str(c.environment))
+	o.optionalString("image", str(c.image))
+	o.namedValues("environment_variables", env)
+	o.strings("environment_variable_groups", groups)
+	o.strings("tags", tags)
+	o.optionalString("runtime_config_preset", str(c.preset))
+	if c.cfg.Priority != nil {
+		o.key("priority")
+		o.b = strconv.AppendInt(o.b, *c.cfg.Priority, 10)
+	}
+	if c.cfg.TimeLimit != 0 {
+		o.key("time_limit")
+		o.b = strconv.AppendInt(o.b, c.cfg.TimeLimit, 10)
+	}
+	return append(o.b, '}'), o.err
+}
+
+// namedValue is a resolved launch.NamedValue: its value, or the value's
+// JSON when it was encoded once at provision (a literal).
+type namedValue struct {
+	name    string
+	value   any
+	encoded []byte
+}
+
+// jsonObject appends the members of a JSON object, in encoding/json's
+// bytes; the caller writes the braces.
+type jsonObject struct {
+	b   []byte
+	err error // the first value encoding/json refused
+}
+
+// key appends "name": after a comma unless it is the first member.
+func (o *jsonObject) key(name string) {
+	if o.b[len(o.b)-1] != '{' {
+		o.b = append(o.b, ',')
+	}
+	o.b = appendJSONString(o.b, name)
+	o.b = append(o.b, ':')
+}
+
+func (o *jsonObject) string(name, value string) {
+	o.key(name)
+	o.b = appendJSONString(o.b, value)
+}
+
+// optionalString is an omitempty string.
+func (o *jsonObject) optionalString(name, value string) {
+	if value != "" {
+		o.string(name, value)
+	}
+}
+
+// strings is an omitempty list of strings.
+func (o *jsonObject) strings(name string, list []string) {
+	if len(list) == 0 {
+		return
+	}
+	o.key(name)
+	for i, s := range list {
+		o.b = append(o.b, listSeparator(i))
+		o.b = appendJSONString(o.b, s)
+	}
+	o.b = append(o.b, ']')
+}
+
+// listSeparator is what goes before item i of a JSON list.
+func listSeparator(i int) byte {
+	if i == 0 {
+		return '['
+	}
+	return ','
+}
+
+// namedValues is an omitempty list of launch.NamedValue.
+func (o *jsonObject) namedValues(name string, list []namedValue) {
+	if len(list) == 0 {
+		return
+	}
+	o.key(name)
+	for i, nv := range list {
+		o.b = append(o.b, listSeparator(i))
+		o.b = append(o.b, `{"name":`...)
+		o.b = appendJSONString(o.b, nv.name)
+		o.b = append(o.b, `,"value":`...)
+		if nv.encoded != nil {
+			o.b = append(o.b, nv.encoded...)
+		} else {
+			var err error
+			if o.b, err = appendJSONValue(o.b, nv.value); err != nil && o.err == nil {
+				o.err = err
+			}
+		}
+		o.b = append(o.b, '}')
+	}
+	o.b = append(o.b, ']')
 }
 
 // actionResult is one entry of the response's and run-info's result list.
