@@ -593,28 +593,34 @@ func (c *compiledAction) appendExecutionSpec(dst []byte, project, step, payloadU
 		}
 	}
 
-	o := jsonObject{b: append(dst, '{')}
-	o.string("project", project)
-	o.string("commit", c.commit.String(look))
-	o.string("step", step)
-	o.optionalString("title", str(c.title))
-	o.namedValues("parameters", params)
-	o.namedValues("inputs", inputs)
-	o.optionalString("environment", str(c.environment))
-	o.optionalString("image", str(c.image))
-	o.namedValues("environment_variables", env)
-	o.strings("environment_variable_groups", groups)
-	o.strings("tags", tags)
-	o.optionalString("runtime_config_preset", str(c.preset))
+	o := launch.JSONObject{B: append(dst, '{')}
+	o.String("project", project)
+	o.String("commit", c.commit.String(look))
+	o.String("step", step)
+	o.OptionalString("title", str(c.title))
+	if err := appendNamedValues(&o, "parameters", params); err != nil {
+		return nil, err
+	}
+	if err := appendNamedValues(&o, "inputs", inputs); err != nil {
+		return nil, err
+	}
+	o.OptionalString("environment", str(c.environment))
+	o.OptionalString("image", str(c.image))
+	if err := appendNamedValues(&o, "environment_variables", env); err != nil {
+		return nil, err
+	}
+	o.OptionalStrings("environment_variable_groups", groups)
+	o.OptionalStrings("tags", tags)
+	o.OptionalString("runtime_config_preset", str(c.preset))
 	if c.cfg.Priority != nil {
-		o.key("priority")
-		o.b = strconv.AppendInt(o.b, *c.cfg.Priority, 10)
+		o.Key("priority")
+		o.B = strconv.AppendInt(o.B, *c.cfg.Priority, 10)
 	}
 	if c.cfg.TimeLimit != 0 {
-		o.key("time_limit")
-		o.b = strconv.AppendInt(o.b, c.cfg.TimeLimit, 10)
+		o.Key("time_limit")
+		o.B = strconv.AppendInt(o.B, c.cfg.TimeLimit, 10)
 	}
-	return append(o.b, '}'), o.err
+	return append(o.B, '}'), nil
 }
 
 // namedValue is a resolved launch.NamedValue: its value, or the value's
@@ -625,77 +631,30 @@ type namedValue struct {
 	encoded []byte
 }
 
-// jsonObject appends the members of a JSON object, in encoding/json's
-// bytes; the caller writes the braces.
-type jsonObject struct {
-	b   []byte
-	err error // the first value encoding/json refused
-}
-
-// key appends "name": after a comma unless it is the first member.
-func (o *jsonObject) key(name string) {
-	if o.b[len(o.b)-1] != '{' {
-		o.b = append(o.b, ',')
-	}
-	o.b = appendJSONString(o.b, name)
-	o.b = append(o.b, ':')
-}
-
-func (o *jsonObject) string(name, value string) {
-	o.key(name)
-	o.b = appendJSONString(o.b, value)
-}
-
-// optionalString is an omitempty string.
-func (o *jsonObject) optionalString(name, value string) {
-	if value != "" {
-		o.string(name, value)
-	}
-}
-
-// strings is an omitempty list of strings.
-func (o *jsonObject) strings(name string, list []string) {
+// appendNamedValues appends an omitempty list of launch.NamedValue to o,
+// with the bytes json.Marshal writes for it.
+func appendNamedValues(o *launch.JSONObject, name string, list []namedValue) error {
 	if len(list) == 0 {
-		return
+		return nil
 	}
-	o.key(name)
-	for i, s := range list {
-		o.b = append(o.b, listSeparator(i))
-		o.b = appendJSONString(o.b, s)
-	}
-	o.b = append(o.b, ']')
-}
-
-// listSeparator is what goes before item i of a JSON list.
-func listSeparator(i int) byte {
-	if i == 0 {
-		return '['
-	}
-	return ','
-}
-
-// namedValues is an omitempty list of launch.NamedValue.
-func (o *jsonObject) namedValues(name string, list []namedValue) {
-	if len(list) == 0 {
-		return
-	}
-	o.key(name)
+	o.Key(name)
 	for i, nv := range list {
-		o.b = append(o.b, listSeparator(i))
-		o.b = append(o.b, `{"name":`...)
-		o.b = appendJSONString(o.b, nv.name)
-		o.b = append(o.b, `,"value":`...)
+		o.B = append(o.B, launch.ListSeparator(i))
+		o.B = append(o.B, `{"name":`...)
+		o.B = launch.AppendJSONString(o.B, nv.name)
+		o.B = append(o.B, `,"value":`...)
 		if nv.encoded != nil {
-			o.b = append(o.b, nv.encoded...)
+			o.B = append(o.B, nv.encoded...)
 		} else {
 			var err error
-			if o.b, err = appendJSONValue(o.b, nv.value); err != nil && o.err == nil {
-				o.err = err
+			if o.B, err = launch.AppendJSONValue(o.B, nv.value); err != nil {
+				return err
 			}
 		}
-		o.b = append(o.b, '}')
+		o.B = append(o.B, '}')
 	}
-	o.b = append(o.b, ']')
+	o.B = append(o.B, ']')
+	return nil
 }
 
 // actionResult is one entry of the response's and run-info's result list.
@@ -845,9 +804,9 @@ func writeRunResponse(w http.ResponseWriter, run *launch.Run, override int) erro
 		// json.Encoder writes for it, without its reflection.
 		b := make([]byte, 0, 80)
 		b = append(b, `{"run_id":`...)
-		b = appendJSONString(b, resp.RunID)
+		b = launch.AppendJSONString(b, resp.RunID)
 		b = append(b, `,"status":`...)
-		b = appendJSONString(b, string(resp.Status))
+		b = launch.AppendJSONString(b, string(resp.Status))
 		b = append(b, "}\n"...)
 		_, err := w.Write(b)
 		return err

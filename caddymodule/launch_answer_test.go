@@ -1,13 +1,17 @@
 package caddymodule
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hooklaunch/caddy-valohai/launch"
 )
 
 // answerRoutes is bench/caddyfiles/launch.caddyfile's trigger behind a
@@ -96,5 +100,24 @@ func TestAcceptedAnswerBytes(t *testing.T) {
 	wantJSON, _ := json.Marshal(wantMap)
 	if string(gotJSON) != string(wantJSON) {
 		t.Errorf("execution body\n%s\nwant\n%s", gotJSON, wantJSON)
+	}
+}
+
+// The answer without results (a pending run, wait 0s, also when
+// webhook_dedupe overrides its status) is byte for byte what json.Encoder
+// writes for it, whatever the run id.
+func TestWriteRunResponseWithoutResults(t *testing.T) {
+	for _, override := range []int{0, http.StatusOK} {
+		for _, id := range []string{"01a24e24-112f-7e37-b0b8-4b832d02fadf", "", `q"\\`, "<&>", "ä\xff"} {
+			rec := httptest.NewRecorder()
+			if err := writeRunResponse(rec, &launch.Run{ID: id, Status: launch.StatusPending}, override); err != nil {
+				t.Fatal(err)
+			}
+			want, _ := json.Marshal(runResponse{RunID: id, Status: launch.StatusPending})
+			wantCode := cmp.Or(override, http.StatusAccepted)
+			if rec.Body.String() != string(want)+"\n" || rec.Code != wantCode || rec.Header().Get("Content-Type") != "application/json" {
+				t.Errorf("run %q: %d %v %q, want %d application/json %q", id, rec.Code, rec.Header(), rec.Body, wantCode, want)
+			}
+		}
 	}
 }
