@@ -458,14 +458,26 @@ func (l *Launch) answerDryRun(w http.ResponseWriter, r *http.Request, run *launc
 }
 
 // requestLookup resolves the placeholders of action values and responses
-// for one request: {run_id}, {webhook.*}, then any Caddy placeholder.
+// for one request: {run_id}, {webhook.*}, then any Caddy placeholder. It
+// is used by one goroutine at a time (the request's).
 func requestLookup(r *http.Request, vr *validators.Request, runID string) launch.Lookup {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	// The request's webhook fields cannot change, and a trigger often
+	// names one twice (a title and a parameter both read the ref): each
+	// is looked up in the body once. Caddy's placeholders are not kept,
+	// as some of them change during the request.
+	var seen []webhookValue
 	return func(key string) (any, bool) {
 		if key == "run_id" {
 			return runID, true
 		}
+		for _, s := range seen {
+			if s.key == key {
+				return s.value, true
+			}
+		}
 		if v, ok := webhookPlaceholder(vr, key); ok {
+			seen = append(seen, webhookValue{key, v})
 			return v, true
 		}
 		if repl != nil {
@@ -473,6 +485,12 @@ func requestLookup(r *http.Request, vr *validators.Request, runID string) launch
 		}
 		return nil, false
 	}
+}
+
+// webhookValue is a {webhook.*} placeholder's value for one request.
+type webhookValue struct {
+	key   string
+	value any
 }
 
 // build resolves the action's templates for one request into a stored
