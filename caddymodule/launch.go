@@ -511,7 +511,7 @@ func (c *compiledAction) build(trigger, runID string, index int, project, payloa
 		// The action every trigger of the benchmarks runs: appended
 		// directly, with the bytes json.Marshal would write.
 		a.Name = c.step.String(look)
-		body, err := c.appendExecutionSpec(make([]byte, 0, 512), project, a.Name, payloadURL, tags, look)
+		body, err := c.appendExecutionSpec(make([]byte, 0, 1024), project, a.Name, payloadURL, tags, look)
 		if err != nil {
 			return a, err
 		}
@@ -583,51 +583,55 @@ func (c *compiledAction) appendExecutionSpec(dst []byte, project, step, payloadU
 		}
 		return t.String(look)
 	}
-	// A parameter or input that renders empty (a placeholder with no
-	// value) is left out: the step's default applies.
-	var params, inputs, env []namedValue
-	for _, p := range c.params {
-		if p.encoded != nil {
-			params = append(params, namedValue{name: p.name, encoded: p.encoded})
-		} else if v := p.tmpl.Value(look); v != "" {
-			params = append(params, namedValue{name: p.name, value: v})
-		}
-	}
-	for _, in := range c.inputs {
-		if v := in.tmpl.String(look); v != "" {
-			inputs = append(inputs, namedValue{name: in.name, value: v})
-		}
-	}
-	if c.cfg.PayloadInput != "" {
-		inputs = append(inputs, namedValue{name: c.cfg.PayloadInput, value: payloadURL})
-	}
-	for _, e := range c.env {
-		env = append(env, namedValue{name: e.name, value: e.tmpl.String(look)})
-	}
-	var groups []string
-	for _, g := range c.envGroups {
-		if v := g.String(look); v != "" {
-			groups = append(groups, v)
-		}
-	}
-
 	o := launch.JSONObject{B: append(dst, '{')}
 	o.String("project", project)
 	o.String("commit", c.commit.String(look))
 	o.String("step", step)
 	o.OptionalString("title", str(c.title))
-	if err := appendNamedValues(&o, "parameters", params); err != nil {
-		return nil, err
+	// A parameter or input that renders empty (a placeholder with no
+	// value) is left out: the step's default applies.
+	params := namedValues{o: &o, name: "parameters"}
+	for _, p := range c.params {
+		if p.encoded != nil {
+			params.addEncoded(p.name, p.encoded)
+		} else if v := p.tmpl.Value(look); v != "" {
+			if err := params.add(p.name, v); err != nil {
+				return nil, err
+			}
+		}
 	}
-	if err := appendNamedValues(&o, "inputs", inputs); err != nil {
-		return nil, err
+	params.end()
+	inputs := namedValues{o: &o, name: "inputs"}
+	for _, in := range c.inputs {
+		if v := in.tmpl.String(look); v != "" {
+			inputs.addString(in.name, v)
+		}
 	}
+	if c.cfg.PayloadInput != "" {
+		inputs.addString(c.cfg.PayloadInput, payloadURL)
+	}
+	inputs.end()
 	o.OptionalString("environment", str(c.environment))
 	o.OptionalString("image", str(c.image))
-	if err := appendNamedValues(&o, "environment_variables", env); err != nil {
-		return nil, err
+	env := namedValues{o: &o, name: "environment_variables"}
+	for _, e := range c.env {
+		env.addString(e.name, e.tmpl.String(look))
 	}
-	o.OptionalStrings("environment_variable_groups", groups)
+	env.end()
+	groups := 0
+	for _, g := range c.envGroups {
+		if v := g.String(look); v != "" {
+			if groups == 0 {
+				o.Key("environment_variable_groups")
+			}
+			o.B = append(o.B, launch.ListSeparator(groups))
+			o.B = launch.AppendJSONString(o.B, v)
+			groups++
+		}
+	}
+	if groups > 0 {
+		o.B = append(o.B, ']')
+	}
 	o.OptionalStrings("tags", tags)
 	o.OptionalString("runtime_config_preset", str(c.preset))
 	if c.cfg.Priority != nil {
@@ -641,38 +645,51 @@ func (c *compiledAction) appendExecutionSpec(dst []byte, project, step, payloadU
 	return append(o.B, '}'), nil
 }
 
-// namedValue is a resolved launch.NamedValue: its value, or the value's
-// JSON when it was encoded once at provision (a literal).
-type namedValue struct {
-	name    string
-	value   any
-	encoded []byte
+// namedValues appends an omitempty list of launch.NamedValue to o, with
+// the bytes json.Marshal writes for it: the member appears with its first
+// item, and end closes it.
+type namedValues struct {
+	o    *launch.JSONObject
+	name string
+	n    int
 }
 
-// appendNamedValues appends an omitempty list of launch.NamedValue to o,
-// with the bytes json.Marshal writes for it.
-func appendNamedValues(o *launch.JSONObject, name string, list []namedValue) error {
-	if len(list) == 0 {
-		return nil
+// item starts the next item and writes its name.
+func (l *namedValues) item(name string) {
+	if l.n == 0 {
+		l.o.Key(l.name)
 	}
-	o.Key(name)
-	for i, nv := range list {
-		o.B = append(o.B, launch.ListSeparator(i))
-		o.B = append(o.B, `{"name":`...)
-		o.B = launch.AppendJSONString(o.B, nv.name)
-		o.B = append(o.B, `,"value":`...)
-		if nv.encoded != nil {
-			o.B = append(o.B, nv.encoded...)
-		} else {
-			var err error
-			if o.B, err = launch.AppendJSONValue(o.B, nv.value); err != nil {
-				return err
-			}
-		}
-		o.B = append(o.B, '}')
+	l.o.B = append(l.o.B, launch.ListSeparator(l.n))
+	l.n++
+	l.o.B = append(l.o.B, `{"name":`...)
+	l.o.B = launch.AppendJSONString(l.o.B, name)
+	l.o.B = append(l.o.B, `,"value":`...)
+}
+
+// add appends a value of any type; an error is encoding/json's.
+func (l *namedValues) add(name string, value any) error {
+	l.item(name)
+	var err error
+	l.o.B, err = launch.AppendJSONValue(l.o.B, value)
+	l.o.B = append(l.o.B, '}')
+	return err
+}
+
+func (l *namedValues) addString(name, value string) {
+	l.item(name)
+	l.o.B = append(launch.AppendJSONString(l.o.B, value), '}')
+}
+
+// addEncoded appends a value already encoded (a literal's, at provision).
+func (l *namedValues) addEncoded(name string, encoded []byte) {
+	l.item(name)
+	l.o.B = append(append(l.o.B, encoded...), '}')
+}
+
+func (l *namedValues) end() {
+	if l.n > 0 {
+		l.o.B = append(l.o.B, ']')
 	}
-	o.B = append(o.B, ']')
-	return nil
 }
 
 // actionResult is one entry of the response's and run-info's result list.

@@ -121,3 +121,28 @@ func TestWriteRunResponseWithoutResults(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPendingAnswer is the 202 answer of wait 0s written by
+// json.Encoder (as before) and by writeRunResponse.
+//
+//	go test -run '^$' -bench PendingAnswer -benchmem ./caddymodule
+func BenchmarkPendingAnswer(b *testing.B) {
+	run := &launch.Run{ID: "01a24e24-112f-7e37-b0b8-4b832d02fadf", Status: launch.StatusPending}
+	w := &discardWriter{h: http.Header{}}
+	b.Run("json.Encoder", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			clear(w.h)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusAccepted)
+			_ = json.NewEncoder(w).Encode(runResponse{RunID: run.ID, Status: run.Status})
+		}
+	})
+	b.Run("writeRunResponse", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			clear(w.h)
+			_ = writeRunResponse(w, run, 0)
+		}
+	})
+}

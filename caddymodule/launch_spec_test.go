@@ -163,3 +163,41 @@ func FuzzAppendExecutionSpec(f *testing.F) {
 		checkSpecBytes(t, a, look)
 	})
 }
+
+// BenchmarkExecutionSpec is the spec of bench/caddyfiles/launch.caddyfile's
+// action built the former way (launch.ExecutionSpec and json.Marshal) and
+// appended.
+//
+//	go test -run '^$' -bench ExecutionSpec -benchmem ./caddymodule
+func BenchmarkExecutionSpec(b *testing.B) {
+	c, err := compileAction(ActionConfig{Kind: "execution", Step: "train", Commit: "main", PayloadInput: "dataset",
+		Title:      "Push {webhook.json.head_commit.id} to {webhook.json.ref}",
+		Parameters: []NameValue{{"epochs", "10"}, {"branch", "{webhook.json.ref}"}}, Tags: []string{"webhook"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	look := func(key string) (any, bool) {
+		switch key {
+		case "webhook.json.head_commit.id":
+			return "6113728f27ae82c7b1a177c8d03f9e96e0adf246", true
+		case "webhook.json.ref":
+			return "refs/heads/main", true
+		}
+		return nil, false
+	}
+	const project, runID = "0190a8e3-5b8e-7a4c-9d1f-3c2b1a0e9f7d", "01a24e24-112f-7e37-b0b8-4b832d02fadf"
+	const payloadURL = "http://127.0.0.1:8080/_valohai/payloads/" + runID + "?expires=1796607002&signature=PKlm2wK6n1E4Mr7ZB9Q2cT8e0a8vN3JxqgH6zL1yR5s"
+	tags := appendTag(appendTag(c.tagValues(look), "webhook:bench-push"), "webhook-run:"+runID+":1")
+	b.Run("struct+json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = json.Marshal(specReference(&c, project, payloadURL, tags, look))
+		}
+	})
+	b.Run("append", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = c.appendExecutionSpec(make([]byte, 0, 1024), project, "train", payloadURL, tags, look)
+		}
+	})
+}

@@ -10,22 +10,33 @@ import (
 // bytes encoding/json.Marshal would write, so that what is stored and
 // sent does not depend on which of the two wrote it.
 
-// AppendJSONString appends s as encoding/json.Marshal writes it. Text of
-// printable ASCII that needs no escaping (ids, names, most values) is
-// copied between quotes directly; anything else (quotes, backslashes,
-// control bytes, non-ASCII, and <, > and & which encoding/json escapes for
-// HTML) is left to encoding/json.
+// AppendJSONString appends s as encoding/json.Marshal writes it.
+// Printable ASCII (ids, names, URLs, most values) is copied between
+// quotes, with <, > and & escaped for HTML as encoding/json does; a string
+// with anything else (quotes, backslashes, control bytes, non-ASCII) is
+// left to encoding/json.
 func AppendJSONString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if !unescapedInJSON[s[i]] {
-			quoted, _ := json.Marshal(s) // a string always encodes
-			return append(dst, quoted...)
-		}
-	}
+	start := len(dst)
 	dst = append(dst, '"')
-	dst = append(dst, s...)
+	copied := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if unescapedInJSON[c] {
+			continue
+		}
+		if c != '<' && c != '>' && c != '&' {
+			quoted, _ := json.Marshal(s) // a string always encodes
+			return append(dst[:start], quoted...)
+		}
+		dst = append(dst, s[copied:i]...)
+		dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+		copied = i + 1
+	}
+	dst = append(dst, s[copied:]...)
 	return append(dst, '"')
 }
+
+const hexDigits = "0123456789abcdef"
 
 // unescapedInJSON marks the bytes encoding/json writes into a string as they
 // are: printable ASCII but the quote, the backslash and <, > and &.

@@ -10,7 +10,7 @@ import (
 var jsonStringSeeds = []string{
 	"", "01a24e24-112f-7e37-b0b8-4b832d02fadf", "pending", "refs/heads/main",
 	`say "hi"`, `back\slash`, "tab\there", "nl\n", "\x00\x1f\x7f", "<script>", "a&b", "ä", "€",
-	"\u2028\u2029", "\xff invalid", "emoji 🚀",
+	"\u2028\u2029", "\xff invalid", "emoji 🚀", "http://h/p/r?expires=1&signature=a<b>&", "<<>>&&",
 }
 
 func TestAppendJSONStringIsMarshal(t *testing.T) {
