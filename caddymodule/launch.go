@@ -618,20 +618,13 @@ func (c *compiledAction) appendExecutionSpec(dst []byte, project, step, payloadU
 		env.addString(e.name, e.tmpl.String(look))
 	}
 	env.end()
-	groups := 0
+	var groups []string
 	for _, g := range c.envGroups {
 		if v := g.String(look); v != "" {
-			if groups == 0 {
-				o.Key("environment_variable_groups")
-			}
-			o.B = append(o.B, launch.ListSeparator(groups))
-			o.B = launch.AppendJSONString(o.B, v)
-			groups++
+			groups = append(groups, v)
 		}
 	}
-	if groups > 0 {
-		o.B = append(o.B, ']')
-	}
+	o.OptionalStrings("environment_variable_groups", groups)
 	o.OptionalStrings("tags", tags)
 	o.OptionalString("runtime_config_preset", str(c.preset))
 	if c.cfg.Priority != nil {
