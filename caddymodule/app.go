@@ -267,7 +267,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("valohai: reading the payload signing key from the store: %w", err)
 	}
-	a.signer = launch.URLSigner{Key: key, Base: a.PayloadURL}
+	a.signer = launch.NewURLSigner(key, a.PayloadURL)
 	a.client = &launch.Client{BaseURL: a.apiURL, Token: a.apiToken, PayloadURL: a.PayloadURL}
 	a.dispatcher = &launch.Dispatcher{
 		Store:     a.store,

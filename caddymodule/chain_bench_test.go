@@ -9,8 +9,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -285,4 +287,165 @@ func BenchmarkBodyRead(b *testing.B) {
 		bodies.release(held)
 		idle.HandlerDone()
 	}
+}
+
+// benchLaunchRoute is bench/caddyfiles/launch.caddyfile's route: the chain
+// in front of a valohai_launch that answers 202 once the run and its
+// payload are stored (wait 0s).
+const benchLaunchRoute = "route /hook {" + benchChainConditions + `
+		webhook_rate_limit 1000000000 1h
+		valohai_launch bench-push {
+			project 0190a8e3-5b8e-7a4c-9d1f-3c2b1a0e9f7d
+			execution train {
+				commit        main
+				payload_input dataset
+				title         "Push {webhook.json.head_commit.id} to {webhook.json.ref}"
+				parameter     epochs 10
+				parameter     branch {webhook.json.ref}
+				tag           webhook
+			}
+			wait 0s
+		}
+	}`
+
+// BenchmarkLaunchServe is one valid 1 KiB GitHub push through the full
+// durable trigger of bench/caddyfiles/launch.caddyfile, on each embedded
+// engine in a temporary directory (synced writes on the real disk).
+// Requests come from 32 goroutines, as from wrk's 32 connections, so the
+// store's group commit batches their writes and, on one CPU
+// (-test.cpu 1), ns/op is the CPU an accepted request costs the server
+// rather than the disk's sync latency; cpu-ns/op is the process's CPU time
+// (user and system, every goroutine) per request. Valohai never answers
+// (the workers wait on it), so no launch work runs during the benchmark,
+// as in the whole-server run with its slowed simulator.
+//
+//	go test -run '^$' -bench 'LaunchServe' -benchmem -cpu 1 ./caddymodule
+func BenchmarkLaunchServe(b *testing.B) {
+	body := benchPushBody(b)
+	for _, engine := range []string{"pebble", "bbolt"} {
+		b.Run(engine, func(b *testing.B) {
+			stall := make(chan struct{})
+			valohai := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-stall:
+				case <-r.Context().Done():
+				}
+				http.Error(w, "benchmark over", http.StatusServiceUnavailable)
+			}))
+			b.Cleanup(valohai.Close)
+			srv := benchLaunchServer(b, valohai.URL, engine)
+			// Cleanups run last first: the workers' calls end before
+			// Caddy stops, and the stand-in closes last.
+			b.Cleanup(func() { close(stall) })
+			header := benchSignedHeader(body)
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			// The server's ends of the connections, closed with the listener.
+			go func() {
+				var peers []net.Conn
+				defer func() {
+					for _, c := range peers {
+						c.Close()
+					}
+				}()
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					peers = append(peers, c)
+				}
+			}()
+			b.SetParallelism(32)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			cpu0 := processCPU(b)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				conn, err := net.Dial("tcp", l.Addr().String())
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer conn.Close()
+				w := &discardWriter{h: http.Header{}, conn: conn}
+				rd := bytes.NewReader(body)
+				for pb.Next() {
+					req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1/hook", nil)
+					req.Header = header.Clone()
+					req.ContentLength = int64(len(body))
+					req.RemoteAddr = "127.0.0.1:40000"
+					rd.Reset(body)
+					req.Body = io.NopCloser(eofReader{rd})
+					clear(w.h)
+					w.status = 0
+					srv.ServeHTTP(w, req)
+					if w.status != http.StatusAccepted {
+						b.Errorf("status %d", w.status)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// benchLaunchServer loads benchLaunchRoute with the valohai app on Valohai
+// at apiURL and a fresh store of the given engine, and returns the site's
+// server.
+func benchLaunchServer(b *testing.B, apiURL, engine string) *caddyhttp.Server {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := b.TempDir()
+	cf := fmt.Sprintf(`{
+	admin off
+	persist_config off
+	storage file_system %[1]s/caddy
+	log {
+		level WARN
+	}
+	valohai {
+		api_url     %[4]s
+		api_token   bench
+		store       file %[1]s/valohai %[5]s
+		payload_url http://127.0.0.1:%[2]d/_valohai/payloads
+	}
+}
+
+http://127.0.0.1:%[2]d {
+	%[3]s
+}
+`, dir, port, benchLaunchRoute, apiURL, engine)
+	if err := loadCaddyfile(cf); err != nil {
+		b.Fatalf("loading config: %v\n%s", err, cf)
+	}
+	b.Cleanup(func() { _ = caddy.Stop() })
+	app, err := caddy.ActiveContext().App("http")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, srv := range app.(*caddyhttp.App).Servers {
+		return srv
+	}
+	b.Fatal("no server")
+	return nil
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

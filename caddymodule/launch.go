@@ -121,6 +121,9 @@ type NameValue struct {
 type namedTemplate struct {
 	name string
 	tmpl *launch.Template
+	// encoded is the JSON of a parameter's value without placeholders
+	// (encoded once at provision); nil otherwise.
+	encoded []byte
 }
 
 type compiledAction struct {
@@ -265,12 +268,20 @@ func compileAction(a ActionConfig) (compiledAction, error) {
 			if nv.Name == "" && err == nil {
 				err = fmt.Errorf("%s: a name is required", field)
 			}
-			out = append(out, namedTemplate{nv.Name, parse(field+" "+nv.Name, nv.Value)})
+			out = append(out, namedTemplate{name: nv.Name, tmpl: parse(field+" "+nv.Name, nv.Value)})
 		}
 		return out
 	}
 	c.title = parse("title", a.Title)
 	c.params = named("parameter", a.Parameters)
+	for i, p := range c.params {
+		// As appendExecutionSpec would write it per request; an empty
+		// value is left out there.
+		if p.tmpl.IsLiteral() && p.tmpl.Value(nil) != "" {
+			// A literal is a string, a bool or a valid json.Number.
+			c.params[i].encoded, _ = json.Marshal(p.tmpl.Value(nil))
+		}
+	}
 	for _, t := range a.Tags {
 		c.tags = append(c.tags, parse("tag", t))
 	}
@@ -447,14 +458,26 @@ func (l *Launch) answerDryRun(w http.ResponseWriter, r *http.Request, run *launc
 }
 
 // requestLookup resolves the placeholders of action values and responses
-// for one request: {run_id}, {webhook.*}, then any Caddy placeholder.
+// for one request: {run_id}, {webhook.*}, then any Caddy placeholder. It
+// is used by one goroutine at a time (the request's).
 func requestLookup(r *http.Request, vr *validators.Request, runID string) launch.Lookup {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	// The request's webhook fields cannot change, and a trigger often
+	// names one twice (a title and a parameter both read the ref): each
+	// is looked up in the body once. Caddy's placeholders are not kept,
+	// as some of them change during the request.
+	var seen []webhookValue
 	return func(key string) (any, bool) {
 		if key == "run_id" {
 			return runID, true
 		}
+		for _, s := range seen {
+			if s.key == key {
+				return s.value, true
+			}
+		}
 		if v, ok := webhookPlaceholder(vr, key); ok {
+			seen = append(seen, webhookValue{key, v})
 			return v, true
 		}
 		if repl != nil {
@@ -462,6 +485,12 @@ func requestLookup(r *http.Request, vr *validators.Request, runID string) launch
 		}
 		return nil, false
 	}
+}
+
+// webhookValue is a {webhook.*} placeholder's value for one request.
+type webhookValue struct {
+	key   string
+	value any
 }
 
 // build resolves the action's templates for one request into a stored
@@ -474,13 +503,20 @@ func (c *compiledAction) build(trigger, runID string, index int, project, payloa
 	var spec any
 	tags := c.tagValues(look)
 	if c.kind != launch.ActionFetchRepository {
-		a.Marker = fmt.Sprintf("webhook-run:%s:%d", runID, index+1)
+		a.Marker = "webhook-run:" + runID + ":" + strconv.Itoa(index+1)
 		tags = appendTag(appendTag(tags, "webhook:"+trigger), a.Marker)
 	}
 	switch c.kind {
 	case launch.ActionRunExecution:
+		// The action every trigger of the benchmarks runs: appended
+		// directly, with the bytes json.Marshal would write.
 		a.Name = c.step.String(look)
-		spec = c.executionSpec(project, payloadURL, tags, look)
+		body, err := c.appendExecutionSpec(make([]byte, 0, 1024), project, a.Name, payloadURL, tags, look)
+		if err != nil {
+			return a, err
+		}
+		a.Body = body
+		return a, nil
 	case launch.ActionRunPipeline:
 		a.Name = c.step.String(look)
 		ps := launch.PipelineSpec{Project: project, Commit: c.commit.String(look), Pipeline: a.Name, Tags: tags}
@@ -534,47 +570,119 @@ func appendTag(tags []string, tag string) []string {
 	return append(tags, tag)
 }
 
-// executionSpec resolves an execution action for one request. The worker
-// turns it into the body valohai-cli would send, typed by the commit's
-// valohai.yaml (convert.BuildExecutionBody); values that render empty are
-// left out.
-func (c *compiledAction) executionSpec(project, payloadURL string, tags []string, look launch.Lookup) launch.ExecutionSpec {
-	spec := launch.ExecutionSpec{
-		Project: project, Commit: c.commit.String(look), Step: c.step.String(look), Tags: tags,
-		TimeLimit: c.cfg.TimeLimit, Priority: c.cfg.Priority,
-	}
+// appendExecutionSpec appends the launch.ExecutionSpec of an execution
+// action for one request to dst, as JSON: the bytes json.Marshal writes
+// for the spec (omitempty fields left out when empty), without building
+// the spec and marshaling it by reflection. The worker turns it into the
+// body valohai-cli would send, typed by the commit's valohai.yaml
+// (convert.BuildExecutionBody).
+func (c *compiledAction) appendExecutionSpec(dst []byte, project, step, payloadURL string, tags []string, look launch.Lookup) ([]byte, error) {
 	str := func(t *launch.Template) string {
 		if t == nil {
 			return ""
 		}
 		return t.String(look)
 	}
-	spec.Title, spec.Environment = str(c.title), str(c.environment)
-	spec.Image, spec.RuntimeConfigPreset = str(c.image), str(c.preset)
-	for _, g := range c.envGroups {
-		if v := g.String(look); v != "" {
-			spec.EnvironmentVariableGroups = append(spec.EnvironmentVariableGroups, v)
-		}
-	}
-	// A parameter or input that renders empty (a placeholder with no value)
-	// is left out: the step's default applies.
+	o := launch.JSONObject{B: append(dst, '{')}
+	o.String("project", project)
+	o.String("commit", c.commit.String(look))
+	o.String("step", step)
+	o.OptionalString("title", str(c.title))
+	// A parameter or input that renders empty (a placeholder with no
+	// value) is left out: the step's default applies.
+	params := namedValues{o: &o, name: "parameters"}
 	for _, p := range c.params {
-		if v := p.tmpl.Value(look); v != "" {
-			spec.Parameters = append(spec.Parameters, launch.NamedValue{Name: p.name, Value: v})
+		if p.encoded != nil {
+			params.addEncoded(p.name, p.encoded)
+		} else if v := p.tmpl.Value(look); v != "" {
+			if err := params.add(p.name, v); err != nil {
+				return nil, err
+			}
 		}
 	}
+	params.end()
+	inputs := namedValues{o: &o, name: "inputs"}
 	for _, in := range c.inputs {
 		if v := in.tmpl.String(look); v != "" {
-			spec.Inputs = append(spec.Inputs, launch.NamedValue{Name: in.name, Value: v})
+			inputs.addString(in.name, v)
 		}
 	}
 	if c.cfg.PayloadInput != "" {
-		spec.Inputs = append(spec.Inputs, launch.NamedValue{Name: c.cfg.PayloadInput, Value: payloadURL})
+		inputs.addString(c.cfg.PayloadInput, payloadURL)
 	}
+	inputs.end()
+	o.OptionalString("environment", str(c.environment))
+	o.OptionalString("image", str(c.image))
+	env := namedValues{o: &o, name: "environment_variables"}
 	for _, e := range c.env {
-		spec.EnvironmentVariables = append(spec.EnvironmentVariables, launch.NamedValue{Name: e.name, Value: e.tmpl.String(look)})
+		env.addString(e.name, e.tmpl.String(look))
 	}
-	return spec
+	env.end()
+	var groups []string
+	for _, g := range c.envGroups {
+		if v := g.String(look); v != "" {
+			groups = append(groups, v)
+		}
+	}
+	o.OptionalStrings("environment_variable_groups", groups)
+	o.OptionalStrings("tags", tags)
+	o.OptionalString("runtime_config_preset", str(c.preset))
+	if c.cfg.Priority != nil {
+		o.Key("priority")
+		o.B = strconv.AppendInt(o.B, *c.cfg.Priority, 10)
+	}
+	if c.cfg.TimeLimit != 0 {
+		o.Key("time_limit")
+		o.B = strconv.AppendInt(o.B, c.cfg.TimeLimit, 10)
+	}
+	return append(o.B, '}'), nil
+}
+
+// namedValues appends an omitempty list of launch.NamedValue to o, with
+// the bytes json.Marshal writes for it: the member appears with its first
+// item, and end closes it.
+type namedValues struct {
+	o    *launch.JSONObject
+	name string
+	n    int
+}
+
+// item starts the next item and writes its name.
+func (l *namedValues) item(name string) {
+	if l.n == 0 {
+		l.o.Key(l.name)
+	}
+	l.o.B = append(l.o.B, launch.ListSeparator(l.n))
+	l.n++
+	l.o.B = append(l.o.B, `{"name":`...)
+	l.o.B = launch.AppendJSONString(l.o.B, name)
+	l.o.B = append(l.o.B, `,"value":`...)
+}
+
+// add appends a value of any type; an error is encoding/json's.
+func (l *namedValues) add(name string, value any) error {
+	l.item(name)
+	var err error
+	l.o.B, err = launch.AppendJSONValue(l.o.B, value)
+	l.o.B = append(l.o.B, '}')
+	return err
+}
+
+func (l *namedValues) addString(name, value string) {
+	l.item(name)
+	l.o.B = append(launch.AppendJSONString(l.o.B, value), '}')
+}
+
+// addEncoded appends a value already encoded (a literal's, at provision).
+func (l *namedValues) addEncoded(name string, encoded []byte) {
+	l.item(name)
+	l.o.B = append(append(l.o.B, encoded...), '}')
+}
+
+func (l *namedValues) end() {
+	if l.n > 0 {
+		l.o.B = append(l.o.B, ']')
+	}
 }
 
 // actionResult is one entry of the response's and run-info's result list.
@@ -719,6 +827,18 @@ func writeRunResponse(w http.ResponseWriter, run *launch.Run, override int) erro
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	if resp.Result == nil {
+		// The answer of every run accepted with wait 0s: the bytes
+		// json.Encoder writes for it, without its reflection.
+		b := make([]byte, 0, 80)
+		b = append(b, `{"run_id":`...)
+		b = launch.AppendJSONString(b, resp.RunID)
+		b = append(b, `,"status":`...)
+		b = launch.AppendJSONString(b, string(resp.Status))
+		b = append(b, "}\n"...)
+		_, err := w.Write(b)
+		return err
+	}
 	return json.NewEncoder(w).Encode(resp)
 }
 

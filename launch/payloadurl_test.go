@@ -3,8 +3,10 @@ package launch
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -137,5 +139,66 @@ func TestNewSigningKey(t *testing.T) {
 	}
 	if len(a) != 32 || len(b) != 32 || bytes.Equal(a, b) {
 		t.Errorf("keys %x and %x: want two different 32-byte keys", a, b)
+	}
+}
+
+// NewURLSigner's signer (keyed HMACs reused from a pool) makes the same
+// URLs as a URLSigner literal (a new HMAC per URL) for the same key, from
+// many goroutines at once, and they are the documented
+// <base>/<run id>?expires=<unix>&signature=<base64url HMAC> with the run
+// id path-escaped.
+func TestNewURLSignerSameURLs(t *testing.T) {
+	key := bytes.Repeat([]byte{9}, 32)
+	const base = "https://hooks.example.com/_valohai/payloads/"
+	literal := URLSigner{Key: key, Base: base}
+	pooled := NewURLSigner(key, base)
+	expires := time.Unix(1_760_604_800, 0)
+
+	want := literal.URL("a b/c", expires)
+	if !strings.HasPrefix(want, "https://hooks.example.com/_valohai/payloads/a%20b%2Fc?expires=1760604800&signature=") {
+		t.Fatalf("URL = %q", want)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				runID := fmt.Sprintf("run-%d-%d", g, i)
+				at := expires.Add(time.Duration(i) * time.Second)
+				if got, want := pooled.URL(runID, at), literal.URL(runID, at); got != want {
+					t.Errorf("pooled URL %q, literal %q", got, want)
+					return
+				}
+				id, exp, sig := parsePayloadURL(t, pooled.URL(runID, at))
+				if err := pooled.Verify(id, exp, sig, expires); err != nil {
+					t.Errorf("pooled Verify of its own URL: %v", err)
+					return
+				}
+				if err := literal.Verify(id, exp, sig, expires); err != nil {
+					t.Errorf("literal Verify of the pooled URL: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// BenchmarkURLSigner: a URLSigner literal keys a new HMAC per URL,
+// NewURLSigner's reuses keyed ones.
+//
+//	go test -run '^$' -bench URLSigner -benchmem ./launch
+func BenchmarkURLSigner(b *testing.B) {
+	key := bytes.Repeat([]byte{9}, 32)
+	expires := time.Unix(1_760_604_800, 0)
+	for name, s := range map[string]URLSigner{
+		"literal":   {Key: key, Base: "http://127.0.0.1:8080/_valohai/payloads"},
+		"NewSigner": NewURLSigner(key, "http://127.0.0.1:8080/_valohai/payloads"),
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = s.URL("01a24e24-112f-7e37-b0b8-4b832d02fadf", expires)
+			}
+		})
 	}
 }

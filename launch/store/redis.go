@@ -708,7 +708,7 @@ func (r *Redis) CreateRun(ctx context.Context, run *launch.Run, payload *launch.
 	if run == nil || run.ID == "" {
 		return errors.New("store: CreateRun needs a run with an id")
 	}
-	data, err := json.Marshal(run)
+	data, err := launch.MarshalRun(run)
 	if err != nil {
 		return fmt.Errorf("store: encoding run %q: %w", run.ID, err)
 	}
@@ -774,7 +774,7 @@ func (r *Redis) UpdateRun(ctx context.Context, run *launch.Run) error {
 	if run == nil {
 		return errors.New("store: UpdateRun needs a run")
 	}
-	data, err := json.Marshal(run)
+	data, err := launch.MarshalRun(run)
 	if err != nil {
 		return fmt.Errorf("store: encoding run %q: %w", run.ID, err)
 	}
