@@ -226,7 +226,7 @@ func prepareCreate(run *launch.Run, payload *launch.Payload, claims []launch.Cla
 	if run == nil || run.ID == "" {
 		return nil, nil, nil, nil, 0, errors.New("store: CreateRun needs a run with an id")
 	}
-	if data, err = json.Marshal(run); err != nil {
+	if data, err = launch.MarshalRun(run); err != nil {
 		return nil, nil, nil, nil, 0, fmt.Errorf("store: encoding run %q: %w", run.ID, err)
 	}
 	if payload != nil {
@@ -339,7 +339,7 @@ func (b *Bolt) UpdateRun(ctx context.Context, run *launch.Run) error {
 	if run == nil {
 		return errors.New("store: UpdateRun needs a run")
 	}
-	data, err := json.Marshal(run)
+	data, err := launch.MarshalRun(run)
 	if err != nil {
 		return fmt.Errorf("store: encoding run %q: %w", run.ID, err)
 	}

@@ -580,7 +580,7 @@ func (p *Pebble) UpdateRun(ctx context.Context, run *launch.Run) error {
 	if run == nil {
 		return errors.New("store: UpdateRun needs a run")
 	}
-	data, err := json.Marshal(run)
+	data, err := launch.MarshalRun(run)
 	if err != nil {
 		return fmt.Errorf("store: encoding run %q: %w", run.ID, err)
 	}
