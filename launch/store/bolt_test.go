@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
@@ -181,7 +183,7 @@ func benchmarkCreateRun(b *testing.B, parallel bool) {
 			b.Error(err)
 		}
 	}
-	commits := s.LastTxID()
+	commits, writes := s.LastTxID(), s.PageWrites()
 	b.ResetTimer()
 	if parallel {
 		b.SetParallelism(32) // webhooks wait on I/O, not CPU: many in flight per core
@@ -197,6 +199,39 @@ func benchmarkCreateRun(b *testing.B, parallel bool) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/float64(s.LastTxID()-commits), "runs/commit")
+	b.ReportMetric(float64(s.PageWrites()-writes)/float64(b.N), "pages/run")
+}
+
+// Runs arrive in time order (UUIDv7 ids, time-stamped index keys), so a
+// commit appends to the last page of each bucket: the pages it fills must
+// end up nearly full, not half full as bbolt's default split leaves them
+// (which doubles the pages every commit writes and the file holds).
+func TestBoltTimeOrderedPagesStayFull(t *testing.T) {
+	s := openBolt(t, filepath.Join(t.TempDir(), "store.db"), store.BoltOptions{})
+	ctx := context.Background()
+	body := make([]byte, 1024)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 150 {
+				now := time.Now()
+				run := &launch.Run{ID: uuid.Must(uuid.NewV7()).String(), Trigger: "t", CreatedAt: now, UpdatedAt: now, NextAttemptAt: now,
+					Status: launch.StatusPending, Actions: []launch.Action{{Kind: launch.ActionRunExecution, State: launch.ActionPending, Body: []byte(`{"step":"train"}`)}}}
+				if err := s.CreateRun(ctx, run, &launch.Payload{Body: body, ContentType: "application/json", ExpiresAt: now.Add(time.Hour)}); err != nil {
+					t.Errorf("goroutine %d: %v", g, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, bucket := range []string{"runs", "payloads", "runs_by_time", "queue"} {
+		if fill := s.LeafFill(bucket); fill < 0.7 {
+			t.Errorf("bucket %s: leaf pages %.0f%% full, want at least 70%% (half full is bbolt's default split)", bucket, 100*fill)
+		}
+	}
 }
 
 // BenchmarkBoltCreateRunParallel shows group commit: concurrent CreateRun

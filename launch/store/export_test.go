@@ -29,3 +29,22 @@ func (b *Bolt) Commits() int64 { return b.gc.commits.Load() }
 
 // Commits is how many write batches the store committed (WAL syncs).
 func (p *Pebble) Commits() int64 { return p.gc.commits.Load() }
+
+// PageWrites is how many page writes (pwrite calls) the store's
+// transactions have made.
+func (b *Bolt) PageWrites() int64 {
+	st := b.db.Stats()
+	return st.TxStats.GetWrite()
+}
+
+// LeafFill is the share of the bytes of bucket's leaf pages in use.
+func (b *Bolt) LeafFill(bucket string) (fill float64) {
+	b.db.View(func(tx *bolt.Tx) error {
+		st := tx.Bucket([]byte(bucket)).Stats()
+		if st.LeafAlloc > 0 {
+			fill = float64(st.LeafInuse) / float64(st.LeafAlloc)
+		}
+		return nil
+	})
+	return fill
+}
