@@ -69,8 +69,15 @@ const benchChainConditions = `
 		webhook_filter ` + "`" + `body.ref == "refs/heads/main" && headers["X-Github-Event"] == "push"` + "`"
 
 // benchServer loads a Caddyfile whose only site answers with route and
-// returns that site's server.
+// returns that site's server (Valohai unreachable: nothing launches).
 func benchServer(b *testing.B, route string) *caddyhttp.Server {
+	return benchSite(b, "http://127.0.0.1:1", "", route)
+}
+
+// benchSite loads a Caddyfile whose only site answers with route, the
+// valohai app on Valohai at apiURL with a fresh file store of the given
+// engine ("": the default), and returns that site's server.
+func benchSite(b *testing.B, apiURL, engine, route string) *caddyhttp.Server {
 	b.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -87,16 +94,17 @@ func benchServer(b *testing.B, route string) *caddyhttp.Server {
 		level WARN
 	}
 	valohai {
-		api_url   http://127.0.0.1:1
-		api_token bench
-		store     file %[1]s/valohai
+		api_url     %[4]s
+		api_token   bench
+		store       file %[1]s/valohai %[5]s
+		payload_url http://127.0.0.1:%[2]d/_valohai/payloads
 	}
 }
 
 http://127.0.0.1:%[2]d {
 	%[3]s
 }
-`, dir, port, route)
+`, dir, port, route, apiURL, engine)
 	if err := loadCaddyfile(cf); err != nil {
 		b.Fatalf("loading config: %v\n%s", err, cf)
 	}
@@ -289,23 +297,30 @@ func BenchmarkBodyRead(b *testing.B) {
 	}
 }
 
-// benchLaunchRoute is bench/caddyfiles/launch.caddyfile's route: the chain
-// in front of a valohai_launch that answers 202 once the run and its
-// payload are stored (wait 0s).
-const benchLaunchRoute = "route /hook {" + benchChainConditions + `
-		webhook_rate_limit 1000000000 1h
-		valohai_launch bench-push {
-			project 0190a8e3-5b8e-7a4c-9d1f-3c2b1a0e9f7d
+// launchTrigger is bench/caddyfiles/launch.caddyfile's valohai_launch on
+// project, its title ending in titleTail: one execution with the body as
+// its payload input and placeholders from the JSON body, answered 202 once
+// the run and its payload are stored (wait 0s).
+func launchTrigger(name, project, titleTail string) string {
+	return `
+		valohai_launch ` + name + ` {
+			project ` + project + `
 			execution train {
 				commit        main
 				payload_input dataset
-				title         "Push {webhook.json.head_commit.id} to {webhook.json.ref}"
+				title         "Push {webhook.json.head_commit.id} to {webhook.json.ref}` + titleTail + `"
 				parameter     epochs 10
 				parameter     branch {webhook.json.ref}
 				tag           webhook
 			}
 			wait 0s
-		}
+		}`
+}
+
+// benchLaunchRoute is bench/caddyfiles/launch.caddyfile's route: the chain
+// in front of its valohai_launch.
+var benchLaunchRoute = "route /hook {" + benchChainConditions + `
+		webhook_rate_limit 1000000000 1h` + launchTrigger("bench-push", "0190a8e3-5b8e-7a4c-9d1f-3c2b1a0e9f7d", "") + `
 	}`
 
 // BenchmarkLaunchServe is one valid 1 KiB GitHub push through the full
@@ -399,46 +414,7 @@ func BenchmarkLaunchServe(b *testing.B) {
 // at apiURL and a fresh store of the given engine, and returns the site's
 // server.
 func benchLaunchServer(b *testing.B, apiURL, engine string) *caddyhttp.Server {
-	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := b.TempDir()
-	cf := fmt.Sprintf(`{
-	admin off
-	persist_config off
-	storage file_system %[1]s/caddy
-	log {
-		level WARN
-	}
-	valohai {
-		api_url     %[4]s
-		api_token   bench
-		store       file %[1]s/valohai %[5]s
-		payload_url http://127.0.0.1:%[2]d/_valohai/payloads
-	}
-}
-
-http://127.0.0.1:%[2]d {
-	%[3]s
-}
-`, dir, port, benchLaunchRoute, apiURL, engine)
-	if err := loadCaddyfile(cf); err != nil {
-		b.Fatalf("loading config: %v\n%s", err, cf)
-	}
-	b.Cleanup(func() { _ = caddy.Stop() })
-	app, err := caddy.ActiveContext().App("http")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, srv := range app.(*caddyhttp.App).Servers {
-		return srv
-	}
-	b.Fatal("no server")
-	return nil
+	return benchSite(b, apiURL, engine, benchLaunchRoute)
 }
 
 // processCPU is the user and system CPU time this process has used.

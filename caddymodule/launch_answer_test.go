@@ -15,22 +15,11 @@ import (
 )
 
 // answerRoutes is bench/caddyfiles/launch.caddyfile's trigger behind a
-// token: the accept path whose CPU issue 12 cuts.
-const answerRoutes = `
+// token (its title also carries characters JSON writers escape): the
+// accept path whose CPU issue 12 cuts.
+var answerRoutes = `
 	handle /accept {
-		webhook_token accept-token
-		valohai_launch accept-push {
-			project ` + testProject + `
-			execution train {
-				commit        main
-				payload_input dataset
-				title         "Push {webhook.json.head_commit.id} to {webhook.json.ref} <&>"
-				parameter     epochs 10
-				parameter     branch {webhook.json.ref}
-				tag           webhook
-			}
-			wait 0s
-		}
+		webhook_token accept-token` + launchTrigger("accept-push", testProject, " <&>") + `
 	}
 `
 
