@@ -106,6 +106,20 @@ type pebbleWrite = write[*pebble.Batch]
 
 var _ launch.Store = (*Pebble)(nil)
 
+const (
+	// pebbleMemTableSize is the size a memtable grows to.
+	pebbleMemTableSize = 32 << 20
+	// pebbleMemTables is how many memtables pebble keeps (the one written
+	// and those waiting for their flush) before it stalls writes.
+	pebbleMemTables = 2
+	// pebbleBlockCache is what the block cache holds for blocks while
+	// pebbleMemTables full memtables are charged to it.
+	pebbleBlockCache = 16 << 20
+	// pebbleCacheSize is the block cache's size: the memtables it is
+	// charged for, plus pebbleBlockCache.
+	pebbleCacheSize = pebbleMemTables*pebbleMemTableSize + pebbleBlockCache
+)
+
 // pebbleOptions tunes pebble for this store's writes: every accepted
 // request commits a new run, payload and queue entry and looks up keys that
 // mostly do not exist yet (a new run id, a new delivery key).
@@ -115,11 +129,18 @@ var _ launch.Store = (*Pebble)(nil)
 //   - A 32 MiB memtable (pebble's default is 4 MiB) holds about 20,000
 //     accepted 1 KiB requests before a flush, so a burst is not turned into
 //     a stream of small flushes and compactions.
+//   - The block cache is sized above the memtables: pebble charges every
+//     live memtable to it (Cache.Reserve), and a cache no larger than them
+//     keeps no block at all. With pebble's default 8 MiB beside two 32 MiB
+//     memtables every lookup read its table's index and filter blocks
+//     from the file again (README.md, "The durable write path").
 func pebbleOptions() *pebble.Options {
 	o := &pebble.Options{
-		Logger:       pebbleLogger{},
-		FS:           privateFS{vfs.Default},
-		MemTableSize: 32 << 20,
+		Logger:                      pebbleLogger{},
+		FS:                          privateFS{vfs.Default},
+		MemTableSize:                pebbleMemTableSize,
+		MemTableStopWritesThreshold: pebbleMemTables,
+		CacheSize:                   pebbleCacheSize,
 	}
 	for i := range o.Levels {
 		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
