@@ -22,6 +22,9 @@
 #                 store) on `store file <dir> bbolt`, against a slowed-down simulator in
 #                 another Caddy process
 #   launch-pebble the same on `store file <dir> pebble`, the embedded default
+#   launch-bbolt-dedupe, launch-pebble-dedupe  the same plus webhook_dedupe
+#                 on X-GitHub-Delivery, a new id in every request (wrk
+#                 builds each request): the lookup of a new delivery key
 #   launch-redis  the same on the redis store (a redis-server started here)
 #   launch-sentinel  the same on Redis Sentinel (1 master, 2 replicas, 3
 #                 sentinels started here), min_replicas_ack 1
@@ -70,6 +73,8 @@ chain|chain|slack|file|chain|hmac slack + timestamp + filter + rate_limit → re
 chain-nolimit|chain-nolimit|slack|file|info|the chain without rate_limit (diagnostic)
 launch-bbolt|launch|slack|file bbolt|launch-embedded|chain + `valohai_launch` wait 0s, bbolt store
 launch-pebble|launch|slack|file pebble|launch-embedded|chain + `valohai_launch` wait 0s, pebble store
+launch-bbolt-dedupe|launch-dedupe|slack|file bbolt|info|the bbolt trigger + `webhook_dedupe` on a new delivery id per request
+launch-pebble-dedupe|launch-dedupe|slack|file pebble|info|the pebble trigger + `webhook_dedupe` on a new delivery id per request
 launch-redis|launch|slack|redis|launch-remote|chain + `valohai_launch` wait 0s, redis store
 launch-sentinel|launch-sentinel|slack|sentinel|launch-remote|the same on Redis Sentinel, `min_replicas_ack 1`
 launch-cluster|launch-cluster|slack|cluster|launch-remote|the same on a 3-master Redis Cluster
@@ -87,7 +92,7 @@ done <<<"$SCENARIOS_TABLE"
 SCENARIOS=$(IFS=,; echo "${ALL_SCENARIOS[*]}")
 
 usage() {
-	sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
 	cat <<EOF
 
 Options:
@@ -387,6 +392,8 @@ start_server() {
 	rm -rf "$BENCH_DATA" && mkdir -p "$BENCH_DATA"
 	URL=http://127.0.0.1:$BENCH_PORT/hook
 	SCHEME=${SC_SCHEME[$scen]}
+	DELIVERY=""
+	[[ $scen == *-dedupe ]] && DELIVERY=1
 	store_env "$scen"
 	store_hook start "$scen"
 	if [ "${SC_FILE[$scen]}" = - ]; then # adnanh/webhook
@@ -423,6 +430,7 @@ load() {
 	local out secs=$1 conns=$CONNS
 	if [ "$2" = 1m ]; then secs=$((secs * 2)) conns=$CONNS_1M; fi
 	out=$(BENCH_BODY=$WORK/body-$2.json BENCH_HEADERS=$WORK/headers \
+		BENCH_DELIVERY=$DELIVERY BENCH_NONCE=$RANDOM$RANDOM$RANDOM \
 		"${ON_CLIENT[@]}" timeout $((secs + 60)) wrk -t"$WRK_THREADS" -c"$conns" -d"$secs"s --timeout 10s -s "$REPO/bench/wrk/post.lua" "$URL" 2>&1) ||
 		{ echo "$out" >>"$LOG"; die "wrk failed against $URL"; }
 	echo "$out" | sed -n 's/^WRKJSON //p'
@@ -566,7 +574,7 @@ if [ "$MEM" = 1 ] && [ -n "$SIM_PID" ]; then
 	}
 	for s in "${ACTIVE[@]}"; do
 		# memory per queued run: the embedded stores and the single redis
-		case $s in launch-sentinel | launch-cluster) continue ;; esac
+		case $s in launch-sentinel | launch-cluster | *-dedupe) continue ;; esac
 		[[ $s == launch-* ]] && [ -z "${BROKEN[$s]:-}" ] || continue
 		name="mem-$s"
 		start_server "$s" "$name"

@@ -1,12 +1,17 @@
 -- wrk script for bench/run.sh: POSTs one pre-signed body over keep-alive
 -- connections, counts every response status, and prints one JSON line of
--- figures at the end (run.sh parses it).
+-- figures at the end (run.sh parses it). A response marked
+-- Webhook-Duplicate is counted under status 0, not as a success.
 --
 -- Environment (read once per thread, so the request is built once and wrk
 -- sends the same bytes each time, as a static request costs wrk least):
 --   BENCH_BODY     path of the body file
 --   BENCH_HEADERS  path of a file of "Name: value" lines (signatures etc.)
 --   BENCH_CTYPE    Content-Type (default application/json)
+--   BENCH_DELIVERY when set, every request carries a new X-GitHub-Delivery
+--                  ("<BENCH_NONCE>-<thread>-<n>"), so wrk builds each
+--                  request (the dedupe scenarios of bench/run.sh)
+--   BENCH_NONCE    makes the ids of this wrk run differ from earlier ones
 
 local function read_file(path)
   local f = assert(io.open(path, "rb"))
@@ -30,13 +35,28 @@ local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
+  thread:set("thread_no", #threads)
 end
 
 function init(args)
   statuses = {}
+  sent = 0
+end
+
+local delivery = os.getenv("BENCH_DELIVERY")
+if delivery and delivery ~= "" then
+  local nonce = os.getenv("BENCH_NONCE") or tostring(os.time())
+  function request()
+    sent = sent + 1
+    wrk.headers["X-GitHub-Delivery"] = string.format("%s-%d-%d", nonce, thread_no, sent)
+    return wrk.format()
+  end
 end
 
 function response(status, headers, body)
+  -- A repeated delivery is answered 2xx too: counted apart, and as a
+  -- failure, since every request of a trial carries a new id.
+  if headers["Webhook-Duplicate"] then status = 0 end
   statuses[status] = (statuses[status] or 0) + 1
 end
 
