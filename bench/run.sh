@@ -4,7 +4,7 @@
 # server pinned to one core and unpinned (the scheduler decides, as people
 # run it), and a table of issue 12's goals judged on both.
 #
-#   bench/run.sh                       # everything, ~12 minutes
+#   bench/run.sh                       # everything, ~22 minutes
 #   bench/run.sh -d 5 -r 5             # longer trials, more rounds
 #   bench/run.sh -s bare,chain -z 1k   # some scenarios, some sizes
 #   bench/run.sh --pin only            # pinned only (--pin none: unpinned only)
