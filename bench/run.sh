@@ -51,6 +51,7 @@ PROFILE_SECONDS=4
 GOBENCH=1           # go test -bench VerifyGitHub|RawHMAC
 GOBENCH_RUNS=3
 SIM_DELAY=5s        # how slow the simulated Valohai answers during trials
+SERVER_ENV=()       # NAME=VALUE settings for the Caddy servers under test (--server-env)
 MEM_RUNS=10000
 OUT=""
 KEEP=0
@@ -108,6 +109,10 @@ Options:
                          only: pinned only; none: unpinned only
       --no-pin           the same as --pin none
       --sim-delay DUR    how slowly the simulated Valohai answers (default $SIM_DELAY)
+      --server-env VARS  environment for the Caddy servers under test only
+                         (not adnanh/webhook, not the simulator), e.g.
+                         "GOGC=200" or "GOMAXPROCS=4 GOGC=200": to measure
+                         a tuning against the same baselines
       --no-mem           skip the memory-per-10k-queued-runs measurement
       --no-profile       skip the CPU profiles
       --no-gobench       skip go test -bench VerifyGitHub|RawHMAC
@@ -128,6 +133,12 @@ while [ $# -gt 0 ]; do
 	--pin) PIN_MODE=$2; shift 2 ;;
 	--no-pin) PIN_MODE=none; shift ;;
 	--sim-delay) SIM_DELAY=$2; shift 2 ;;
+	--server-env)
+		read -r -a SERVER_ENV <<<"$2"
+		for kv in "${SERVER_ENV[@]}"; do
+			[[ $kv =~ ^[A-Z_][A-Z0-9_]*=[^[:space:]]*$ ]] || { echo "run.sh: --server-env wants NAME=VALUE words, got '$kv'" >&2; exit 2; }
+		done
+		shift 2 ;;
 	--no-mem) MEM=0; shift ;;
 	--no-profile) PROFILE=0; shift ;;
 	--no-gobench) GOBENCH=0; shift ;;
@@ -404,7 +415,7 @@ start_server() {
 		wait_port "$BENCH_PORT" "$SRV_PID" "$name"
 		return
 	fi
-	"${ON_SERVER[@]}" "$CADDY" run --adapter caddyfile --config "$REPO/bench/caddyfiles/${SC_FILE[$scen]}.caddyfile" \
+	env ${SERVER_ENV[@]+"${SERVER_ENV[@]}"} "${ON_SERVER[@]}" "$CADDY" run --adapter caddyfile --config "$REPO/bench/caddyfiles/${SC_FILE[$scen]}.caddyfile" \
 		>"$OUT/logs/$name.log" 2>&1 &
 	SRV_PID=$!
 	wait_port "$BENCH_PORT" "$SRV_PID" "$name"
@@ -627,7 +638,7 @@ SUMMARY=$OUT/summary.md
 		"$((DURATION * 2))s after $((WARMUP * 2))s with $CONNS_1M connections for 1 MiB;" \
 		"pinned: server on CPU $SERVER_CPUS (GOMAXPROCS 1), wrk (1 thread), simulator and redis on CPU $CLIENT_CPUS;" \
 		"unpinned: no affinity, wrk with $NPROC threads;" \
-		"simulator delay $SIM_DELAY. Figures are medians over rounds; ratios are medians of same-round, same-mode ratios." \
+		"simulator delay $SIM_DELAY${SERVER_ENV[0]+; Caddy servers run with ${SERVER_ENV[*]}}. Figures are medians over rounds; ratios are medians of same-round, same-mode ratios." \
 		"Profiles, memory and the micro-benchmark: ${MODES[0]}."
 	"$BT" report -trials "$TRIALS" -scenarios "$OUT/scenarios.tsv" -conns "$CONNS" ${MEMTSV:+-mem "$MEMTSV"} ${GOBENCH_DIR:+-gobench "$GOBENCH_DIR"}
 	if [ ${#SKIPPED[@]} -gt 0 ]; then
