@@ -249,3 +249,57 @@ func TestReportReadsRunShFiles(t *testing.T) {
 		}
 	}
 }
+
+// The goals table shows the spread of the same-round ratios beside each
+// median, and says when the rounds fall on both sides of a goal: the
+// verdict of a median that 1 round in 3 contradicts is not settled.
+func TestGoalsShowRoundSpread(t *testing.T) {
+	var trials []trial
+	add := func(r int, pin, scen string, ok int) {
+		trials = append(trials, trial{Round: r, Pin: pin, Size: "1k", Scenario: scen, OK: ok, DurUS: 1e6, CPUS: 0.5})
+	}
+	// launch-bbolt / webhook: pinned 10×, 12×, 11× (all above 2×);
+	// unpinned 2.5×, 1.5×, 2.1× (median 2.1×, one round below).
+	for r, x := range []struct{ pinned, unpinned int }{{1000, 250}, {1200, 150}, {1100, 210}} {
+		add(r+1, "pinned", "webhook", 100)
+		add(r+1, "pinned", "launch-bbolt", x.pinned)
+		add(r+1, "unpinned", "webhook", 100)
+		add(r+1, "unpinned", "launch-bbolt", x.unpinned)
+	}
+	var out bytes.Buffer
+	if err := writeReport(&out, summarize(trials), reportOptions{scenarios: defaultScenarios, conns: goalConns}); err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(l, "| full durable trigger (launch-bbolt) vs adnanh/webhook, 1 KiB") {
+			line = l
+		}
+	}
+	for _, want := range []string{"11.00× (CPU 11.00×) [10.00–12.00×]", "2.10× (CPU 2.10×) [1.50–2.50×]",
+		"met; on the line: unpinned 1 of 3 rounds below"} {
+		if !strings.Contains(line, want) {
+			t.Fatalf("goal row %q lacks %q", line, want)
+		}
+	}
+
+	// A median under the goal with a round above it says so too.
+	trials = trials[:0]
+	for r, x := range []int{150, 190, 230} {
+		add(r+1, "pinned", "webhook", 100)
+		add(r+1, "pinned", "launch-bbolt", 1000)
+		add(r+1, "unpinned", "webhook", 100)
+		add(r+1, "unpinned", "launch-bbolt", x)
+	}
+	out.Reset()
+	if err := writeReport(&out, summarize(trials), reportOptions{scenarios: defaultScenarios, conns: goalConns}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "**missed**; on the line: unpinned 1 of 3 rounds above") {
+		t.Fatalf("report lacks the missed-but-straddling verdict:\n%s", out.String())
+	}
+	// Rounds all on one side: the verdict stands alone.
+	if strings.Contains(out.String(), "pinned 0 of") {
+		t.Fatalf("a mode with every round on one side must not be named:\n%s", out.String())
+	}
+}

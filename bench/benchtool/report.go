@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -212,7 +213,10 @@ type summary struct {
 	vsBareCPU, vsWebhookCPU float64
 	// the same against bare-respond (the body left unread), 1 KiB only
 	vsRespond, vsRespondCPU float64
-	rounds                  int
+	// the same-round req/s ratios the medians above are taken of, one per
+	// round: the goals table shows their spread next to the median
+	roundsVsBare, roundsVsWebhook, roundsVsRespond []float64
+	rounds                                         int
 }
 
 // valid is false when any trial saw a non-2xx answer, a socket error, or
@@ -290,6 +294,7 @@ func summarize(trials []trial) summaries {
 			s.vsBare, s.vsWebhook, s.rounds = median(vb), median(vw), len(rounds)
 			s.vsBareCPU, s.vsWebhookCPU = median(vbc), median(vwc)
 			s.vsRespond, s.vsRespondCPU = median(vr), median(vrc)
+			s.roundsVsBare, s.roundsVsWebhook, s.roundsVsRespond = vb, vw, vr
 			out[g.pin][g.size][name] = s
 		}
 	}
@@ -486,6 +491,51 @@ func verdictOf(modes []string, checks map[string]check) string {
 	return "met"
 }
 
+// roundSpread is " [lo–hi]", the lowest and highest of the same-round
+// ratios a median was taken of, when they differ (as printed).
+func roundSpread(rounds []float64) string {
+	var v []float64
+	for _, x := range rounds {
+		if !math.IsNaN(x) {
+			v = append(v, x)
+		}
+	}
+	if len(v) < 2 {
+		return ""
+	}
+	lo, hi := ratio(slices.Min(v)), ratio(slices.Max(v))
+	if lo == hi {
+		return ""
+	}
+	return " [" + strings.TrimSuffix(lo, "×") + "–" + hi + "]"
+}
+
+// straddle names a pin mode whose rounds fall on both sides of target:
+// "unpinned 1 of 3 rounds below" when the median meets it, "above" when
+// the median misses. On a machine whose rounds spread that wide, the
+// verdict would flip with a few more rounds (bench/README.md, "Noise").
+func straddle(pin string, median float64, rounds []float64, target float64) string {
+	var below, above, n int
+	for _, x := range rounds {
+		switch {
+		case math.IsNaN(x):
+			continue
+		case x < target:
+			below++
+		default:
+			above++
+		}
+		n++
+	}
+	switch {
+	case below == 0 || above == 0:
+		return ""
+	case median >= target:
+		return fmt.Sprintf("%s %d of %d rounds below", pin, below, n)
+	}
+	return fmt.Sprintf("%s %d of %d rounds above", pin, above, n)
+}
+
 func writeReport(w io.Writer, sum summaries, o reportOptions) error {
 	byKey := map[string]scenarioDef{}
 	for _, sc := range o.scenarios {
@@ -546,19 +596,23 @@ func writeReport(w io.Writer, sum summaries, o reportOptions) error {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", goal, get("pinned"), get("unpinned"), target, verdict)
 	}
-	ratioGoal := func(goal, size, scen string, pick func(summary) (float64, float64), target float64, modes []string, informational bool) {
+	ratioGoal := func(goal, size, scen string, pick func(summary) (float64, float64, []float64), target float64, modes []string, informational bool) {
 		cells, checks := map[string]string{}, map[string]check{}
+		var split []string
 		for _, pin := range pinOrder {
 			s, ok := sum.get(pin, size, scen)
 			if !ok {
 				continue
 			}
-			got, cpu := pick(s)
+			got, cpu, rounds := pick(s)
 			if math.IsNaN(got) {
 				continue
 			}
-			cells[pin] = ratio(got) + " (CPU " + ratio(cpu) + ")"
+			cells[pin] = ratio(got) + " (CPU " + ratio(cpu) + ")" + roundSpread(rounds)
 			checks[pin] = check{measured: true, ok: got >= target, valid: s.valid(), rounds: s.rounds}
+			if note := straddle(pin, got, rounds, target); note != "" {
+				split = append(split, note)
+			}
 		}
 		if len(cells) == 0 {
 			return
@@ -566,12 +620,14 @@ func writeReport(w io.Writer, sum summaries, o reportOptions) error {
 		t, v := fmt.Sprintf("≥ %s×", strconv.FormatFloat(target, 'f', -1, 64)), verdictOf(modes, checks)
 		if informational {
 			t, v = "(informational)", "–"
+		} else if len(split) > 0 && (v == "met" || v == "**missed**") {
+			v += "; on the line: " + strings.Join(split, ", ")
 		}
 		row(goal, cells, t, v)
 	}
-	vsRespond := func(s summary) (float64, float64) { return s.vsRespond, s.vsRespondCPU }
-	vsBare := func(s summary) (float64, float64) { return s.vsBare, s.vsBareCPU }
-	vsWebhook := func(s summary) (float64, float64) { return s.vsWebhook, s.vsWebhookCPU }
+	vsRespond := func(s summary) (float64, float64, []float64) { return s.vsRespond, s.vsRespondCPU, s.roundsVsRespond }
+	vsBare := func(s summary) (float64, float64, []float64) { return s.vsBare, s.vsBareCPU, s.roundsVsBare }
+	vsWebhook := func(s summary) (float64, float64, []float64) { return s.vsWebhook, s.vsWebhookCPU, s.roundsVsWebhook }
 	measuredAnywhere := func(size, scen string) bool {
 		for _, pin := range pinOrder {
 			if _, ok := sum.get(pin, size, scen); ok {
