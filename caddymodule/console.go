@@ -288,7 +288,7 @@ func (c *Console) lookupRun(r *http.Request, id string) (*launch.Run, error) {
 
 func (c *Console) renderLookupError(w http.ResponseWriter, r *http.Request, id string, err error) error {
 	if errors.Is(err, launch.ErrNotFound) {
-		return c.renderError(w, r, http.StatusNotFound, "No such run", fmt.Sprintf("There is no run %q in this console (removed after run_retention, or another trigger's).", truncateForMessage(id)))
+		return c.renderError(w, r, http.StatusNotFound, "No such run", fmt.Sprintf("There is no run %s in this console (removed after run_retention, or another trigger's).", quoteForMessage(id)))
 	}
 	c.logger.Error("console: reading a run", zap.Error(err))
 	return c.renderError(w, r, http.StatusInternalServerError, "The trigger log cannot be read", "The store did not answer; see Caddy's log.")

@@ -80,13 +80,13 @@ func parseConsoleTime(name, s string) (time.Time, error) {
 			return t.UTC(), nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%s: %q is not a time; use a UTC date and time such as 2026-12-06T18:00, a date such as 2026-12-06, or RFC 3339", name, truncateForMessage(s))
+	return time.Time{}, fmt.Errorf("%s: %s is not a time; use a UTC date and time such as 2026-12-06T18:00, a date such as 2026-12-06, or RFC 3339", name, quoteForMessage(s))
 }
 
 // parseConsoleWindow reads a "last" window: a Go duration (90m, 24h) or a
 // number of days (7d), at most a year.
 func parseConsoleWindow(s string) (time.Duration, error) {
-	bad := fmt.Errorf("last: %q is not a time window; use e.g. 1h, 24h or 7d", truncateForMessage(s))
+	bad := fmt.Errorf("last: %s is not a time window; use e.g. 1h, 24h or 7d", quoteForMessage(s))
 	var d time.Duration
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
@@ -104,14 +104,26 @@ func parseConsoleWindow(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// truncateForMessage keeps an echoed bad value short (it is escaped by the
-// page like everything else).
-func truncateForMessage(s string) string {
-	const max = 64
-	if len(s) > max {
-		return s[:max] + "…"
+// quoteForMessage is an echoed bad value as Go quotes it (%q), kept short:
+// at most maxEcho bytes of the quoted form, cut between characters, "…"
+// marking the cut. The bound is on the quoted form, since quoting turns
+// each control or invalid byte into four ("\x19"). The page escapes it
+// like everything else.
+func quoteForMessage(s string) string {
+	const maxEcho = 64
+	q := strconv.Quote(s)
+	if len(q) <= maxEcho {
+		return q
 	}
-	return s
+	cut := ""
+	for i := range s { // i: each character's first byte
+		next := strconv.Quote(s[:i])
+		if len(next)+len("…") > maxEcho {
+			break
+		}
+		cut = next
+	}
+	return cut + "…"
 }
 
 // parseConsoleQuery reads the list filters. Every bad value is an error
@@ -132,7 +144,7 @@ func parseConsoleQuery(q url.Values, now time.Time) (consoleQuery, error) {
 	switch launch.RunStatus(cq.Status) {
 	case "", launch.StatusPending, launch.StatusCompleted, launch.StatusError, launch.StatusCompleteWithError, statusRejected:
 	default:
-		return cq, fmt.Errorf("status: %q is not a status; use pending, completed, error, complete_with_error or rejected", truncateForMessage(cq.Status))
+		return cq, fmt.Errorf("status: %s is not a status; use pending, completed, error, complete_with_error or rejected", quoteForMessage(cq.Status))
 	}
 	var err error
 	if s := q.Get("since"); strings.TrimSpace(s) != "" {
@@ -162,7 +174,7 @@ func parseConsoleQuery(q url.Values, now time.Time) (consoleQuery, error) {
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > consoleMaxPage {
-			return cq, fmt.Errorf("limit: %q is not a page size; use 1-%d", truncateForMessage(s), consoleMaxPage)
+			return cq, fmt.Errorf("limit: %s is not a page size; use 1-%d", quoteForMessage(s), consoleMaxPage)
 		}
 		cq.Limit = n
 	}

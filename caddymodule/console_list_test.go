@@ -278,3 +278,30 @@ func FuzzConsoleQuery(f *testing.F) {
 		}
 	})
 }
+
+// A bad value is echoed quoted and short whatever bytes it holds: the
+// bound is on the quoted form (a control byte quotes as four), and the cut
+// falls between characters, never inside an escape or a UTF-8 sequence.
+// FuzzConsoleQuery found the byte-counted cut letting 47 control bytes
+// through as a 301-byte message.
+func TestQuoteForMessageBoundsTheQuotedForm(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"7x", `"7x"`},
+		{strings.Repeat("\x19", 47), `"` + strings.Repeat(`\x19`, 14) + `"…`},
+		{strings.Repeat("é", 40), `"` + strings.Repeat("é", 29) + `"…`},
+		{strings.Repeat("a", 62), `"` + strings.Repeat("a", 62) + `"`},
+		{strings.Repeat("a", 63), `"` + strings.Repeat("a", 59) + `"…`},
+	} {
+		got := quoteForMessage(tc.in)
+		if got != tc.want {
+			t.Errorf("quoteForMessage(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+		if len(got) > 64 {
+			t.Errorf("quoteForMessage(%q) is %d bytes", tc.in, len(got))
+		}
+	}
+	_, err := parseConsoleQuery(url.Values{"since": {"\xf5" + strings.Repeat("\x19", 46)}}, time.Now())
+	if err == nil || len(err.Error()) > 200 || !strings.HasPrefix(err.Error(), `since: "\xf5\x19`) {
+		t.Fatalf("since with control bytes: %v", err)
+	}
+}
