@@ -95,14 +95,14 @@ func handleRuns(w http.ResponseWriter, r *http.Request) error {
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 10000 {
-			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("limit must be 1-10000, got %q", l)}
+			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("limit must be 1-10000, got %s", quoteForMessage(l))}
 		}
 		f.Limit = n
 	}
 	switch f.Status {
 	case "", launch.StatusPending, launch.StatusCompleted, launch.StatusError, launch.StatusCompleteWithError:
 	default:
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("status must be pending, completed, error or complete_with_error, got %q", f.Status)}
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("status must be pending, completed, error or complete_with_error, got %s", quoteForMessage(string(f.Status)))}
 	}
 	runs, err := app.store.ListRuns(r.Context(), f)
 	if err != nil {

@@ -103,6 +103,15 @@ func TestTriggerLogMetricsNotify(t *testing.T) {
 	if r := env.do(http.MethodGet, admin+"/valohai/runs?status=error", nil, nil); !strings.Contains(r.body, failedID) || strings.Contains(r.body, `"completed"`) {
 		t.Fatalf("status filter: %s", r.body)
 	}
+	// A bad filter is a 400 naming the field, its echo of the value kept
+	// short whatever bytes it holds.
+	ctrl := strings.Repeat("%19", 200)
+	for _, q := range []string{"status=" + ctrl, "limit=" + ctrl} {
+		r := env.do(http.MethodGet, admin+"/valohai/runs?"+q, nil, nil)
+		if r.status != http.StatusBadRequest || len(r.body) > 300 || !strings.Contains(r.body, `\\x19\\x19`) {
+			t.Fatalf("%.10s…: %d %s", q, r.status, r.body)
+		}
+	}
 
 	// The failure note reached the notify URL, once.
 	waitFor(t, "the failure note", 5*time.Second, func() bool {
