@@ -223,8 +223,8 @@ func drainRefused(w http.ResponseWriter, r *http.Request, rc *http.ResponseContr
 	_, _ = io.CopyN(io.Discard, r.Body, drainMax)
 }
 
-// bodyError is the HTTP answer to a body that could not be read.
-func bodyError(w http.ResponseWriter, directive string, limit int64, err error) error {
+// bodyError is the HTTP answer to r's body that could not be read.
+func bodyError(w http.ResponseWriter, r *http.Request, directive string, limit int64, err error) error {
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return caddyhttp.Error(http.StatusRequestEntityTooLarge,
@@ -234,7 +234,15 @@ func bodyError(w http.ResponseWriter, directive string, limit int64, err error) 
 		return caddyhttp.Error(http.StatusServiceUnavailable,
 			fmt.Errorf("%s: too many request bodies in flight, retry later", directive))
 	case errors.Is(err, errBodyTimeout):
-		w.Header().Set("Connection", "close")
+		// On HTTP/1 the rest of the body may still come and would be read
+		// as the next request: the connection ends. HTTP/2 and 3 end the
+		// stream alone (Go's server resets it after the answer); there
+		// "Connection: close" would make Go's HTTP/2 server send GOAWAY
+		// and end the connection for every other stream on it, which a
+		// proxy in front of Caddy may share between many senders.
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
 		return caddyhttp.Error(http.StatusRequestTimeout,
 			fmt.Errorf("%s: the body did not arrive within body_timeout", directive))
 	}

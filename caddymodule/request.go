@@ -130,7 +130,7 @@ func (c *Common) holdWebhookRequest(w http.ResponseWriter, r *http.Request, app 
 	}
 	body, held, err := app.bodies.read(w, r, limit)
 	if err != nil {
-		return nil, r, 0, bodyError(w, directive, limit, err)
+		return nil, r, 0, bodyError(w, r, directive, limit, err)
 	}
 	sr := &sharedRequest{vr: validators.Request{
 		Method:     r.Method,
