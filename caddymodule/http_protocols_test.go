@@ -17,20 +17,25 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/quic-go/quic-go/http3"
 )
 
-// h2Env is Caddy serving the webhook site over HTTPS with its internal CA
-// (so HTTP/2, Caddy's default for TLS), and a client that trusts that CA
-// and keeps one HTTP/2 connection to it.
+// h2Env is Caddy serving the webhook site over HTTPS with its internal CA,
+// and a client that trusts that CA and keeps one connection to it: HTTP/2
+// (Caddy's default for TLS) or HTTP/3 (QUIC, which Caddy also serves by
+// default).
 type h2Env struct {
 	*testEnv
 	client *http.Client
+	proto  string // what every answer must come over: "HTTP/2.0", "HTTP/3.0"
 }
 
 // startH2Env starts Caddy with routes on https://127.0.0.1:<port> (tls
-// internal) and the simulator on plain HTTP, with extraGlobal in the valohai
-// block.
-func startH2Env(t *testing.T, routes, extraGlobal string) *h2Env {
+// internal) speaking HTTP/1.1 and proto's protocol ("HTTP/2.0" or
+// "HTTP/3.0"), the simulator on plain HTTP, with extraGlobal in the valohai
+// block, and a client of that protocol.
+func startH2Env(t *testing.T, proto, routes, extraGlobal string) *h2Env {
+	protocols := map[string]string{"HTTP/2.0": "h1 h2", "HTTP/3.0": "h1 h3"}[proto]
 	t.Helper()
 	env := &testEnv{t: t, dataDir: t.TempDir()}
 	hookPort, simPort := freePort(t), freePort(t)
@@ -42,7 +47,7 @@ func startH2Env(t *testing.T, routes, extraGlobal string) *h2Env {
 	auto_https disable_redirects
 	storage file_system %[1]s/caddy
 	servers {
-		protocols h1 h2
+		protocols %[9]s
 	}
 	valohai {
 		api_url     %[3]s
@@ -72,7 +77,7 @@ func startH2Env(t *testing.T, routes, extraGlobal string) *h2Env {
 		}
 	}
 }
-`, env.dataDir, env.hook, env.sim, routes, testToken, testProject, extraGlobal, testCommit)
+`, env.dataDir, env.hook, env.sim, routes, testToken, testProject, extraGlobal, testCommit, protocols)
 	if err := loadCaddyfile(cf); err != nil {
 		t.Fatalf("loading config: %v\n%s", err, cf)
 	}
@@ -86,12 +91,18 @@ func startH2Env(t *testing.T, routes, extraGlobal string) *h2Env {
 	if !pool.AppendCertsFromPEM(root) {
 		t.Fatal("Caddy's internal root does not parse")
 	}
-	tr := &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"},
-		ForceAttemptHTTP2: true,
+	tlsConfig := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	var tr http.RoundTripper
+	if proto == "HTTP/3.0" {
+		h3 := &http3.Transport{TLSClientConfig: tlsConfig}
+		t.Cleanup(func() { h3.Close() })
+		tr = h3
+	} else {
+		h2 := &http.Transport{TLSClientConfig: tlsConfig, ForceAttemptHTTP2: true}
+		t.Cleanup(h2.CloseIdleConnections)
+		tr = h2
 	}
-	t.Cleanup(tr.CloseIdleConnections)
-	e := &h2Env{testEnv: env, client: &http.Client{Transport: tr, Timeout: 20 * time.Second}}
+	e := &h2Env{testEnv: env, client: &http.Client{Transport: tr, Timeout: 20 * time.Second}, proto: proto}
 	// Caddy obtains the site's certificate from its CA in the background.
 	waitFor(t, "the site's certificate", 15*time.Second, func() bool {
 		res, err := e.client.Get(env.hook + "/")
@@ -105,7 +116,8 @@ func startH2Env(t *testing.T, routes, extraGlobal string) *h2Env {
 }
 
 // h2Result is an answer, whether its request went on a connection the
-// client had used before, and how long its status line took to come.
+// client had used before (HTTP/2 only: the HTTP/3 client does not say), and
+// how long its status line took to come.
 type h2Result struct {
 	response
 	proto  string
@@ -151,8 +163,8 @@ func (e *h2Env) mustSend(t *testing.T, path string, body []byte, headers map[str
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
-	if r.proto != "HTTP/2.0" {
-		t.Fatalf("POST %s went over %s, want HTTP/2.0", path, r.proto)
+	if r.proto != e.proto {
+		t.Fatalf("POST %s went over %s, want %s", path, r.proto, e.proto)
 	}
 	return r
 }
@@ -211,12 +223,20 @@ const h2Routes = `
 `
 
 // Webhooks over HTTP/2 (Caddy's protocol for every HTTPS site unless told
-// otherwise): launches, refusals, bodies without a length, bodies over the
-// cap and bodies that stall are handled per stream, and the connection,
-// which a proxy in front of Caddy may share between many senders, stays
-// usable for the next request (README.md, "Hostile input").
+// otherwise) and HTTP/3: launches, refusals, bodies without a length,
+// bodies over the cap and bodies that stall are handled per stream, and the
+// connection, which a proxy in front of Caddy may share between many
+// senders, stays usable for the next request (README.md, "Hostile input").
 func TestWebhooksOverHTTP2(t *testing.T) {
-	env := startH2Env(t, h2Routes, "body_timeout 1s")
+	testWebhooksOver(t, startH2Env(t, "HTTP/2.0", h2Routes, "body_timeout 1s"))
+}
+
+func TestWebhooksOverHTTP3(t *testing.T) {
+	testWebhooksOver(t, startH2Env(t, "HTTP/3.0", h2Routes, "body_timeout 1s"))
+}
+
+func testWebhooksOver(t *testing.T, env *h2Env) {
+	h2 := env.proto == "HTTP/2.0"
 
 	t.Run("GitHub's published example launches an execution", func(t *testing.T) {
 		before := len(env.executionCalls())
@@ -241,7 +261,7 @@ func TestWebhooksOverHTTP2(t *testing.T) {
 		}
 		got, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		if res.StatusCode != http.StatusOK || string(got) != githubBody || res.Proto != "HTTP/2.0" {
+		if res.StatusCode != http.StatusOK || string(got) != githubBody || res.Proto != env.proto {
 			t.Fatalf("payload over %s: %d %q", res.Proto, res.StatusCode, got)
 		}
 	})
@@ -264,7 +284,7 @@ func TestWebhooksOverHTTP2(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.status != http.StatusOK || r.proto != "HTTP/2.0" {
+		if r.status != http.StatusOK || r.proto != env.proto {
 			t.Fatalf("%s: status %d %q", r.proto, r.status, r.body)
 		}
 		calls := env.executionCalls()
@@ -304,7 +324,7 @@ func TestWebhooksOverHTTP2(t *testing.T) {
 		}
 		// The same connection takes the next webhook.
 		next := env.mustSend(t, "/small", []byte(`{}`), auth)
-		if next.status != http.StatusOK || !next.reused {
+		if next.status != http.StatusOK || (h2 && !next.reused) {
 			t.Fatalf("after the 413s: status %d, connection reused %v: %q", next.status, next.reused, next.body)
 		}
 	})
@@ -329,7 +349,7 @@ func TestWebhooksOverHTTP2(t *testing.T) {
 		// While it stalls, another webhook on the same connection is answered.
 		time.Sleep(200 * time.Millisecond)
 		beside := env.mustSend(t, "/small", []byte(`{}`), auth)
-		if beside.status != http.StatusOK || !beside.reused {
+		if beside.status != http.StatusOK || (h2 && !beside.reused) {
 			t.Errorf("beside the stalled body: status %d, connection reused %v: %q", beside.status, beside.reused, beside.body)
 		}
 		wg.Wait()
@@ -342,7 +362,7 @@ func TestWebhooksOverHTTP2(t *testing.T) {
 		mustContain(t, stalled.body, "did not arrive within body_timeout")
 		// The connection was not torn down for it: the next request reuses it.
 		after := env.mustSend(t, "/small", []byte(`{}`), auth)
-		if after.status != http.StatusOK || !after.reused {
+		if after.status != http.StatusOK || (h2 && !after.reused) {
 			t.Fatalf("after the timeout: status %d, connection reused %v: %q", after.status, after.reused, after.body)
 		}
 	})
