@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"io"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -324,11 +325,39 @@ func TestSendersDocThroughCaddy(t *testing.T) {
 		}
 		send(t, "/hooks/standard", body, v1("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", now), 200, 1)
 		send(t, "/hooks/standard", body, v1("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", now), 200, 0)
+		// A replay with a second webhook-id header: the signature covers
+		// the first, Caddy's {http.request.header.Webhook-Id} (the dedupe
+		// key) joins both, so it would launch again. Refused instead.
+		repeatID := func(path string, headers map[string]string) {
+			t.Helper()
+			before := len(env.executionCalls())
+			h := http.Header{}
+			for k, v := range headers {
+				h.Set(k, v)
+			}
+			h.Add("Webhook-Id", "msg_other")
+			req, _ := http.NewRequest(http.MethodPost, env.hook+path, strings.NewReader(body))
+			req.Header = h
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "id sent more than once") {
+				t.Fatalf("%s with a second webhook-id: %d %s", path, res.StatusCode, b)
+			}
+			if n := len(env.executionCalls()) - before; n != 0 {
+				t.Fatalf("%s with a second webhook-id launched %d", path, n)
+			}
+		}
+		repeatID("/hooks/standard", v1("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", now))
 		v1a := func(k ed25519.PrivateKey, id, ts string) map[string]string {
 			return map[string]string{"Content-Type": "application/json", "Webhook-Id": id, "Webhook-Timestamp": ts,
 				"Webhook-Signature": "v1a," + base64.StdEncoding.EncodeToString(ed25519.Sign(k, []byte(id+"."+ts+"."+body)))}
 		}
 		send(t, "/hooks/standard-v1a", body, v1a(standardKey, "msg_v1a_1", now), 200, 1)
+		repeatID("/hooks/standard-v1a", v1a(standardKey, "msg_v1a_1", now))
 		r := send(t, "/hooks/standard-v1a", body, v1a(strangerKey, "msg_v1a_2", now), 400, 0)
 		mustContain(t, r.body, "webhook_ed25519: signature mismatch")
 		// An HMAC v1 signature does not pass the asymmetric route.

@@ -271,10 +271,16 @@ func (e *Ed25519) Verify(r *Request) error {
 }
 
 func (p *ed25519Plan) verify(r *Request) error {
-	raw, ok := p.signature.Get(r)
+	raw, ok, again := p.signature.GetOnce(r)
+	if again {
+		return Reject(DirectiveEd25519, repeated("signature"))
+	}
 	raw = strings.TrimSpace(raw)
 	if !ok || raw == "" {
 		return Reject(DirectiveEd25519, reasonMissingSignature)
+	}
+	if reason := repeatedHeaderPart(p.parts, r); reason != "" {
+		return Reject(DirectiveEd25519, reason)
 	}
 	var cands candidates
 	switch p.scheme {
@@ -305,7 +311,10 @@ func (p *ed25519Plan) verify(r *Request) error {
 	// Freshness before any hashing: a stale replay costs nothing.
 	var ts string
 	if p.timestamp != nil {
-		v, ok := p.timestamp.Source.Get(r)
+		v, ok, again := p.timestamp.Source.GetOnce(r)
+		if again {
+			return Reject(DirectiveEd25519, repeated("timestamp"))
+		}
 		if !ok || v == "" {
 			return Reject(DirectiveEd25519, reasonMissingTimestamp)
 		}
@@ -320,7 +329,10 @@ func (p *ed25519Plan) verify(r *Request) error {
 	}
 	var id string
 	if p.id != nil {
-		v, ok := p.id.Get(r)
+		v, ok, again := p.id.GetOnce(r)
+		if again {
+			return Reject(DirectiveEd25519, repeated("id"))
+		}
 		if !ok || v == "" {
 			return Reject(DirectiveEd25519, reasonMissingID)
 		}

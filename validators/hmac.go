@@ -305,10 +305,16 @@ func (h *HMAC) Verify(r *Request) error {
 }
 
 func (p *hmacPlan) verify(r *Request) error {
-	raw, ok := p.signature.Get(r)
+	raw, ok, again := p.signature.GetOnce(r)
+	if again {
+		return Reject(DirectiveHMAC, repeated("signature"))
+	}
 	raw = strings.TrimSpace(raw)
 	if !ok || raw == "" {
 		return Reject(DirectiveHMAC, reasonMissingSignature)
+	}
+	if reason := repeatedHeaderPart(p.parts, r); reason != "" {
+		return Reject(DirectiveHMAC, reason)
 	}
 
 	var cands candidates
@@ -345,7 +351,10 @@ func (p *hmacPlan) verify(r *Request) error {
 	// hashing. Its value is not trusted until the MAC covering it matches.
 	if p.checkTimestamp {
 		if p.timestamp != nil {
-			v, ok := p.timestamp.Source.Get(r)
+			v, ok, again := p.timestamp.Source.GetOnce(r)
+			if again {
+				return Reject(DirectiveHMAC, repeated("timestamp"))
+			}
 			if !ok || v == "" {
 				return Reject(DirectiveHMAC, reasonMissingTimestamp)
 			}
@@ -366,7 +375,10 @@ func (p *hmacPlan) verify(r *Request) error {
 
 	var id string
 	if p.id != nil {
-		v, ok := p.id.Get(r)
+		v, ok, again := p.id.GetOnce(r)
+		if again {
+			return Reject(DirectiveHMAC, repeated("id"))
+		}
 		if !ok || v == "" {
 			return Reject(DirectiveHMAC, reasonMissingID)
 		}
@@ -392,6 +404,17 @@ func (p *hmacPlan) verify(r *Request) error {
 		return Reject(DirectiveHMAC, reasonSignatureMismatch)
 	}
 	return nil
+}
+
+// repeatedHeaderPart is the rejection reason when a header the signed
+// message includes ({header.NAME}) came more than once, else "".
+func repeatedHeaderPart(parts []messagePart, r *Request) string {
+	for i := range parts {
+		if parts[i].kind == partHeader && len(r.Header[parts[i].name]) > 1 {
+			return repeated("signed header " + parts[i].name)
+		}
+	}
+	return ""
 }
 
 // writeMessage writes the signed string into the MAC part by part; the

@@ -442,6 +442,9 @@ func (j *JWT) Verify(r *Request) error {
 	if p == nil {
 		return Reject(DirectiveJWT, reasonMisconfigured)
 	}
+	if _, _, again := p.source.GetOnce(r); again {
+		return Reject(DirectiveJWT, repeated("token"))
+	}
 	raw, ok := ExtractJWT(r, p.source)
 	if !ok {
 		return Reject(DirectiveJWT, reasonJWTMissing)

@@ -82,10 +82,32 @@ func (s Source) String() string {
 	return string(s.Kind) + " " + s.Name
 }
 
+// reasonRepeated is the rejection of a request that sends a value a
+// condition checks (a signature, timestamp, id, token, or a header the
+// signed message includes) more than once. The conditions would check one
+// copy while Caddy's {http.request.header.*} placeholder joins them all
+// ("a,b"), so a dedupe key or a launch field could differ from what was
+// signed: a replay with a second webhook-id would pass the signature and
+// miss the dedupe window. No sender sends these twice; such a request is
+// refused (README.md, "Hostile input").
+const reasonRepeated = "sent more than once"
+
+// repeated is the rejection reason for what, sent more than once.
+func repeated(what string) string { return what + " " + reasonRepeated }
+
 // Get returns the value the source names in r and whether it is present. A
 // present value may still be empty; conditions treat empty as missing. For
-// a header or query parameter sent several times, the first value counts.
+// a header, query parameter or form field sent several times, the first
+// value counts: conditions use GetOnce, which refuses such a request.
 func (s Source) Get(r *Request) (string, bool) {
+	v, ok, _ := s.GetOnce(r)
+	return v, ok
+}
+
+// GetOnce is Get, and whether the header, query parameter or form field
+// came more than once (a JSON body cannot repeat a member: the body scan
+// refuses duplicate keys).
+func (s Source) GetOnce(r *Request) (v string, ok, repeated bool) {
 	switch s.Kind {
 	case SourceHeader:
 		// Direct map access when the name is already canonical (ParseSource
@@ -95,22 +117,31 @@ func (s Source) Get(r *Request) (string, bool) {
 			vals = r.Header.Values(s.Name)
 		}
 		if len(vals) == 0 {
-			return "", false
+			return "", false, false
 		}
-		return vals[0], true
+		return vals[0], true, len(vals) > 1
 	case SourceQuery:
 		vals := r.QueryValues()[s.Name]
 		if len(vals) == 0 {
-			return "", false
+			return "", false, false
 		}
-		return vals[0], true
+		return vals[0], true, len(vals) > 1
 	case SourceField:
 		if s.JSONOnly {
-			return r.JSONField(s.Name)
+			v, ok := r.JSONField(s.Name)
+			return v, ok, false
 		}
-		return r.Field(s.Name)
+		if r.IsForm() {
+			vals := r.Form()[s.Name]
+			if len(vals) == 0 {
+				return "", false, false
+			}
+			return vals[0], true, len(vals) > 1
+		}
+		v, ok := r.JSONField(s.Name)
+		return v, ok, false
 	default:
-		return "", false
+		return "", false, false
 	}
 }
 

@@ -211,7 +211,10 @@ func (t *Timestamp) Verify(r *Request) error {
 			return Reject(DirectiveTimestamp, reasonMisconfigured)
 		}
 	}
-	v, ok := t.Source.Get(r)
+	v, ok, again := t.Source.GetOnce(r)
+	if again {
+		return Reject(DirectiveTimestamp, repeated("timestamp"))
+	}
 	if !ok || v == "" {
 		return Reject(DirectiveTimestamp, reasonMissingTimestamp)
 	}

@@ -89,7 +89,10 @@ func (t *Token) Verify(r *Request) error {
 		digests = tokenDigests(t.Secrets)
 	}
 
-	v, ok := t.Source.Get(r)
+	v, ok, again := t.Source.GetOnce(r)
+	if again {
+		return Reject(DirectiveToken, repeated("token"))
+	}
 	if !ok || v == "" {
 		return Reject(DirectiveToken, reasonMissingToken)
 	}
