@@ -1,12 +1,12 @@
 package caddymodule
 
 import (
-	"io"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
