@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -98,6 +100,15 @@ http://%[1]s {
 			wait 0s
 		}
 	}
+	handle /sha512 {
+		webhook_hmac {
+			secret    %[6]s
+			header    X-Signature
+			algorithm sha512
+			encoding  base64
+		}
+		respond "verified" 200
+	}
 	handle_path /_valohai/payloads/* {
 		valohai_payloads
 	}
@@ -176,6 +187,22 @@ func TestHostileInputThroughBuiltBinary(t *testing.T) {
 		ok := []byte(`{"ref":"refs/heads/main","deep":` + strings.Repeat("[", 998) + strings.Repeat("]", 998) + "}")
 		if r = h.post("/filter", "", ok, tokenHeaders("application/json")); r.status != http.StatusAccepted {
 			t.Fatalf("a body 1000 levels deep: %d %q", r.status, r.body)
+		}
+		h.alive()
+	})
+
+	t.Run("a full-length base64 signature without padding is a 400, not a panic", func(t *testing.T) {
+		// 88 characters without "=" decode to 66 bytes, not a 64-byte
+		// SHA-512 MAC (FuzzEd25519Headers found the decoder overrunning).
+		r := h.post("/sha512", "", []byte(`{}`), map[string]string{"X-Signature": strings.Repeat("A", 87) + "B"})
+		if r.status != http.StatusBadRequest || r.body != "webhook_hmac: malformed signature" {
+			t.Fatalf("%d %q, want 400 malformed signature", r.status, r.body)
+		}
+		mac := hmac.New(sha512.New, []byte(hostileSecret))
+		mac.Write([]byte(`{}`))
+		r = h.post("/sha512", "", []byte(`{}`), map[string]string{"X-Signature": base64.StdEncoding.EncodeToString(mac.Sum(nil))})
+		if r.status != http.StatusOK || r.body != "verified" {
+			t.Fatalf("a good SHA-512 signature: %d %q", r.status, r.body)
 		}
 		h.alive()
 	})

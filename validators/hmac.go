@@ -615,12 +615,16 @@ func (e sigEncoding) decode(dst []byte, s string, size int) ([]byte, bool) {
 		default:
 			return nil, false
 		}
+		// Decode writes up to DecodedLen of its input, which for a padded
+		// length holding no "=" is two bytes more than size (88 characters
+		// are 66 bytes): into a buffer with that room, never into dst.
 		n := copy(src[:], s)
-		m, err := enc.Decode(dst[:maxMACSize], src[:n])
+		var out [maxMACSize + 2]byte
+		m, err := enc.Decode(out[:], src[:n])
 		if err != nil || m != size {
 			return nil, false
 		}
-		return dst[:size], true
+		return dst[:copy(dst[:size], out[:m])], true
 	default:
 		return nil, false
 	}

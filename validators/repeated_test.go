@@ -2,11 +2,13 @@ package validators
 
 import (
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,4 +114,28 @@ func TestRepeatedSignedValuesAreRefused(t *testing.T) {
 		r.Header = addAgain(r.Header, "Authorization")
 		wantReason(t, j.Verify(r), "token sent more than once")
 	})
+}
+
+// A signature of a padded base64 length that holds no "=" decodes to more
+// bytes than a MAC (88 characters are 66 bytes for a 64-byte SHA-512 MAC or
+// Ed25519 signature): refused as malformed. FuzzEd25519Headers found the
+// decoder writing those bytes past its 64-byte buffer, a panic per request.
+func TestUnpaddedFullLengthBase64SignatureIsMalformed(t *testing.T) {
+	sig := strings.Repeat("A", 87) + "B" // 88 characters, no padding
+	h := prepared(t, HMAC{
+		Secrets:   secretsOf("sha512-secret"),
+		Signature: mustSource(t, "header", "X-Signature"),
+		Algorithm: "sha512",
+		Encoding:  "base64",
+	})
+	checkVerdict(t, h.Verify(&Request{Header: http.Header{"X-Signature": {sig}}, Body: []byte("{}")}),
+		"webhook_hmac: malformed signature", DirectiveHMAC)
+	// The same MAC properly encoded still passes.
+	good := base64.StdEncoding.EncodeToString(macOf(sha512.New, "sha512-secret", "{}"))
+	checkVerdict(t, h.Verify(&Request{Header: http.Header{"X-Signature": {good}}, Body: []byte("{}")}), "", DirectiveHMAC)
+
+	priv := testEdKey(3)
+	e := edPreset(t, "standard", "whpk_"+base64.StdEncoding.EncodeToString(edPub(priv)))
+	hdr := http.Header{"Webhook-Id": {"msg_1"}, "Webhook-Timestamp": {strconv.FormatInt(testNow.Unix(), 10)}, "Webhook-Signature": {"v1a," + sig}}
+	wantEdReason(t, "unpadded 88 characters", e.Verify(&Request{Header: hdr, Body: []byte("{}"), Now: clockAt(testNow)}), reasonMalformedSignature)
 }
