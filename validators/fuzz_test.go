@@ -3,6 +3,7 @@ package validators
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -20,13 +21,15 @@ const (
 )
 
 // FuzzHMACSignatureHeader feeds arbitrary signature header values to the
-// three schemes. None may panic, and a value is accepted only if it holds
+// three schemes, and to plain SHA-512 in base64 (the widest MAC: 64 bytes,
+// 86 or 88 characters). None may panic, and a value is accepted only if it holds
 // the signature the secret really makes: an attacker's guess never passes.
 func FuzzHMACSignatureHeader(f *testing.F) {
 	ts := strconv.FormatInt(testNow.Unix(), 10)
 	plainSig := hexSHA256(fuzzSecret, fuzzBody)
 	stripeSig := hexSHA256(fuzzSecret, ts, ".", fuzzBody)
 	standardSig := base64.StdEncoding.EncodeToString(macOf(sha256.New, fuzzSecret, fuzzID, ".", ts, ".", fuzzBody))
+	sha512Sig := base64.StdEncoding.EncodeToString(macOf(sha512.New, fuzzSecret, fuzzBody))
 	seeds := []struct {
 		scheme uint8
 		header string
@@ -45,6 +48,9 @@ func FuzzHMACSignatureHeader(f *testing.F) {
 		{0, ""},
 		{1, "\x00\xff"},
 		{2, strings.Repeat("v1,AAAA ", 40)},
+		{3, sha512Sig},
+		{3, strings.TrimRight(sha512Sig, "=")},
+		{3, strings.Repeat("A", 87) + "B"}, // 88 characters, 66 bytes: once a decoder overrun
 	}
 	for _, s := range seeds {
 		f.Add(s.scheme, s.header)
@@ -63,11 +69,18 @@ func FuzzHMACSignatureHeader(f *testing.F) {
 		Scheme:    SchemeStandard,
 	})
 
+	wide := prepared(f, HMAC{
+		Secrets:   secretsOf(fuzzSecret),
+		Signature: Source{Kind: SourceHeader, Name: "X-Signature"},
+		Algorithm: "sha512",
+		Encoding:  "base64",
+	})
+
 	f.Fuzz(func(t *testing.T, scheme uint8, header string) {
 		r := &Request{Body: []byte(fuzzBody), Now: clockAt(testNow)}
 		var err error
 		var mustContain func() bool
-		switch scheme % 3 {
+		switch scheme % 4 {
 		case 0:
 			r.Header = http.Header{"X-Hub-Signature-256": {header}}
 			err = plain.Verify(r)
@@ -86,6 +99,11 @@ func FuzzHMACSignatureHeader(f *testing.F) {
 				}
 				return false
 			}
+		case 3:
+			// SHA-512 in base64: 64-byte MACs, 86 or 88 characters.
+			r.Header = http.Header{"X-Signature": {header}}
+			err = wide.Verify(r)
+			mustContain = func() bool { return strings.Contains(header, strings.TrimRight(sha512Sig, "=")) }
 		default:
 			r.Header = http.Header{"Webhook-Signature": {header}, "Webhook-Id": {fuzzID}, "Webhook-Timestamp": {ts}}
 			err = standard.Verify(r)
@@ -93,14 +111,14 @@ func FuzzHMACSignatureHeader(f *testing.F) {
 		}
 		if err == nil {
 			if !mustContain() {
-				t.Fatalf("scheme %d accepted %q, which does not hold the real signature", scheme%3, header)
+				t.Fatalf("scheme %d accepted %q, which does not hold the real signature", scheme%4, header)
 			}
 			return
 		}
 		if _, ok := AsRejection(err); !ok {
 			t.Fatalf("error %v is not a *Rejection", err)
 		}
-		assertNoSecret(t, err, fuzzSecret, plainSig, stripeSig, standardSig)
+		assertNoSecret(t, err, fuzzSecret, plainSig, stripeSig, standardSig, sha512Sig)
 	})
 }
 
