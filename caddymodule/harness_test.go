@@ -72,23 +72,46 @@ func startEnv(t *testing.T, routes, extraGlobal string) *testEnv {
 // loopback address for tests of the admin API and metrics).
 func startEnvAdmin(t *testing.T, routes, extraGlobal, admin string) *testEnv {
 	t.Helper()
+	env := newTestEnv(t, "http")
+	env.load("admin "+admin, "", "", routes, extraGlobal)
+	return env
+}
+
+// newTestEnv is an environment whose webhook site will be at
+// <hookScheme>://127.0.0.1:<free port> and the simulator at a plain HTTP
+// one, with a fresh data directory; load starts it.
+func newTestEnv(t *testing.T, hookScheme string) *testEnv {
 	env := &testEnv{t: t, dataDir: t.TempDir()}
 	hookPort, simPort := freePort(t), freePort(t)
-	env.hook = fmt.Sprintf("http://127.0.0.1:%d", hookPort)
+	env.hook = fmt.Sprintf("%s://127.0.0.1:%d", hookScheme, hookPort)
 	env.sim = fmt.Sprintf("http://127.0.0.1:%d", simPort)
+	return env
+}
+
+// load starts Caddy with the environment's webhook site (routes, plus
+// siteOptions such as "tls internal") on e.hook, the simulator on e.sim
+// and the valohai app pointed at them, on storeLine ("" for a file store
+// in the data directory), with globalOptions (Caddy's, e.g. "admin off")
+// and extraGlobal in the valohai block.
+func (e *testEnv) load(globalOptions, siteOptions, storeLine, routes, extraGlobal string) {
+	if storeLine == "" {
+		storeLine = "store file " + e.dataDir + "/valohai"
+	}
+	e.t.Helper()
 	cf := fmt.Sprintf(`{
-	admin %[9]s
+	%[9]s
 	storage file_system %[1]s/caddy
 	valohai {
 		api_url     %[3]s
 		api_token   %[5]s
-		store       file %[1]s/valohai
+		%[11]s
 		payload_url %[2]s/_valohai/payloads
 		%[7]s
 	}
 }
 
 %[2]s {
+	%[10]s
 	handle_errors {
 		respond "{err.message}" {err.status_code}
 	}
@@ -106,12 +129,11 @@ func startEnvAdmin(t *testing.T, routes, extraGlobal, admin string) *testEnv {
 		}
 	}
 }
-`, env.dataDir, env.hook, env.sim, routes, testToken, testProject, extraGlobal, testCommit, admin)
+`, e.dataDir, e.hook, e.sim, routes, testToken, testProject, extraGlobal, testCommit, globalOptions, siteOptions, storeLine)
 	if err := loadCaddyfile(cf); err != nil {
-		t.Fatalf("loading config: %v\n%s", err, cf)
+		e.t.Fatalf("loading config: %v\n%s", err, cf)
 	}
-	t.Cleanup(func() { _ = caddy.Stop() })
-	return env
+	e.t.Cleanup(func() { _ = caddy.Stop() })
 }
 
 type response struct {

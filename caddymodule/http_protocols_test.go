@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/quic-go/quic-go/http3"
 )
 
@@ -37,51 +35,9 @@ type h2Env struct {
 func startH2Env(t *testing.T, proto, routes, extraGlobal string) *h2Env {
 	protocols := map[string]string{"HTTP/2.0": "h1 h2", "HTTP/3.0": "h1 h3"}[proto]
 	t.Helper()
-	env := &testEnv{t: t, dataDir: t.TempDir()}
-	hookPort, simPort := freePort(t), freePort(t)
-	env.hook = fmt.Sprintf("https://127.0.0.1:%d", hookPort)
-	env.sim = fmt.Sprintf("http://127.0.0.1:%d", simPort)
-	cf := fmt.Sprintf(`{
-	admin off
-	skip_install_trust
-	auto_https disable_redirects
-	storage file_system %[1]s/caddy
-	servers {
-		protocols %[9]s
-	}
-	valohai {
-		api_url     %[3]s
-		api_token   %[5]s
-		store       file %[1]s/valohai
-		payload_url %[2]s/_valohai/payloads
-		%[7]s
-	}
-}
-
-%[2]s {
-	tls internal
-	handle_errors {
-		respond "{err.message}" {err.status_code}
-	}
-	%[4]s
-	handle_path /_valohai/payloads/* {
-		valohai_payloads
-	}
-}
-
-%[3]s {
-	valohai_simulator {
-		token %[5]s
-		project %[6]s acme/demo {
-			commit %[8]s main ../examples/valohai.yaml
-		}
-	}
-}
-`, env.dataDir, env.hook, env.sim, routes, testToken, testProject, extraGlobal, testCommit, protocols)
-	if err := loadCaddyfile(cf); err != nil {
-		t.Fatalf("loading config: %v\n%s", err, cf)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
+	env := newTestEnv(t, "https")
+	env.load("admin off\n\tskip_install_trust\n\tauto_https disable_redirects\n\tservers {\n\t\tprotocols "+protocols+"\n\t}",
+		"tls internal", "", routes, extraGlobal)
 
 	root, err := os.ReadFile(filepath.Join(env.dataDir, "caddy", "pki", "authorities", "local", "root.crt"))
 	if err != nil {
@@ -169,6 +125,24 @@ func (e *h2Env) mustSend(t *testing.T, path string, body []byte, headers map[str
 	return r
 }
 
+// lastPayload fetches the payload of the last execution Valohai received
+// (its dataset input) over the environment's protocol.
+func (e *h2Env) lastPayload(t *testing.T) string {
+	t.Helper()
+	calls := e.executionCalls()
+	payloadURL := calls[len(calls)-1]["inputs"].(map[string]any)["dataset"].([]any)[0].(string)
+	res, err := e.client.Get(payloadURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Proto != e.proto {
+		t.Fatalf("payload over %s: %d %q", res.Proto, res.StatusCode, got)
+	}
+	return string(got)
+}
+
 // stallingBody yields head, then blocks until let is called, then yields
 // tail.
 type stallingBody struct {
@@ -254,15 +228,8 @@ func testWebhooksOver(t *testing.T, env *h2Env) {
 		if len(calls) != before+1 {
 			t.Fatalf("simulator got %d executions, want %d", len(calls), before+1)
 		}
-		payloadURL := calls[len(calls)-1]["inputs"].(map[string]any)["dataset"].([]any)[0].(string)
-		res, err := env.client.Get(payloadURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK || string(got) != githubBody || res.Proto != env.proto {
-			t.Fatalf("payload over %s: %d %q", res.Proto, res.StatusCode, got)
+		if got := env.lastPayload(t); got != githubBody {
+			t.Fatalf("payload %q", got)
 		}
 	})
 
@@ -287,15 +254,7 @@ func testWebhooksOver(t *testing.T, env *h2Env) {
 		if r.status != http.StatusOK || r.proto != env.proto {
 			t.Fatalf("%s: status %d %q", r.proto, r.status, r.body)
 		}
-		calls := env.executionCalls()
-		payloadURL := calls[len(calls)-1]["inputs"].(map[string]any)["dataset"].([]any)[0].(string)
-		res, err := env.client.Get(payloadURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if !bytes.Equal(got, body) {
+		if got := env.lastPayload(t); got != string(body) {
 			t.Fatalf("payload is %d bytes, want the %d sent", len(got), len(body))
 		}
 	})

@@ -27,44 +27,8 @@ import (
 func startRedisEnv(t *testing.T, routes, redisURL string) *testEnv {
 	t.Helper()
 	t.Setenv("VALOHAI_TEST_STORE_REDIS_URL", redisURL)
-	env := &testEnv{t: t, dataDir: t.TempDir()}
-	hookPort, simPort := freePort(t), freePort(t)
-	env.hook = fmt.Sprintf("http://127.0.0.1:%d", hookPort)
-	env.sim = fmt.Sprintf("http://127.0.0.1:%d", simPort)
-	cf := fmt.Sprintf(`{
-	admin off
-	storage file_system %[1]s/caddy
-	valohai {
-		api_url     %[3]s
-		api_token   %[5]s
-		store       redis {env.VALOHAI_TEST_STORE_REDIS_URL}
-		payload_url %[2]s/_valohai/payloads
-	}
-}
-
-%[2]s {
-	handle_errors {
-		respond "{err.message}" {err.status_code}
-	}
-	%[4]s
-	handle_path /_valohai/payloads/* {
-		valohai_payloads
-	}
-}
-
-%[3]s {
-	valohai_simulator {
-		token %[5]s
-		project %[6]s acme/demo {
-			commit %[7]s main ../examples/valohai.yaml
-		}
-	}
-}
-`, env.dataDir, env.hook, env.sim, routes, testToken, testProject, testCommit)
-	if err := loadCaddyfile(cf); err != nil {
-		t.Fatalf("loading config: %v\n%s", err, cf)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
+	env := newTestEnv(t, "http")
+	env.load("admin off", "", "store redis {env.VALOHAI_TEST_STORE_REDIS_URL}", routes, "")
 	return env
 }
 
