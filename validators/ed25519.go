@@ -273,7 +273,7 @@ func (e *Ed25519) Verify(r *Request) error {
 func (p *ed25519Plan) verify(r *Request) error {
 	raw, ok, again := p.signature.GetOnce(r)
 	if again {
-		return Reject(DirectiveEd25519, repeated("signature"))
+		return Reject(DirectiveEd25519, reasonRepeatedSignature)
 	}
 	raw = strings.TrimSpace(raw)
 	if !ok || raw == "" {
@@ -313,7 +313,7 @@ func (p *ed25519Plan) verify(r *Request) error {
 	if p.timestamp != nil {
 		v, ok, again := p.timestamp.Source.GetOnce(r)
 		if again {
-			return Reject(DirectiveEd25519, repeated("timestamp"))
+			return Reject(DirectiveEd25519, reasonRepeatedTimestamp)
 		}
 		if !ok || v == "" {
 			return Reject(DirectiveEd25519, reasonMissingTimestamp)
@@ -331,7 +331,7 @@ func (p *ed25519Plan) verify(r *Request) error {
 	if p.id != nil {
 		v, ok, again := p.id.GetOnce(r)
 		if again {
-			return Reject(DirectiveEd25519, repeated("id"))
+			return Reject(DirectiveEd25519, reasonRepeatedID)
 		}
 		if !ok || v == "" {
 			return Reject(DirectiveEd25519, reasonMissingID)

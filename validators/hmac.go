@@ -307,7 +307,7 @@ func (h *HMAC) Verify(r *Request) error {
 func (p *hmacPlan) verify(r *Request) error {
 	raw, ok, again := p.signature.GetOnce(r)
 	if again {
-		return Reject(DirectiveHMAC, repeated("signature"))
+		return Reject(DirectiveHMAC, reasonRepeatedSignature)
 	}
 	raw = strings.TrimSpace(raw)
 	if !ok || raw == "" {
@@ -353,7 +353,7 @@ func (p *hmacPlan) verify(r *Request) error {
 		if p.timestamp != nil {
 			v, ok, again := p.timestamp.Source.GetOnce(r)
 			if again {
-				return Reject(DirectiveHMAC, repeated("timestamp"))
+				return Reject(DirectiveHMAC, reasonRepeatedTimestamp)
 			}
 			if !ok || v == "" {
 				return Reject(DirectiveHMAC, reasonMissingTimestamp)
@@ -377,7 +377,7 @@ func (p *hmacPlan) verify(r *Request) error {
 	if p.id != nil {
 		v, ok, again := p.id.GetOnce(r)
 		if again {
-			return Reject(DirectiveHMAC, repeated("id"))
+			return Reject(DirectiveHMAC, reasonRepeatedID)
 		}
 		if !ok || v == "" {
 			return Reject(DirectiveHMAC, reasonMissingID)
@@ -411,7 +411,7 @@ func (p *hmacPlan) verify(r *Request) error {
 func repeatedHeaderPart(parts []messagePart, r *Request) string {
 	for i := range parts {
 		if parts[i].kind == partHeader && len(r.Header[parts[i].name]) > 1 {
-			return repeated("signed header " + parts[i].name)
+			return repeatedSignedHeader(parts[i].name)
 		}
 	}
 	return ""

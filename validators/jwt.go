@@ -442,10 +442,10 @@ func (j *JWT) Verify(r *Request) error {
 	if p == nil {
 		return Reject(DirectiveJWT, reasonMisconfigured)
 	}
-	if _, _, again := p.source.GetOnce(r); again {
-		return Reject(DirectiveJWT, repeated("token"))
+	raw, ok, again := extractJWT(r, p.source)
+	if again {
+		return Reject(DirectiveJWT, reasonRepeatedToken)
 	}
-	raw, ok := ExtractJWT(r, p.source)
 	if !ok {
 		return Reject(DirectiveJWT, reasonJWTMissing)
 	}
@@ -465,9 +465,15 @@ func (j *JWT) Verify(r *Request) error {
 // further spaces). It reports false when there is no token left. A JWT
 // never starts with "Bearer", so the prefix is optional.
 func ExtractJWT(r *Request, src Source) (string, bool) {
-	v, ok := src.Get(r)
+	v, ok, _ := extractJWT(r, src)
+	return v, ok
+}
+
+// extractJWT is ExtractJWT, and whether the source came more than once.
+func extractJWT(r *Request, src Source) (token string, ok, repeated bool) {
+	v, ok, repeated := src.GetOnce(r)
 	if !ok {
-		return "", false
+		return "", false, repeated
 	}
 	v = strings.TrimSpace(v)
 	if src.Kind == SourceHeader {
@@ -475,7 +481,7 @@ func ExtractJWT(r *Request, src Source) (string, bool) {
 			v = strings.TrimLeft(rest, " ")
 		}
 	}
-	return v, v != ""
+	return v, v != "", repeated
 }
 
 // verify checks raw at time now and returns its claims, or the reason it

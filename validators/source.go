@@ -82,7 +82,7 @@ func (s Source) String() string {
 	return string(s.Kind) + " " + s.Name
 }
 
-// reasonRepeated is the rejection of a request that sends a value a
+// The reasonRepeated* are the rejections of a request that sends a value a
 // condition checks (a signature, timestamp, id, token, or a header the
 // signed message includes) more than once. The conditions would check one
 // copy while Caddy's {http.request.header.*} placeholder joins them all
@@ -90,10 +90,18 @@ func (s Source) String() string {
 // signed: a replay with a second webhook-id would pass the signature and
 // miss the dedupe window. No sender sends these twice; such a request is
 // refused (README.md, "Hostile input").
-const reasonRepeated = "sent more than once"
+const (
+	reasonRepeatedSignature = "signature sent more than once"
+	reasonRepeatedTimestamp = "timestamp sent more than once"
+	reasonRepeatedID        = "id sent more than once"
+	reasonRepeatedToken     = "token sent more than once"
+)
 
-// repeated is the rejection reason for what, sent more than once.
-func repeated(what string) string { return what + " " + reasonRepeated }
+// repeatedSignedHeader is the rejection of a header the signed message
+// includes ({header.NAME}, a name from the configuration) sent twice.
+func repeatedSignedHeader(name string) string {
+	return "signed header " + name + " sent more than once"
+}
 
 // Get returns the value the source names in r and whether it is present. A
 // present value may still be empty; conditions treat empty as missing. For
@@ -131,15 +139,8 @@ func (s Source) GetOnce(r *Request) (v string, ok, repeated bool) {
 			v, ok := r.JSONField(s.Name)
 			return v, ok, false
 		}
-		if r.IsForm() {
-			vals := r.Form()[s.Name]
-			if len(vals) == 0 {
-				return "", false, false
-			}
-			return vals[0], true, len(vals) > 1
-		}
-		v, ok := r.JSONField(s.Name)
-		return v, ok, false
+		v, ok := r.Field(s.Name)
+		return v, ok, ok && r.IsForm() && len(r.Form()[s.Name]) > 1
 	default:
 		return "", false, false
 	}

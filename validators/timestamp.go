@@ -213,7 +213,7 @@ func (t *Timestamp) Verify(r *Request) error {
 	}
 	v, ok, again := t.Source.GetOnce(r)
 	if again {
-		return Reject(DirectiveTimestamp, repeated("timestamp"))
+		return Reject(DirectiveTimestamp, reasonRepeatedTimestamp)
 	}
 	if !ok || v == "" {
 		return Reject(DirectiveTimestamp, reasonMissingTimestamp)

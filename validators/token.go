@@ -91,7 +91,7 @@ func (t *Token) Verify(r *Request) error {
 
 	v, ok, again := t.Source.GetOnce(r)
 	if again {
-		return Reject(DirectiveToken, repeated("token"))
+		return Reject(DirectiveToken, reasonRepeatedToken)
 	}
 	if !ok || v == "" {
 		return Reject(DirectiveToken, reasonMissingToken)
