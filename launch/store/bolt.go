@@ -52,9 +52,9 @@ const maxKeyLen = 512
 // stamp sort by time, which is what every index here needs.
 var (
 	bucketRuns       = []byte("runs")         // run id → JSON launch.Run
-	bucketRunsByTime = []byte("runs_by_time") // created(8)+id → nil, for newest-first listing
+	bucketRunsByTime = []byte("runs_by_time") // created(8)+id → nil, for newest-first listing of runs that are not self-ordered (selfordered.go)
 	bucketPayloads   = []byte("payloads")     // run id → expires(8)+ctlen(4)+content type+body
-	bucketPayloadExp = []byte("payload_exp")  // expires(8)+id → nil, to purge expired payloads
+	bucketPayloadExp = []byte("payload_exp")  // expires(8)+id → nil, to purge expired payloads whose run id is not a UUIDv7
 	bucketQueue      = []byte("queue")        // due(8)+id → nil, first key = next run due
 	bucketQueueByRun = []byte("queue_by_run") // id → due(8), to find a run's queue entry
 	bucketQuota      = []byte("quota")        // window end(8)+period(8)+key → count(8)
@@ -279,6 +279,7 @@ func (b *Bolt) CreateRun(ctx context.Context, run *launch.Run, payload *launch.P
 	if err != nil {
 		return err
 	}
+	self := selfOrdered(run.ID, run.CreatedAt) // listed without runs_by_time
 	var denied *launch.ClaimDenied
 	// The write function may run more than once (after a rollback caused
 	// by another write of the batch), so it only uses what was computed
@@ -327,8 +328,10 @@ func (b *Bolt) CreateRun(ctx context.Context, run *launch.Run, payload *launch.P
 		if err := runs.Put(id, data); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketRunsByTime).Put(stampKey(stamp(run.CreatedAt), run.ID), nil); err != nil {
-			return err
+		if !self {
+			if err := tx.Bucket(bucketRunsByTime).Put(stampKey(stamp(run.CreatedAt), run.ID), nil); err != nil {
+				return err
+			}
 		}
 		// A run that does not exist has no payload and no queue entry to
 		// replace: both are written without looking for one (as pebble's
@@ -385,14 +388,18 @@ func (b *Bolt) UpdateRun(ctx context.Context, run *launch.Run) error {
 		if err != nil {
 			return err
 		}
-		// Keep the listing index in step should the creation time change.
+		// Keep the listing index in step should the creation time change:
+		// the run's entry moves, or goes when the run is now self-ordered,
+		// or comes when it no longer is (there was none to delete then).
 		if is := stamp(run.CreatedAt); was != is {
 			idx := tx.Bucket(bucketRunsByTime)
 			if err := idx.Delete(stampKey(was, run.ID)); err != nil {
 				return err
 			}
-			if err := idx.Put(stampKey(is, run.ID), nil); err != nil {
-				return err
+			if !selfOrdered(run.ID, run.CreatedAt) {
+				if err := idx.Put(stampKey(is, run.ID), nil); err != nil {
+					return err
+				}
 			}
 		}
 		return runs.Put(id, data)
@@ -429,26 +436,18 @@ func (b *Bolt) ListRuns(ctx context.Context, f launch.RunFilter) ([]*launch.Run,
 	}
 	var out []*launch.Run
 	err := b.db.View(func(tx *bolt.Tx) error {
-		runs := tx.Bucket(bucketRuns)
-		c := tx.Bucket(bucketRunsByTime).Cursor()
-		for k, _ := c.Last(); k != nil && len(out) < limit; k, _ = c.Prev() {
-			id := string(k[8:])
-			data := runs.Get(k[8:])
-			if data == nil {
-				continue
-			}
-			run, err := decodeRun(id, data)
+		return runsNewestFirst(tx, func(id, data []byte) (bool, error) {
+			run, err := decodeRun(string(id), data)
 			if err != nil {
-				return err
+				return false, err
 			}
-			if (f.Trigger != "" && run.Trigger != f.Trigger) ||
-				(f.Path != "" && run.Path != f.Path) ||
-				(f.Status != "" && run.Status != f.Status) {
-				continue
+			if (f.Trigger == "" || run.Trigger == f.Trigger) &&
+				(f.Path == "" || run.Path == f.Path) &&
+				(f.Status == "" || run.Status == f.Status) {
+				out = append(out, run)
 			}
-			out = append(out, run)
-		}
-		return nil
+			return len(out) < limit, nil
+		})
 	})
 	return out, err
 }
@@ -462,38 +461,62 @@ func (b *Bolt) DeleteRunsBefore(ctx context.Context, t time.Time) (int, error) {
 		return 0, err
 	}
 	cut, now := stamp(t), stamp(b.now())
+	// A self-ordered run of a millisecond at or after cutMs was created at
+	// or after the cut.
+	cutMs := (cut + uint64(time.Millisecond) - 1) / uint64(time.Millisecond)
 	var n int
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		n = 0
 		runs, idx := tx.Bucket(bucketRuns), tx.Bucket(bucketRunsByTime)
 		// Collect first: deleting under a moving bbolt cursor skips keys.
-		var doomed [][]byte
+		doomed := map[string]uint64{} // id → creation stamp
+		var dangling [][]byte
 		c := idx.Cursor()
 		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) < cut; k, _ = c.Next() {
 			data := runs.Get(k[8:])
 			if data == nil {
-				doomed = append(doomed, bytes.Clone(k)) // dangling index entry
+				dangling = append(dangling, bytes.Clone(k))
 				continue
 			}
-			var r struct {
-				Status launch.RunStatus `json:"status"`
-			}
-			if err := json.Unmarshal(data, &r); err != nil {
-				return fmt.Errorf("store: decoding run %q: %w", k[8:], err)
-			}
-			if r.Status.Final() {
-				doomed = append(doomed, bytes.Clone(k))
-			}
-		}
-		for _, k := range doomed {
-			id := string(k[8:])
-			if runs.Get(k[8:]) != nil {
-				n++
-			}
-			if err := runs.Delete(k[8:]); err != nil {
+			r, err := decodeRunTimes(k[8:], data)
+			if err != nil {
 				return err
 			}
+			if r.Status.Final() {
+				doomed[string(k[8:])] = binary.BigEndian.Uint64(k)
+			}
+		}
+		// Self-ordered runs have no index entry: walk the runs bucket
+		// oldest first, up to the cut's millisecond (README.md, "The
+		// durable write path").
+		c = runs.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			ms, ok := v7Millis(string(k))
+			if !ok {
+				continue // indexed, judged above
+			}
+			if ms >= cutMs {
+				break
+			}
+			r, err := decodeRunTimes(k, v)
+			if err != nil {
+				return err
+			}
+			if selfOrdered(string(k), r.CreatedAt) && stamp(r.CreatedAt) < cut && r.Status.Final() {
+				doomed[string(k)] = stamp(r.CreatedAt)
+			}
+		}
+		for _, k := range dangling {
 			if err := idx.Delete(k); err != nil {
+				return err
+			}
+		}
+		for id, created := range doomed {
+			n++
+			if err := runs.Delete([]byte(id)); err != nil {
+				return err
+			}
+			if err := idx.Delete(stampKey(created, id)); err != nil {
 				return err
 			}
 			if err := deletePayload(tx, id); err != nil {
@@ -507,6 +530,24 @@ func (b *Bolt) DeleteRunsBefore(ctx context.Context, t time.Time) (int, error) {
 		c = tx.Bucket(bucketPayloadExp).Cursor()
 		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= now; k, _ = c.Next() {
 			expired = append(expired, string(k[8:]))
+		}
+		// Payloads keyed by a UUIDv7 have no payload_exp entry. Each
+		// expires the app's payload_ttl after it was made, so they expire
+		// in key order: walk them oldest first up to the first one still
+		// valid.
+		c = tx.Bucket(bucketPayloads).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if _, ok := v7Millis(string(k)); !ok || len(v) < 8 {
+				continue
+			}
+			exp := binary.BigEndian.Uint64(v)
+			if exp == 0 {
+				continue // never expires
+			}
+			if exp > now {
+				break
+			}
+			expired = append(expired, string(k))
 		}
 		for _, id := range expired {
 			if err := deletePayload(tx, id); err != nil {
@@ -902,10 +943,14 @@ func dequeue(tx *bolt.Tx, id string) error {
 }
 
 // putPayload stores the encoded payload of a run that has none yet (the
-// run is new) and indexes its expiry.
+// run is new) and indexes its expiry, unless the run id is a UUIDv7: the
+// retention sweep finds those in the payloads bucket itself (selfordered.go).
 func putPayload(tx *bolt.Tx, id string, data []byte) error {
 	if err := tx.Bucket(bucketPayloads).Put([]byte(id), data); err != nil {
 		return err
+	}
+	if _, v7 := v7Millis(id); v7 {
+		return nil
 	}
 	if exp := binary.BigEndian.Uint64(data); exp != 0 {
 		return tx.Bucket(bucketPayloadExp).Put(stampKey(exp, id), nil)

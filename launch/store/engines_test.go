@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -156,6 +157,22 @@ func TestFileMigratesBoltStore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Runs of this release's gateway (UUIDv7 ids made in the run's
+	// millisecond), which bbolt lists and purges without an index: pebble
+	// indexes them all.
+	var self []string
+	for i := range 2 {
+		created := t0.Add(time.Duration(i-2) * time.Hour)
+		id := v7At(t, created)
+		self = append(self, id)
+		run := &launch.Run{ID: id, Trigger: "t", Path: "/t", CreatedAt: created, NextAttemptAt: created, Status: launch.StatusCompleted}
+		if err := old.CreateRun(ctx, run, &launch.Payload{Body: []byte("v7"), ContentType: "text/plain", ExpiresAt: created.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := old.CompleteRun(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := range 4 {
 		if err := old.LogRejection(ctx, launch.Rejected{At: t0, Path: "/t", Directive: "webhook_token", Reason: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
@@ -177,8 +194,19 @@ func TestFileMigratesBoltStore(t *testing.T) {
 		t.Fatalf("OpenFile opened a %T, want pebble", s)
 	}
 	runs, err := s.ListRuns(ctx, launch.RunFilter{})
-	if err != nil || len(runs) != 3 || runs[0].ID != "run-2" {
-		t.Fatalf("runs after migration: %v, %v", runIDsOf(runs), err)
+	if want := []string{"run-2", "run-1", "run-0", self[1], self[0]}; err != nil || !slices.Equal(runIDsOf(runs), want) {
+		t.Fatalf("runs after migration: %v, %v; want %v", runIDsOf(runs), err, want)
+	}
+	// Pebble's sweep finds them: the older one by its creation time, both
+	// payloads (expired) by their expiry.
+	if n, err := s.DeleteRunsBefore(ctx, t0.Add(-90*time.Minute)); err != nil || n != 1 {
+		t.Fatalf("sweep after migration = %d, %v; want 1", n, err)
+	}
+	if runs, _ := s.ListRuns(ctx, launch.RunFilter{}); len(runs) != 4 || runs[3].ID != self[1] {
+		t.Fatalf("runs after the sweep: %v", runIDsOf(runs))
+	}
+	if n := s.(*store.Pebble).PrefixLen('p'); n != 3 {
+		t.Fatalf("%d payloads after the sweep, want 3 (run-0..2; the UUIDv7 ones expired and went)", n)
 	}
 	if n, err := s.QueueDepth(ctx); err != nil || n != 3 {
 		t.Fatalf("queue after migration: %d, %v", n, err)

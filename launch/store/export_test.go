@@ -1,6 +1,10 @@
 package store
 
-import bolt "go.etcd.io/bbolt"
+import (
+	"encoding/binary"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 // BucketLen counts the keys of one of the store's buckets, for tests that
 // check housekeeping (caps and pruning) rather than behaviour.
@@ -47,4 +51,31 @@ func (b *Bolt) LeafFill(bucket string) (fill float64) {
 		return nil
 	})
 	return fill
+}
+
+// IndexAsOlderRelease adds the runs_by_time and payload_exp entries that a
+// release before self-ordered runs wrote for every run, as if it had
+// written run id (which must exist).
+func (b *Bolt) IndexAsOlderRelease(id string) error {
+	return b.db.Update(func(tx *bolt.Tx) error {
+		r, err := decodeRunTimes([]byte(id), tx.Bucket(bucketRuns).Get([]byte(id)))
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketRunsByTime).Put(stampKey(stamp(r.CreatedAt), id), nil); err != nil {
+			return err
+		}
+		if p := tx.Bucket(bucketPayloads).Get([]byte(id)); p != nil {
+			return tx.Bucket(bucketPayloadExp).Put(stampKey(binary.BigEndian.Uint64(p), id), nil)
+		}
+		return nil
+	})
+}
+
+// PrefixLen counts the keys of one record kind (a key prefix byte) of the
+// pebble store.
+func (p *Pebble) PrefixLen(prefix byte) int {
+	var n int
+	p.scan(p.db, prefix, nil, func(_, _ []byte) bool { n++; return true })
+	return n
 }

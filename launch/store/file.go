@@ -122,6 +122,15 @@ func migrateBolt(dir string, opts BoltOptions) error {
 				if err := batch.Set(pk(prefix, k), v, nil); err != nil {
 					return err
 				}
+				// Pebble indexes every run and payload: add the entries
+				// bbolt leaves out for UUIDv7 ids (selfordered.go).
+				if extra, err := boltImplicitIndex(name, k, v); err != nil {
+					return err
+				} else if extra != nil {
+					if err := batch.Set(extra, nil, nil); err != nil {
+						return err
+					}
+				}
 				if batch.Len() < 4<<20 {
 					return nil
 				}
@@ -158,6 +167,33 @@ func migrateBolt(dir string, opts BoltOptions) error {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// boltImplicitIndex returns the pebble index key of a bbolt record that
+// bbolt lists or purges without an index entry (a self-ordered run, a
+// payload keyed by a UUIDv7), or nil. Writing one that bbolt also had is
+// harmless: it is the same key.
+func boltImplicitIndex(bucket string, k, v []byte) ([]byte, error) {
+	if _, ok := v7Millis(string(k)); !ok {
+		return nil, nil
+	}
+	switch bucket {
+	case string(bucketRuns):
+		r, err := decodeRunTimes(k, v)
+		if err != nil {
+			return nil, err
+		}
+		if selfOrdered(string(k), r.CreatedAt) {
+			return pk(pRunsByTime, stampKey(stamp(r.CreatedAt), string(k))), nil
+		}
+	case string(bucketPayloads):
+		if len(v) >= 8 {
+			if exp := binary.BigEndian.Uint64(v); exp != 0 {
+				return pk(pPayloadExp, stampKey(exp, string(k))), nil
+			}
+		}
+	}
+	return nil, nil
 }
 
 // syncDir makes the renames in dir durable.

@@ -56,6 +56,7 @@ func RunConformance(t *testing.T, f Factory) {
 		{"Rejections", testRejections},
 		{"Secret", testSecret},
 		{"DeleteRunsBefore", testDeleteRunsBefore},
+		{"MixedRunIDs", testMixedRunIDs},
 		{"Persistence", testPersistence},
 		{"ClaimsQuotaConcurrent", testClaimsQuotaConcurrent},
 		{"ClaimsKeyConcurrent", testClaimsKeyConcurrent},
@@ -738,6 +739,95 @@ func testDeleteRunsBefore(t *testing.T, f Factory) {
 	if n, err := s.DeleteRunsBefore(ctx, t0.Add(-time.Hour)); err != nil || n != 0 {
 		t.Fatalf("second sweep = %d, %v; want 0", n, err)
 	}
+}
+
+// uuidV7At is a UUIDv7 (canonical lowercase text) of at's millisecond,
+// with random bits after it, as the gateway makes run ids.
+func uuidV7At(t *testing.T, at time.Time) string {
+	t.Helper()
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	ms := uint64(at.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	b[6] = 0x70 | b[6]&0x0f // version 7
+	b[8] = 0x80 | b[8]&0x3f // variant 10
+	h := fmt.Sprintf("%x", b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// testMixedRunIDs: run ids of every shape (UUIDv7 created in the id's
+// millisecond, UUIDv7 created in another one, UUIDv4, any string) list
+// newest first by creation time and age out together, also after updates
+// that move a run's creation time. An embedded store may order UUIDv7 runs
+// by their id (README.md, "The durable write path"); none may show it.
+func testMixedRunIDs(t *testing.T, f Factory) {
+	s, ctx, t0 := f.New(t), context.Background(), epoch()
+	early := t0.Add(-3 * time.Hour)
+	mk := func(id string, created time.Time, status launch.RunStatus) *launch.Run {
+		return newRun(id, "t", "/t", created, status)
+	}
+	s1 := mk(uuidV7At(t, early), early.Add(500*time.Microsecond), launch.StatusCompleted)
+	m1 := mk(uuidV7At(t, early.Add(time.Millisecond)), early.Add(5*time.Millisecond), launch.StatusCompleted) // made in another millisecond
+	l1 := mk("legacy-1", early.Add(2*time.Millisecond), launch.StatusCompleted)
+	s2 := mk(uuidV7At(t, early.Add(3*time.Millisecond)), early.Add(3*time.Millisecond), launch.StatusPending)
+	v4 := mk("ffffffff-ffff-4fff-bfff-ffffffffffff", t0.Add(-time.Second), launch.StatusCompleted) // sorts after every UUIDv7
+	s3 := mk(uuidV7At(t, t0), t0, launch.StatusCompleted)
+	s4 := mk(uuidV7At(t, t0.Add(time.Hour)), t0.Add(time.Hour), launch.StatusCompleted) // a clock ahead
+	for _, r := range []*launch.Run{s3, l1, s4, m1, v4, s1, s2} {
+		mustCreate(t, s, r, nil)
+	}
+	list := func(f launch.RunFilter) []string {
+		t.Helper()
+		runs, err := s.ListRuns(ctx, f)
+		if err != nil {
+			t.Fatalf("ListRuns(%+v): %v", f, err)
+		}
+		return runIDs(runs)
+	}
+	want := func(what string, got []string, want ...*launch.Run) {
+		t.Helper()
+		ids := runIDs(want)
+		if !slices.Equal(got, ids) {
+			t.Fatalf("%s = %v, want %v", what, got, ids)
+		}
+	}
+	want("ListRuns", list(launch.RunFilter{}), s4, s3, v4, m1, s2, l1, s1)
+	want("ListRuns limit 3", list(launch.RunFilter{Limit: 3}), s4, s3, v4)
+	want("ListRuns pending", list(launch.RunFilter{Status: launch.StatusPending}), s2)
+
+	// s3 moves to another millisecond than its id's, m1 into its id's.
+	s3.CreatedAt = early.Add(4 * time.Millisecond)
+	m1.CreatedAt = early.Add(time.Millisecond + 200*time.Microsecond)
+	for _, r := range []*launch.Run{s3, m1} {
+		if err := s.UpdateRun(ctx, r); err != nil {
+			t.Fatalf("UpdateRun(%s): %v", r.ID, err)
+		}
+	}
+	want("ListRuns after moving two runs", list(launch.RunFilter{}), s4, v4, s3, s2, l1, m1, s1)
+	// And back: each run is listed once whatever its history.
+	s3.CreatedAt = t0
+	if err := s.UpdateRun(ctx, s3); err != nil {
+		t.Fatal(err)
+	}
+	want("ListRuns after moving one back", list(launch.RunFilter{}), s4, s3, v4, s2, l1, m1, s1)
+
+	n, err := s.DeleteRunsBefore(ctx, t0.Add(-time.Hour))
+	if err != nil || n != 3 {
+		t.Fatalf("DeleteRunsBefore = %d, %v; want 3 (s1, m1, l1; s2 is pending)", n, err)
+	}
+	want("ListRuns after the sweep", list(launch.RunFilter{}), s4, s3, v4, s2)
+	for _, r := range []*launch.Run{s1, m1, l1} {
+		_, err := s.GetRun(ctx, r.ID)
+		wantNotFound(t, "GetRun of swept "+r.ID, err)
+	}
+	if n, err := s.DeleteRunsBefore(ctx, t0.Add(time.Minute)); err != nil || n != 2 {
+		t.Fatalf("second sweep = %d, %v; want 2 (s3, v4)", n, err)
+	}
+	want("ListRuns after the second sweep", list(launch.RunFilter{}), s4, s2)
 }
 
 func testPersistence(t *testing.T, f Factory) {
