@@ -273,3 +273,36 @@ func TestBoltReleaseLeases(t *testing.T) {
 		t.Fatalf("queue depth %d, want 3 (released runs stay queued)", depth)
 	}
 }
+
+// BenchmarkBoltListRunsFiltered lists with a filter no run matches, so the
+// listing reads every one of 10,000 runs made as the gateway makes them:
+// the console's worst case.
+//
+//	go test -run '^$' -bench BoltListRunsFiltered ./launch/store
+func BenchmarkBoltListRunsFiltered(b *testing.B) {
+	s := openBolt(b, filepath.Join(b.TempDir(), "store.db"), store.BoltOptions{})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for range 10000 / 16 {
+				now := time.Now()
+				run := &launch.Run{ID: uuid.Must(uuid.NewV7()).String(), Trigger: "bench", Path: "/bench", CreatedAt: now, UpdatedAt: now, NextAttemptAt: now,
+					Status: launch.StatusPending, Actions: []launch.Action{{Kind: launch.ActionRunExecution, State: launch.ActionPending,
+						Body: []byte(`{"step":"train","parameters":{"epochs":10,"learning_rate":0.001},"inputs":{"payload":["https://hooks.example.com/payload"]}}`)}}}
+				if err := s.CreateRun(ctx, run, nil); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ResetTimer()
+	for b.Loop() {
+		runs, err := s.ListRuns(ctx, launch.RunFilter{Trigger: "none"})
+		if err != nil || len(runs) != 0 {
+			b.Fatalf("ListRuns = %d runs, %v", len(runs), err)
+		}
+	}
+}

@@ -2,10 +2,10 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
+	"github.com/tidwall/gjson"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/hooklaunch/caddy-valohai/launch"
@@ -66,15 +66,24 @@ func selfOrdered(id string, created time.Time) bool {
 
 // runTimes is the part of a stored run the listing and the sweep judge by.
 type runTimes struct {
-	CreatedAt time.Time        `json:"created_at"`
-	Status    launch.RunStatus `json:"status"`
+	CreatedAt time.Time
+	Status    launch.RunStatus
 }
 
+// decodeRunTimes reads a stored run's creation time and status, which
+// come first in its JSON (launch.MarshalRun), without decoding the rest:
+// listing judges every run by them before it decodes the ones it returns,
+// and the retention sweep needs nothing else.
 func decodeRunTimes(id []byte, data []byte) (runTimes, error) {
 	var r runTimes
-	if err := json.Unmarshal(data, &r); err != nil {
-		return r, fmt.Errorf("store: decoding run %q: %w", id, err)
+	f := gjson.GetManyBytes(data, "created_at", "status")
+	if f[0].Type != gjson.String {
+		return r, fmt.Errorf("store: decoding run %q: no created_at", id)
 	}
+	if err := r.CreatedAt.UnmarshalText([]byte(f[0].Str)); err != nil {
+		return r, fmt.Errorf("store: decoding run %q: created_at: %w", id, err)
+	}
+	r.Status = launch.RunStatus(f[1].Str)
 	return r, nil
 }
 

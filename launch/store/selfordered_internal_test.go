@@ -1,10 +1,14 @@
 package store
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/hooklaunch/caddy-valohai/launch"
 )
 
 // FuzzV7Millis: v7Millis accepts exactly the canonical lowercase text of a
@@ -40,4 +44,31 @@ func FuzzV7Millis(f *testing.F) {
 			t.Fatalf("v7Millis(%q) = %d, want %d", s, ms, wantMs)
 		}
 	})
+}
+
+// decodeRunTimes reads what encoding/json would read from a stored run
+// (either encoder's output), and refuses a record without a creation time.
+func TestDecodeRunTimes(t *testing.T) {
+	at := time.Date(2026, 12, 7, 13, 45, 1, 123456789, time.FixedZone("x", 3600))
+	run := &launch.Run{ID: "r", Trigger: "t", CreatedAt: at, UpdatedAt: at, Status: launch.StatusCompleted,
+		Actions: []launch.Action{{Kind: launch.ActionRunExecution, Body: []byte(`{"created_at":"1999-01-01T00:00:00Z","status":"x"}`)}}}
+	fast, err := launch.MarshalRun(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, err := json.Marshal(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range [][]byte{fast, slow} {
+		r, err := decodeRunTimes([]byte("r"), data)
+		if err != nil || !r.CreatedAt.Equal(at) || r.Status != launch.StatusCompleted {
+			t.Fatalf("decodeRunTimes(%s) = %+v, %v", data, r, err)
+		}
+	}
+	for _, bad := range []string{`{"id":"r"}`, `{"created_at":12}`, `{"created_at":"yesterday"}`, `not json`} {
+		if _, err := decodeRunTimes([]byte("r"), []byte(bad)); err == nil {
+			t.Errorf("decodeRunTimes(%s) succeeded", bad)
+		}
+	}
 }
