@@ -355,13 +355,8 @@ func (b *Bolt) CreateRun(ctx context.Context, run *launch.Run, payload *launch.P
 // createdStamp is the creation time (stamp) of the stored run record old,
 // which UpdateRun needs to move the run's listing key when it changes.
 func createdStamp(id string, old []byte) (uint64, error) {
-	var prev struct {
-		CreatedAt time.Time `json:"created_at"`
-	}
-	if err := json.Unmarshal(old, &prev); err != nil {
-		return 0, fmt.Errorf("store: decoding run %q: %w", id, err)
-	}
-	return stamp(prev.CreatedAt), nil
+	r, err := decodeRunTimes([]byte(id), old)
+	return stamp(r.CreatedAt), err
 }
 
 // UpdateRun replaces a stored run. It does not touch the queue: workers move
