@@ -76,16 +76,22 @@ type faultEnv struct {
 	hookAddr string
 	simAddr  string
 	storeDir string
+	engine   string   // the embedded store's engine ("" for the default)
 	env      *testEnv // for do(), calls(), simControl()
 }
 
-func newFaultEnv(t *testing.T) *faultEnv {
+// embeddedEngines are the engines of `store file`: the crash tests run on
+// each (README.md, "The durable write path").
+var embeddedEngines = []string{"pebble", "bbolt"}
+
+func newFaultEnv(t *testing.T, engine string) *faultEnv {
 	t.Helper()
 	f := &faultEnv{
 		t:        t,
 		hookAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		simAddr:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		storeDir: t.TempDir(),
+		engine:   engine,
 	}
 	f.env = &testEnv{t: t, hook: "http://" + f.hookAddr, sim: "http://" + f.simAddr}
 	yaml, err := filepath.Abs("../examples/valohai.yaml")
@@ -115,7 +121,7 @@ func (f *faultEnv) startGateway() *caddyProc {
 	valohai {
 		api_url   http://%[2]s
 		api_token %[3]s
-		store     file %[4]s
+		store     file %[4]s %[6]s
 		retry     200 100ms 400ms
 	}
 }
@@ -148,7 +154,7 @@ http://%[1]s {
 		}
 	}
 }
-`, f.hookAddr, f.simAddr, testToken, f.storeDir, testProject), f.hookAddr)
+`, f.hookAddr, f.simAddr, testToken, f.storeDir, testProject, f.engine), f.hookAddr)
 }
 
 // sendAll posts n webhooks concurrently and returns the acknowledged run ids.
@@ -205,7 +211,7 @@ func (f *faultEnv) assertEachOnce(ids []string, timeout time.Duration) {
 }
 
 func TestFaultValohaiDownThenRecovers(t *testing.T) {
-	f := newFaultEnv(t)
+	f := newFaultEnv(t, "")
 	f.startGateway()
 	f.env.simControl("fail", `{"count":60,"status":503}`)
 	ids := f.sendAll(20)
@@ -222,7 +228,7 @@ func TestFaultValohaiDownThenRecovers(t *testing.T) {
 }
 
 func TestFaultRetryAfterHonoured(t *testing.T) {
-	f := newFaultEnv(t)
+	f := newFaultEnv(t, "")
 	f.startGateway()
 	f.env.simControl("fail", `{"count":1,"status":429,"retry_after_seconds":2}`)
 	ids := f.sendAll(1)
@@ -246,7 +252,13 @@ func TestFaultRetryAfterHonoured(t *testing.T) {
 }
 
 func TestFaultKill9WithPendingRuns(t *testing.T) {
-	f := newFaultEnv(t)
+	for _, engine := range embeddedEngines {
+		t.Run(engine, func(t *testing.T) { faultKill9WithPendingRuns(t, engine) })
+	}
+}
+
+func faultKill9WithPendingRuns(t *testing.T, engine string) {
+	f := newFaultEnv(t, engine)
 	gw := f.startGateway()
 	// Valohai is slow: every launch is still in flight when the gateway dies.
 	f.env.simControl("delay", `{"delay":"3s"}`)
@@ -265,7 +277,7 @@ func TestFaultKill9WithPendingRuns(t *testing.T) {
 // Valohai is slow. The survivor takes the runs over when their leases run out
 // and launches each exactly once.
 func TestFaultRedisSurvivorTakesOver(t *testing.T) {
-	f := newFaultEnv(t)
+	f := newFaultEnv(t, "")
 	redisURL := redistest.Start(t)
 	gateway := func(addr string) *caddyProc {
 		return startCaddyProc(t, fmt.Sprintf(`{
@@ -337,9 +349,15 @@ func (f *faultEnv) postClaims(id string) claimsAnswer {
 // after the restart, every acknowledged delivery is a duplicate of its run,
 // the quota counts exactly the runs stored, and each run launches once.
 func TestFaultKill9DuringClaimedWrites(t *testing.T) {
+	for _, engine := range embeddedEngines {
+		t.Run(engine, func(t *testing.T) { faultKill9DuringClaimedWrites(t, engine) })
+	}
+}
+
+func faultKill9DuringClaimedWrites(t *testing.T, engine string) {
 	avoidWindowEdge(t, time.Hour, 2*time.Minute)
 	const deliveries, quota = 200, 100
-	f := newFaultEnv(t)
+	f := newFaultEnv(t, engine)
 	gw := f.startGateway()
 	// Valohai is slow, so no launch completes before the kill: what is
 	// tested is the store, not a Valohai call cut off mid-way.
@@ -409,8 +427,14 @@ func TestFaultKill9DuringClaimedWrites(t *testing.T) {
 // arrive: after the restart each run is looked up by its marker and found,
 // never created a second time (README.md, "What Valohai receives").
 func TestFaultKill9WhileValohaiCreates(t *testing.T) {
+	for _, engine := range embeddedEngines {
+		t.Run(engine, func(t *testing.T) { faultKill9WhileValohaiCreates(t, engine) })
+	}
+}
+
+func faultKill9WhileValohaiCreates(t *testing.T, engine string) {
 	const n = 4 // the default workers: every run's create in flight at once
-	f := newFaultEnv(t)
+	f := newFaultEnv(t, engine)
 	gw := f.startGateway()
 	// Every create takes effect at once; its answer takes 30s.
 	f.env.simControl("delay", `{"delay":"30s","after_create":true}`)

@@ -37,7 +37,7 @@ type hostileEnv struct {
 
 func startHostile(t *testing.T) *hostileEnv {
 	t.Helper()
-	f := newFaultEnv(t)
+	f := newFaultEnv(t, "")
 	launch := func(name, extra string) string {
 		return fmt.Sprintf(`valohai_launch %s {
 			project %s
