@@ -575,9 +575,16 @@ HEAPS=()
 if [ "$MEM" = 1 ] && [ -n "$SIM_PID" ]; then
 	mkdir -p "$OUT/profiles"
 	MEMTSV=$OUT/mem.tsv
-	printf 'store\tsent\tqueued\trss_before_kb\trss_after_kb\tanon_before_kb\tanon_after_kb\theap_before\theap_after\tstore_before\tstore_after\taux_rss_before_kb\taux_rss_after_kb\n' >"$MEMTSV"
+	printf 'store\tsent\tqueued\trss_before_kb\trss_after_kb\tanon_before_kb\tanon_after_kb\theap_before\theap_after\tstore_before\tstore_after\taux_rss_before_kb\taux_rss_after_kb\tmap_before_kb\tmap_after_kb\n' >"$MEMTSV"
 	sim_delay 1h # Valohai stalls: the workers hold 4 runs, the rest stays queued
 	heap_alloc() { curl -fsS -m 30 "http://127.0.0.1:$BENCH_ADMIN_PORT/debug/pprof/heap?gc=1&debug=1" | sed -n 's/^# HeapAlloc = \([0-9]*\).*/\1/p'; }
+	# The resident pages of the gateway's memory maps of its store's files
+	# (bbolt maps its file read-only): page cache the map has read since
+	# the store last mapped the file, counted in RSS but not the gateway's
+	# own memory (bench/README.md, "Latest results", bbolt's RSS).
+	store_map_kb() {
+		awk -v d="$BENCH_DATA/valohai/" '$1 ~ /-/ && NF >= 6 {m = index($6, d) == 1} m && $1 == "Rss:" {s += $2} END {print s + 0}' "/proc/$1/smaps"
+	}
 	store_bytes() {
 		if [ "${SC_STORE[$1]}" = redis ]; then
 			redis-cli -p "$REDIS_PORT" info memory | tr -d '\r' | sed -n 's/^used_memory:\([0-9]*\)/\1/p'
@@ -593,20 +600,20 @@ if [ "$MEM" = 1 ] && [ -n "$SIM_PID" ]; then
 		"$BT" send -url "$URL" -n 500 -c 16 -body "$WORK/body-1k.json" -headers "$WORK/headers" >>"$LOG" || die "$name: warm-up"
 		sleep 1
 		hb=$(heap_alloc)
-		rb=$(status_kb "$SRV_PID" VmRSS) ab=$(status_kb "$SRV_PID" RssAnon) sb=$(store_bytes "$s")
+		rb=$(status_kb "$SRV_PID" VmRSS) ab=$(status_kb "$SRV_PID" RssAnon) sb=$(store_bytes "$s") mb=$(store_map_kb "$SRV_PID")
 		xb=0 xa=0
 		[ -n "$REDIS_PID" ] && xb=$(status_kb "$REDIS_PID" VmRSS)
 		"$BT" send -url "$URL" -n "$MEM_RUNS" -c 16 -body "$WORK/body-1k.json" -headers "$WORK/headers" >>"$LOG" || die "$name: sending $MEM_RUNS runs"
 		sleep 2
-		ra=$(status_kb "$SRV_PID" VmRSS) aa=$(status_kb "$SRV_PID" RssAnon) sa=$(store_bytes "$s")
+		ra=$(status_kb "$SRV_PID" VmRSS) aa=$(status_kb "$SRV_PID" RssAnon) sa=$(store_bytes "$s") ma=$(store_map_kb "$SRV_PID")
 		[ -n "$REDIS_PID" ] && xa=$(status_kb "$REDIS_PID" VmRSS)
 		ha=$(heap_alloc)
 		curl -fsS -m 30 -o "$OUT/profiles/$name.heap.pprof" "http://127.0.0.1:$BENCH_ADMIN_PORT/debug/pprof/heap?gc=1" &&
 			go tool pprof -top -sample_index=inuse_space -nodecount=20 "$CADDY" "$OUT/profiles/$name.heap.pprof" \
 				>"$OUT/profiles/$name.heap.txt" 2>/dev/null && HEAPS+=("$name") || true
 		q=$(curl -fsS -m 10 "http://127.0.0.1:$BENCH_ADMIN_PORT/metrics" | sed -n 's/^caddy_valohai_queue_depth \([0-9.e+]*\)/\1/p')
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${s#launch-}" "$MEM_RUNS" "${q:-0}" \
-			"$rb" "$ra" "$ab" "$aa" "${hb:-0}" "${ha:-0}" "${sb:-0}" "${sa:-0}" "$xb" "$xa" >>"$MEMTSV"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${s#launch-}" "$MEM_RUNS" "${q:-0}" \
+			"$rb" "$ra" "$ab" "$aa" "${hb:-0}" "${ha:-0}" "${sb:-0}" "${sa:-0}" "$xb" "$xa" "$mb" "$ma" >>"$MEMTSV"
 		log "$name: queue depth ${q:-?}, RSS $rb -> $ra KiB"
 		stop_server "$s"
 	done

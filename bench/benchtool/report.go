@@ -311,6 +311,11 @@ type memRow struct {
 	HeapBefore, HeapAfter     float64 // bytes in use after a forced GC
 	StoreBefore, StoreAfter   float64 // bytes: bbolt file size or redis used_memory
 	AuxRSSBefore, AuxRSSAfter float64 // KiB: redis-server
+	// MapBefore and MapAfter (KiB) are the resident pages of the gateway's
+	// memory maps of its store's files (bbolt's), part of RSS; HasMap is
+	// false for a mem.tsv written before run.sh measured them.
+	MapBefore, MapAfter float64
+	HasMap              bool
 }
 
 func readMem(path string) ([]memRow, error) {
@@ -324,16 +329,16 @@ func readMem(path string) ([]memRow, error) {
 			continue
 		}
 		f := strings.Split(line, "\t")
-		if len(f) != 13 {
-			return nil, fmt.Errorf("%s:%d: %d fields, want 13", path, i+1, len(f))
+		if len(f) != 13 && len(f) != 15 {
+			return nil, fmt.Errorf("%s:%d: %d fields, want 15 (13 before the store's map was measured)", path, i+1, len(f))
 		}
-		n := make([]float64, 13)
-		for j := 1; j < 13; j++ {
+		n := make([]float64, 15)
+		for j := 1; j < len(f); j++ {
 			if n[j], err = strconv.ParseFloat(f[j], 64); err != nil {
 				return nil, fmt.Errorf("%s:%d: field %d: %v", path, i+1, j+1, err)
 			}
 		}
-		out = append(out, memRow{f[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7], n[8], n[9], n[10], n[11], n[12]})
+		out = append(out, memRow{f[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7], n[8], n[9], n[10], n[11], n[12], n[13], n[14], len(f) == 15})
 	}
 	return out, nil
 }
@@ -751,8 +756,8 @@ func writeReport(w io.Writer, sum summaries, o reportOptions) error {
 	if len(memRows) > 0 {
 		fmt.Fprintln(w, "\n### Memory per 10,000 queued runs (1 KiB bodies, Valohai stalled)")
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| store | runs sent | queue depth after | gateway RSS growth / 10k | of which anonymous / 10k | live heap growth / 10k | store growth / 10k | redis-server RSS growth / 10k |")
-		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
+		fmt.Fprintln(w, "| store | runs sent | queue depth after | gateway RSS growth / 10k | of which anonymous / 10k | of which the store's memory map / 10k | live heap growth / 10k | store growth / 10k | redis-server RSS growth / 10k |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 		for _, m := range memRows {
 			per := 10000 / m.Sent
 			mib := func(kib float64) string { return f2(kib / 1024 * per) }
@@ -760,8 +765,12 @@ func writeReport(w io.Writer, sum summaries, o reportOptions) error {
 			if m.AuxRSSAfter > 0 {
 				aux = mib(m.AuxRSSAfter-m.AuxRSSBefore) + " MiB"
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s MiB | %s MiB | %s MiB | %s MiB | %s |\n", m.Store, f0(m.Sent), f0(m.Queued),
-				mib(m.RSSAfter-m.RSSBefore), mib(m.AnonAfter-m.AnonBefore),
+			mapped := "–"
+			if m.HasMap {
+				mapped = mib(m.MapAfter-m.MapBefore) + " MiB"
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s MiB | %s MiB | %s | %s MiB | %s MiB | %s |\n", m.Store, f0(m.Sent), f0(m.Queued),
+				mib(m.RSSAfter-m.RSSBefore), mib(m.AnonAfter-m.AnonBefore), mapped,
 				mib((m.HeapAfter-m.HeapBefore)/1024), mib((m.StoreAfter-m.StoreBefore)/1024), aux)
 		}
 	}
