@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -190,5 +191,52 @@ func TestTriggerLogMetricsNotify(t *testing.T) {
 	}
 	if strings.Contains(m, "ops-token") {
 		t.Fatal("a secret reached the metrics")
+	}
+}
+
+// The admin API's run listing is newest first on each embedded engine,
+// with and without a limit. On bbolt it reads the runs the gateway makes
+// (UUIDv7 ids) from the runs table itself, without a listing index
+// (README.md, "The durable write path").
+func TestTriggerLogListsNewestFirstOnEachEngine(t *testing.T) {
+	for _, engine := range embeddedEngines {
+		t.Run(engine, func(t *testing.T) {
+			adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			env := newTestEnv(t, "http")
+			env.load("admin "+adminAddr, "", "store file "+env.dataDir+"/valohai "+engine, operationsRoutes, "")
+			var sent []string
+			for i := range 6 {
+				r := env.post("/ops", []byte(fmt.Sprintf(`{"n":%d}`, i)), map[string]string{"Authorization": "Bearer ops-token"})
+				if r.status != http.StatusOK {
+					t.Fatalf("webhook %d: %d %s", i, r.status, r.body)
+				}
+				sent = append(sent, decodeLaunch(t, r).RunID)
+			}
+			list := func(query string) []string {
+				t.Helper()
+				r := env.do(http.MethodGet, "http://"+adminAddr+"/valohai/runs?"+query, nil, nil)
+				var log struct {
+					Runs []struct {
+						ID string `json:"run_id"`
+					} `json:"runs"`
+				}
+				if err := json.Unmarshal([]byte(r.body), &log); err != nil || r.status != http.StatusOK {
+					t.Fatalf("GET /valohai/runs?%s: %d %s", query, r.status, r.body)
+				}
+				var ids []string
+				for _, run := range log.Runs {
+					ids = append(ids, run.ID)
+				}
+				return ids
+			}
+			newestFirst := slices.Clone(sent)
+			slices.Reverse(newestFirst)
+			if got := list("path=/ops"); !slices.Equal(got, newestFirst) {
+				t.Fatalf("runs listed %v, want newest first %v", got, newestFirst)
+			}
+			if got := list("path=/ops&limit=2"); !slices.Equal(got, newestFirst[:2]) {
+				t.Fatalf("runs listed with limit 2: %v, want %v", got, newestFirst[:2])
+			}
+		})
 	}
 }
