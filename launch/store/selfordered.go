@@ -18,8 +18,8 @@ import (
 // entry in runs_by_time: listing and the retention sweep read it from the
 // runs bucket. A payload keyed by a UUIDv7 needs no entry in payload_exp:
 // the sweep walks the payloads bucket oldest first. The accept commit then
-// writes three buckets' pages fewer (runs_by_time and payload_exp each
-// rewrite a leaf, a branch and a root).
+// rewrites two buckets fewer, each about three pages (its last leaf, a
+// branch, its root).
 //
 // Runs that are not self-ordered (ids that are not UUIDv7, such as the
 // UUIDv4 ids of files written before UUIDv7 ids, or a creation time outside
