@@ -583,7 +583,9 @@ if [ "$MEM" = 1 ] && [ -n "$SIM_PID" ]; then
 	# the store last mapped the file, counted in RSS but not the gateway's
 	# own memory (bench/README.md, "Latest results", bbolt's RSS).
 	store_map_kb() {
-		awk -v d="$BENCH_DATA/valohai/" '$1 ~ /-/ && NF >= 6 {m = index($6, d) == 1} m && $1 == "Rss:" {s += $2} END {print s + 0}' "/proc/$1/smaps"
+		# a mapping's header line starts with its address range; one without a
+		# path (anonymous) ends the previous mapping too
+		awk -v d="$BENCH_DATA/valohai/" '$1 ~ /^[0-9a-f]+-[0-9a-f]+$/ {m = NF >= 6 && index($6, d) == 1} m && $1 == "Rss:" {s += $2} END {print s + 0}' "/proc/$1/smaps"
 	}
 	store_bytes() {
 		if [ "${SC_STORE[$1]}" = redis ]; then
