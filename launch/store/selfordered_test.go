@@ -11,27 +11,19 @@ import (
 
 	"github.com/hooklaunch/caddy-valohai/launch"
 	"github.com/hooklaunch/caddy-valohai/launch/store"
+	"github.com/hooklaunch/caddy-valohai/launch/store/storetest"
 )
 
-// v7At is a UUIDv7 of at's millisecond, as the gateway makes run ids.
-func v7At(t *testing.T, at time.Time) string {
-	t.Helper()
-	u := uuid.Must(uuid.NewV7())
-	ms := uint64(at.UnixMilli())
-	for i := range 6 {
-		u[i] = byte(ms >> (40 - 8*i))
-	}
-	return u.String()
-}
+var v7At = storetest.UUIDv7At
 
 func sweepRun(id string, created time.Time) *launch.Run {
 	return &launch.Run{ID: id, Trigger: "t", CreatedAt: created, UpdatedAt: created, NextAttemptAt: created, Status: launch.StatusCompleted}
 }
 
 // A run the gateway accepts (a UUIDv7 id made in the run's millisecond, a
-// payload) writes neither index bucket: that is what makes bbolt's accept
-// commit three pages shorter per bucket (README.md, "The durable write
-// path"). Other ids are indexed as before.
+// payload) writes neither index bucket, each about three pages of bbolt's
+// accept commit (README.md, "The durable write path"). Other ids are
+// indexed as before.
 func TestBoltSelfOrderedRunsWriteNoIndex(t *testing.T) {
 	s := openBolt(t, filepath.Join(t.TempDir(), "store.db"), store.BoltOptions{})
 	ctx, now := context.Background(), time.Now()

@@ -741,9 +741,9 @@ func testDeleteRunsBefore(t *testing.T, f Factory) {
 	}
 }
 
-// uuidV7At is a UUIDv7 (canonical lowercase text) of at's millisecond,
+// UUIDv7At is a UUIDv7 (canonical lowercase text) of at's millisecond,
 // with random bits after it, as the gateway makes run ids.
-func uuidV7At(t *testing.T, at time.Time) string {
+func UUIDv7At(t testing.TB, at time.Time) string {
 	t.Helper()
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -770,13 +770,13 @@ func testMixedRunIDs(t *testing.T, f Factory) {
 	mk := func(id string, created time.Time, status launch.RunStatus) *launch.Run {
 		return newRun(id, "t", "/t", created, status)
 	}
-	s1 := mk(uuidV7At(t, early), early.Add(500*time.Microsecond), launch.StatusCompleted)
-	m1 := mk(uuidV7At(t, early.Add(time.Millisecond)), early.Add(5*time.Millisecond), launch.StatusCompleted) // made in another millisecond
+	s1 := mk(UUIDv7At(t, early), early.Add(500*time.Microsecond), launch.StatusCompleted)
+	m1 := mk(UUIDv7At(t, early.Add(time.Millisecond)), early.Add(5*time.Millisecond), launch.StatusCompleted) // made in another millisecond
 	l1 := mk("legacy-1", early.Add(2*time.Millisecond), launch.StatusCompleted)
-	s2 := mk(uuidV7At(t, early.Add(3*time.Millisecond)), early.Add(3*time.Millisecond), launch.StatusPending)
+	s2 := mk(UUIDv7At(t, early.Add(3*time.Millisecond)), early.Add(3*time.Millisecond), launch.StatusPending)
 	v4 := mk("ffffffff-ffff-4fff-bfff-ffffffffffff", t0.Add(-time.Second), launch.StatusCompleted) // sorts after every UUIDv7
-	s3 := mk(uuidV7At(t, t0), t0, launch.StatusCompleted)
-	s4 := mk(uuidV7At(t, t0.Add(time.Hour)), t0.Add(time.Hour), launch.StatusCompleted) // a clock ahead
+	s3 := mk(UUIDv7At(t, t0), t0, launch.StatusCompleted)
+	s4 := mk(UUIDv7At(t, t0.Add(time.Hour)), t0.Add(time.Hour), launch.StatusCompleted) // a clock ahead
 	for _, r := range []*launch.Run{s3, l1, s4, m1, v4, s1, s2} {
 		mustCreate(t, s, r, nil)
 	}
