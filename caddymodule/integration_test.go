@@ -200,6 +200,40 @@ func TestFoundationThroughCaddy(t *testing.T) {
 		}
 	})
 
+	t.Run("a large push: placeholders read the members after its commits", func(t *testing.T) {
+		// GitHub puts head_commit after the commits; the scan every JSON
+		// body gets indexes the top-level members of a body this large,
+		// and the placeholders look their member up there.
+		var commits strings.Builder
+		for i := 0; commits.Len() < 256<<10; i++ {
+			if i > 0 {
+				commits.WriteByte(',')
+			}
+			fmt.Fprintf(&commits, `{"id":"%040d","message":"commit %d","ref":"refs/heads/decoy"}`, i, i)
+		}
+		body := []byte(`{"commits":[` + commits.String() + `],"ref":"refs/heads/late","epochs":11}`)
+		r := env.post("/github", body, map[string]string{"X-Hub-Signature-256": githubSign(body), "Content-Type": "application/json"})
+		if r.status != http.StatusOK {
+			t.Fatalf("status %d %q", r.status, r.body)
+		}
+		calls := env.executionCalls()
+		last := calls[len(calls)-1]
+		params := last["parameters"].(map[string]any)
+		if n, ok := params["epochs"].(json.Number); !ok || n.String() != "11" || params["branch"] != "refs/heads/late" ||
+			last["title"] != "Push refs/heads/late" {
+			t.Fatalf("placeholders: params %v title %v", params, last["title"])
+		}
+
+		// The same body repeating a member is refused, large or not.
+		dup := append(body[:len(body)-1:len(body)-1], `,"ref":"refs/heads/main"}`...)
+		before := len(env.executionCalls())
+		r = env.post("/github", dup, map[string]string{"X-Hub-Signature-256": githubSign(dup), "Content-Type": "application/json"})
+		if r.status != http.StatusBadRequest || len(env.executionCalls()) != before {
+			t.Fatalf("duplicate member: status %d %q, %d new executions", r.status, r.body, len(env.executionCalls())-before)
+		}
+		mustContain(t, r.body, "duplicate key")
+	})
+
 	t.Run("bad signatures are rejected and launch nothing", func(t *testing.T) {
 		before := len(env.calls())
 		cases := []struct {

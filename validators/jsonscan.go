@@ -25,12 +25,26 @@ import (
 // want[i]'s value in body, or {0, 0} when absent. The webhook_filter's
 // static body paths start from there instead of searching the body again.
 func validJSON(body []byte, want []string, spans [][2]int) bool {
+	return validJSONIndexed(body, want, spans, nil)
+}
+
+// validJSONIndexed is validJSON that, when idx is not nil and body is an
+// object, also records in idx where each of its top-level members is
+// (see memberIndex); idx.ok reports that it did.
+func validJSONIndexed(body []byte, want []string, spans [][2]int, idx *memberIndex) bool {
 	s := scannerPool.Get().(*jsonScanner)
 	s.body, s.pos, s.want, s.spans, s.cur = body, 0, want, spans, -1
+	s.idx, s.open = idx, false
+	if idx != nil {
+		idx.members, idx.ok = idx.members[:0], looksLikeJSONObject(body)
+	}
 	ok := s.run()
+	if idx != nil && !ok {
+		idx.members, idx.ok = nil, false
+	}
 	// Keep no reference into the body in the pool.
 	clear(s.objs) // frames left open by a refused body
-	s.body, s.want, s.spans = nil, nil, nil
+	s.body, s.want, s.spans, s.idx = nil, nil, nil, nil
 	s.names, s.objs, s.esc = s.names[:0], s.objs[:0], s.esc[:0]
 	if cap(s.esc) <= 64<<10 {
 		scannerPool.Put(s)
@@ -58,6 +72,10 @@ type jsonScanner struct {
 	// being scanned (-1: none), which starts at curStart.
 	cur      int
 	curStart int
+	// idx, when not nil, records every top-level member; open: the last
+	// one's value is being scanned.
+	idx  *memberIndex
+	open bool
 
 	// names holds the names of the open objects, innermost last; objs
 	// the open containers, innermost last; esc the unescaped names.
@@ -250,10 +268,31 @@ func (s *jsonScanner) member() bool {
 		return false
 	}
 	s.pos++
-	if len(s.objs) == 1 && len(s.want) > 0 {
-		s.startSpan(name)
+	if len(s.objs) == 1 {
+		if len(s.want) > 0 {
+			s.startSpan(name)
+		}
+		if s.idx != nil && s.idx.ok {
+			s.indexMember(sn)
+		}
 	}
 	return true
+}
+
+// indexMember records the top-level member named sn, whose value starts
+// here. A name with an escape, or one member too many, ends the index:
+// lookups then search the body (memberIndex).
+func (s *jsonScanner) indexMember(sn scanName) {
+	if sn.escaped || len(s.idx.members) == maxIndexedMembers {
+		s.idx.members, s.idx.ok = nil, false
+		return
+	}
+	s.skipSpace()
+	if s.idx.members == nil {
+		s.idx.members = make([]memberSpan, 0, 32)
+	}
+	s.idx.members = append(s.idx.members, memberSpan{nameStart: sn.start, nameEnd: sn.end, start: s.pos})
+	s.open = true
 }
 
 // startSpan starts recording the value of the top-level member name
@@ -271,9 +310,18 @@ func (s *jsonScanner) startSpan(name []byte) {
 // endSpan records the value of the top-level member being recorded,
 // which ends here, once the scanner is back in the top-level object.
 func (s *jsonScanner) endSpan() {
-	if s.cur >= 0 && len(s.objs) == 1 {
+	if len(s.objs) != 1 {
+		return
+	}
+	if s.cur >= 0 {
 		s.spans[s.cur] = [2]int{s.curStart, s.pos}
 		s.cur = -1
+	}
+	if s.open {
+		if s.idx.ok {
+			s.idx.members[len(s.idx.members)-1].end = s.pos
+		}
+		s.open = false
 	}
 }
 

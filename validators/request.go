@@ -41,6 +41,10 @@ type Request struct {
 	checkErr  error // nil, errJSONTooDeep, errJSONDuplicateKey or errJSONSyntax
 	// jsonRead is set once anything looked into the body as JSON.
 	jsonRead atomic.Bool
+	// index is where a large object body's top-level members are, when
+	// the scan recorded them (index.ok), so that path lookups need not
+	// search the body from its start.
+	index memberIndex
 
 	jsonOnce  sync.Once
 	jsonValue any
@@ -120,11 +124,21 @@ func containsFoldASCII(s, sub string) bool {
 // (scalars, forms, empty) report nil: nothing in them can nest.
 func (r *Request) checkedJSON() error {
 	r.checkOnce.Do(func() {
-		if looksLikeJSONContainer(r.Body) {
-			r.checkErr = checkJSON(r.Body)
+		if looksLikeJSONContainer(r.Body) && !validJSONIndexed(r.Body, nil, nil, r.indexFor()) {
+			r.checkErr = scanJSON(r.Body) // which problem (checkJSON)
 		}
 	})
 	return r.checkErr
+}
+
+// indexFor is where the scan records the body's top-level members: the
+// request's index for a body of at least jsonIndexMinBody bytes, nil
+// (nothing recorded) for a smaller one.
+func (r *Request) indexFor() *memberIndex {
+	if len(r.Body) < jsonIndexMinBody {
+		return nil
+	}
+	return &r.index
 }
 
 // checkedJSONMembers is checkedJSON that, when it is the one to scan the
@@ -134,7 +148,7 @@ func (r *Request) checkedJSON() error {
 func (r *Request) checkedJSONMembers(want []string, spans [][2]int) (err error, captured bool) {
 	r.checkOnce.Do(func() {
 		if looksLikeJSONContainer(r.Body) {
-			if validJSON(r.Body, want, spans) {
+			if validJSONIndexed(r.Body, want, spans, r.indexFor()) {
 				captured = true
 				return
 			}
@@ -196,6 +210,11 @@ func (r *Request) JSON() (any, bool) {
 func (r *Request) JSONPath(path string) gjson.Result {
 	if !r.jsonReadable() {
 		return gjson.Result{}
+	}
+	if r.index.ok {
+		if res, handled := r.index.lookup(r.Body, path); handled {
+			return res
+		}
 	}
 	return gjson.GetBytes(r.Body, path)
 }
