@@ -22,7 +22,8 @@ const (
 	// the server's own timeouts are.
 	defaultBodyTimeout = 60 * time.Second
 	// firstBodyChunk is the buffer a body starts with; it doubles as
-	// bytes arrive, never from the announced Content-Length alone.
+	// bytes arrive, never from the announced Content-Length alone, and
+	// never past that length (+1, to see the body end).
 	firstBodyChunk = 16 << 10
 	// drainMax and drainTime bound what is read and thrown away after a
 	// 413, so that a client that writes its whole body before reading the
@@ -123,6 +124,13 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 	for {
 		if len(buf) == cap(buf) {
 			grow := min(int64(cap(buf)), limit-int64(cap(buf)))
+			if r.ContentLength >= 0 {
+				// Not past the announced length: a body of exactly
+				// 1 MiB would otherwise grow to 2 MiB of buffer and
+				// budget to see its end. (Go's reader stops at the
+				// announced length, so room remains to grow.)
+				grow = min(grow, r.ContentLength+1-int64(cap(buf)))
+			}
 			if grow <= 0 {
 				// Full at the limit: one more byte means too large.
 				var probe [1]byte

@@ -97,6 +97,33 @@ func TestBodyBudgetAndDeadline(t *testing.T) {
 	})
 }
 
+// TestBodyHoldsNoMoreThanItAnnounced: a body's buffer doubles as bytes
+// arrive but stops at its Content-Length (+1 to see its end), so the
+// budget it holds is about its size, not the next doubling. A sender that
+// announced 600 KiB and sent 599 KiB holds 600 KiB of a 1 MiB budget, and
+// a 300 KiB body still fits beside it (with doubling past the announced
+// length it held 1 MiB, and the second body got 503).
+func TestBodyHoldsNoMoreThanItAnnounced(t *testing.T) {
+	env := startEnv(t, bodyLimitsRoutes, "max_body 1MiB\n\t\tmax_body_in_flight 1MiB\n\t\tbody_timeout 3s")
+	slow := rawPost(t, env.hook, 600<<10, strings.Repeat("a", 599<<10))
+	v, err := caddy.ActiveContext().App("valohai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := v.(*App)
+	waitFor(t, "the slow body to be buffered", 5*time.Second, func() bool { return app.bodies.inFlight.Load() > 512<<10 })
+	if held := app.bodies.inFlight.Load(); held != 600<<10+1 {
+		t.Fatalf("the slow body holds %d bytes of the budget, want %d", held, 600<<10+1)
+	}
+	r := env.post("/hook", []byte(strings.Repeat("b", 300<<10)), map[string]string{"Authorization": "Bearer body-token"})
+	if r.status != http.StatusOK {
+		t.Fatalf("a 300 KiB body beside it: %d %q, want 200", r.status, r.body)
+	}
+	if res, _ := readStatus(t, slow); res.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("the stalled body: %d, want 408", res.StatusCode)
+	}
+}
+
 // TestBodyBudgetBelowMaxBodyIsAConfigError names the option and the fix.
 func TestBodyBudgetBelowMaxBodyIsAConfigError(t *testing.T) {
 	cf := `{
