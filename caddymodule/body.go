@@ -63,18 +63,20 @@ func (b *bodyReader) release(n int64) { b.inFlight.Add(-n) }
 // read reads r's body whole, up to limit bytes. The buffer grows as bytes
 // arrive, each growth taken from the budget first; held is what the body
 // holds of the budget, which the caller gives back (release) when the
-// request ends. Errors are errBodyTooLarge (after draining what the client
+// request ends. The buffer keeps room bytes free before the body: framed
+// is the buffer from its start to the body's end (see launch.Payload's
+// Framed). Errors are errBodyTooLarge (after draining what the client
 // still sends, within bounds), errBodyBudget, errBodyTimeout or the read
 // error; nothing is held then.
-func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, held int64, err error) {
+func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64, room int) (body, framed []byte, held int64, err error) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return nil, 0, nil
+		return nil, nil, 0, nil
 	}
 	rc := http.NewResponseController(w)
 	if r.ContentLength > limit {
 		// Announced too large: refuse before reading a byte of it.
 		drainRefused(w, r, rc, true)
-		return nil, 0, errBodyTooLarge
+		return nil, nil, 0, errBodyTooLarge
 	}
 	// Its own deadline, whatever the server's timeouts; lifted once the
 	// body is in, so it never cuts the answer or a keep-alive short.
@@ -116,20 +118,22 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 	if r.ContentLength >= 0 && r.ContentLength+1 < size {
 		size = r.ContentLength + 1 // +1: room to see the body end
 	}
-	if !b.reserve(size) {
-		return nil, 0, errBodyBudget
+	if !b.reserve(int64(room) + size) {
+		return nil, nil, 0, errBodyBudget
 	}
-	reserved := size
-	buf := make([]byte, 0, size)
+	reserved := int64(room) + size
+	// buf is the room, then the body; bodyCap is how much body it holds.
+	buf := make([]byte, room, int64(room)+size)
+	bodyCap := func() int64 { return int64(cap(buf) - room) }
 	for {
 		if len(buf) == cap(buf) {
-			grow := min(int64(cap(buf)), limit-int64(cap(buf)))
+			grow := min(bodyCap(), limit-bodyCap())
 			if r.ContentLength >= 0 {
 				// Not past the announced length: a body of exactly
 				// 1 MiB would otherwise grow to 2 MiB of buffer and
 				// budget to see its end. (Go's reader stops at the
 				// announced length, so room remains to grow.)
-				grow = min(grow, r.ContentLength+1-int64(cap(buf)))
+				grow = min(grow, r.ContentLength+1-bodyCap())
 			}
 			if grow <= 0 {
 				// Full at the limit: one more byte means too large.
@@ -141,16 +145,16 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 				b.release(reserved)
 				if err != nil && n == 0 {
 					if errors.Is(err, os.ErrDeadlineExceeded) {
-						return nil, 0, errBodyTimeout
+						return nil, nil, 0, errBodyTimeout
 					}
-					return nil, 0, err
+					return nil, nil, 0, err
 				}
 				drainRefused(w, r, rc, false)
-				return nil, 0, errBodyTooLarge
+				return nil, nil, 0, errBodyTooLarge
 			}
 			if !b.reserve(grow) {
 				b.release(reserved)
-				return nil, 0, errBodyBudget
+				return nil, nil, 0, errBodyBudget
 			}
 			reserved += grow
 			next := make([]byte, len(buf), int64(cap(buf))+grow)
@@ -159,10 +163,10 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 		}
 		n, err := readBody(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		if int64(len(buf)) > limit {
+		if int64(len(buf)-room) > limit {
 			b.release(reserved)
 			drainRefused(w, r, rc, false)
-			return nil, 0, errBodyTooLarge
+			return nil, nil, 0, errBodyTooLarge
 		}
 		if err == io.EOF {
 			break
@@ -170,13 +174,13 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int64) (
 		if err != nil {
 			b.release(reserved)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, 0, errBodyTimeout
+				return nil, nil, 0, errBodyTimeout
 			}
-			return nil, 0, err
+			return nil, nil, 0, err
 		}
 	}
 	// Held until the request ends: every handler and the launch share it.
-	return buf, reserved, nil
+	return buf[room:], buf, reserved, nil
 }
 
 // idleReaderBounds reports whether r's body is Caddy's idle-timeout

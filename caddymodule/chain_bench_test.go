@@ -288,7 +288,7 @@ func BenchmarkBodyRead(b *testing.B) {
 			DrainDeadline: true,
 		}
 		req := &http.Request{Method: http.MethodPost, Body: idle, ContentLength: int64(len(body)), ProtoMajor: 1}
-		got, held, err := bodies.read(readDeadlineRouter{dw, idle}, req, 25<<20)
+		got, _, held, err := bodies.read(readDeadlineRouter{dw, idle}, req, 25<<20, 0)
 		if err != nil || len(got) != len(body) {
 			b.Fatalf("read %d bytes, %v", len(got), err)
 		}

@@ -234,6 +234,36 @@ func TestFoundationThroughCaddy(t *testing.T) {
 		mustContain(t, r.body, "duplicate key")
 	})
 
+	t.Run("payloads keep their bytes and content type, short, long or absent", func(t *testing.T) {
+		// The body is read with room for the payload record's header in
+		// front of it (up to a 244-byte content type); with a longer one it
+		// is copied instead. Both are served back exactly, with the stored
+		// type's charset, the one parameter served.
+		body := []byte("id,label\n1,cat\n2,\x00dog\xff\n")
+		long := func(n int) string { return "text/plain; " + strings.Repeat("x", n) + "=1; charset=iso-8859-1" }
+		for _, ct := range []string{"", "text/plain; charset=utf-8", long(210), long(211)} {
+			headers := map[string]string{"Authorization": "Bearer labels-token"}
+			if ct != "" {
+				headers["Content-Type"] = ct
+			}
+			r := env.post("/labels", body, headers)
+			if r.status != http.StatusOK {
+				t.Fatalf("content type %d bytes: status %d %q", len(ct), r.status, r.body)
+			}
+			calls := env.executionCalls()
+			payloadURL := calls[len(calls)-1]["inputs"].(map[string]any)["annotations"].([]any)[0].(string)
+			got := env.do(http.MethodGet, payloadURL, nil, nil)
+			want := map[string]string{"": "application/octet-stream", long(210): "text/plain; charset=iso-8859-1",
+				long(211): "text/plain; charset=iso-8859-1"}[ct]
+			if want == "" {
+				want = ct
+			}
+			if got.status != http.StatusOK || got.body != string(body) || got.header.Get("Content-Type") != want {
+				t.Fatalf("content type %d bytes: payload %d %q served as %q", len(ct), got.status, got.body, got.header.Get("Content-Type"))
+			}
+		}
+	})
+
 	t.Run("bad signatures are rejected and launch nothing", func(t *testing.T) {
 		before := len(env.calls())
 		cases := []struct {

@@ -374,11 +374,7 @@ func (l *Launch) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	expires := now.Add(time.Duration(l.app.PayloadTTL))
 	for _, c := range l.compiled {
 		if c.cfg.PayloadInput != "" {
-			ct := r.Header.Get("Content-Type")
-			if ct == "" {
-				ct = "application/octet-stream"
-			}
-			payload = &launch.Payload{Body: vr.Body, ContentType: ct, ExpiresAt: expires}
+			payload = &launch.Payload{Body: vr.Body, Framed: framedBody(r, vr), ContentType: payloadContentType(r), ExpiresAt: expires}
 			payloadURL = l.app.signer.URL(runID, expires)
 			break
 		}

@@ -54,6 +54,9 @@ type requestKey struct{}
 type sharedRequest struct {
 	vr   validators.Request
 	body bodyAgain
+	// framed is the body's buffer from its start, with payloadRoom bytes
+	// free before the body (launch.Payload's Framed).
+	framed []byte
 }
 
 // bodyAgain reads the buffered body again. It points back to its shared
@@ -128,11 +131,11 @@ func (c *Common) holdWebhookRequest(w http.ResponseWriter, r *http.Request, app 
 	if limit <= 0 {
 		limit = app.MaxBody
 	}
-	body, held, err := app.bodies.read(w, r, limit)
+	body, framed, held, err := app.bodies.read(w, r, limit, payloadRoom(r))
 	if err != nil {
 		return nil, r, 0, bodyError(w, r, directive, limit, err)
 	}
-	sr := &sharedRequest{vr: validators.Request{
+	sr := &sharedRequest{framed: framed, vr: validators.Request{
 		Method:     r.Method,
 		Host:       r.Host,
 		Path:       r.URL.Path,
@@ -154,6 +157,42 @@ func (c *Common) holdWebhookRequest(w http.ResponseWriter, r *http.Request, app 
 		return &sr.vr, r, held, nil
 	}
 	return &sr.vr, r.WithContext(context.WithValue(r.Context(), requestKey{}, &sr.vr)), held, nil
+}
+
+// payloadContentType is the content type a stored payload is served with:
+// the request's, or application/octet-stream.
+func payloadContentType(r *http.Request) string {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		return ct
+	}
+	return "application/octet-stream"
+}
+
+// maxPayloadRoom bounds the room kept before every body for the payload
+// record's header; a longer content type is copied with the body instead.
+const maxPayloadRoom = 256
+
+// payloadRoom is the room a body is read with for its payload record's
+// header to be laid out in front of it (the store's encodePayload: 12
+// bytes and the content type), so that storing the body does not copy it.
+func payloadRoom(r *http.Request) int {
+	if n := 12 + len(payloadContentType(r)); n <= maxPayloadRoom {
+		return n
+	}
+	return 0
+}
+
+// framedBody is the buffer vr's body was read into, from its start (see
+// sharedRequest), or nil when r does not carry it.
+func framedBody(r *http.Request, vr *validators.Request) []byte {
+	vars, _ := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	if sr, ok := vars[sharedRequestVar].(*sharedRequest); ok && &sr.vr == vr {
+		return sr.framed
+	}
+	if again, ok := r.Body.(*bodyAgain); ok && again.shared != nil && &again.shared.vr == vr {
+		return again.shared.framed
+	}
+	return nil
 }
 
 func (c *Common) methodAllowed(m string) bool {

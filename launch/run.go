@@ -130,6 +130,11 @@ type Payload struct {
 	Body        []byte    `json:"body"`
 	ContentType string    `json:"content_type"`
 	ExpiresAt   time.Time `json:"expires_at"`
+	// Framed, when set, is the buffer Body was read into: it ends with
+	// Body and has room before it, which a store may overwrite to lay its
+	// record out around Body instead of copying Body (a 1 MiB body is
+	// then not copied once more). Never stored or serialized.
+	Framed []byte `json:"-"`
 }
 
 // Rejected is a trigger-log entry for a request a condition turned away. It

@@ -971,8 +971,19 @@ func deletePayload(tx *bolt.Tx, id string) error {
 // encodePayload lays a payload out as expires(8) + content-type length(4) +
 // content type + body: binary, because bodies reach 25 MiB and base64 in
 // JSON would add a third.
+//
+// When p.Framed has room for the header right before p.Body, the record is
+// laid out there, around the body where it was read, without copying it.
 func encodePayload(p *launch.Payload) []byte {
-	buf := make([]byte, 0, 12+len(p.ContentType)+len(p.Body))
+	head := 12 + len(p.ContentType)
+	if n := len(p.Body); n > 0 && len(p.Framed) >= head+n && &p.Framed[len(p.Framed)-n] == &p.Body[0] {
+		rec := p.Framed[len(p.Framed)-n-head:]
+		binary.BigEndian.PutUint64(rec, stamp(p.ExpiresAt))
+		binary.BigEndian.PutUint32(rec[8:], uint32(len(p.ContentType)))
+		copy(rec[12:head], p.ContentType)
+		return rec
+	}
+	buf := make([]byte, 0, head+len(p.Body))
 	buf = binary.BigEndian.AppendUint64(buf, stamp(p.ExpiresAt))
 	buf = binary.BigEndian.AppendUint32(buf, uint32(len(p.ContentType)))
 	buf = append(buf, p.ContentType...)

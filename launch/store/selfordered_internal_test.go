@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -70,5 +71,35 @@ func TestDecodeRunTimes(t *testing.T) {
 		if _, err := decodeRunTimes([]byte("r"), []byte(bad)); err == nil {
 			t.Errorf("decodeRunTimes(%s) succeeded", bad)
 		}
+	}
+}
+
+// TestEncodePayloadInPlace: a payload read with room before its body is
+// laid out in that room, sharing the body's memory (no copy of the body),
+// and decodes as the copying layout does; without the room it is copied.
+func TestEncodePayloadInPlace(t *testing.T) {
+	const ct = "application/json"
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	exp := time.Unix(1800000000, 5).UTC()
+	copied := encodePayload(&launch.Payload{Body: body, ContentType: ct, ExpiresAt: exp})
+
+	for _, room := range []int{12 + len(ct), 100} {
+		framed := append(make([]byte, room, room+len(body)), body...)
+		p := &launch.Payload{Body: framed[room:], Framed: framed, ContentType: ct, ExpiresAt: exp}
+		rec := encodePayload(p)
+		if !bytes.Equal(rec, copied) {
+			t.Fatalf("room %d: record %q, the copying layout %q", room, rec, copied)
+		}
+		if &rec[len(rec)-len(body)] != &p.Body[0] {
+			t.Fatalf("room %d: the body was copied", room)
+		}
+	}
+	short := append(make([]byte, 11+len(ct), 11+len(ct)+len(body)), body...)
+	p := &launch.Payload{Body: short[11+len(ct):], Framed: short, ContentType: ct, ExpiresAt: exp}
+	if rec := encodePayload(p); !bytes.Equal(rec, copied) || &rec[len(rec)-len(body)] == &p.Body[0] {
+		t.Fatalf("too little room: record %q, in place %v", rec, &rec[len(rec)-len(body)] == &p.Body[0])
+	}
+	if got, err := decodePayload(copied); err != nil || !bytes.Equal(got.Body, body) || got.ContentType != ct || !got.ExpiresAt.Equal(exp) {
+		t.Fatalf("decoded %+v, %v", got, err)
 	}
 }

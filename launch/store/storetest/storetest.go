@@ -267,6 +267,48 @@ func testPayload(t *testing.T, f Factory) {
 	wantNotFound(t, "GetPayload of an expired payload", err)
 	_, err = s.GetPayload(ctx, "missing")
 	wantNotFound(t, "GetPayload(missing)", err)
+
+	// A body read with room before it (Payload.Framed, as the gateway
+	// reads every body): the store may lay its record out in that room,
+	// never in the body; with too little room, or a Framed that does not
+	// end with the body, it copies. Each is stored exactly.
+	for i, c := range []struct {
+		name string
+		room int
+		ct   string
+		own  bool // Framed ends with Body
+	}{
+		{"room for the header", 12 + len(ct), ct, true},
+		{"more room than needed", 200, "application/json", true},
+		{"one byte short", 11 + len(ct), ct, true},
+		{"no room", 0, ct, true},
+		{"another buffer", 64, "text/plain", false},
+	} {
+		framed := make([]byte, c.room, c.room+len(orig))
+		for j := range framed {
+			framed[j] = 0xA5 // what was there before
+		}
+		framed = append(framed, orig...)
+		body := framed[c.room:]
+		if !c.own {
+			body = bytes.Clone(orig)
+		}
+		id := fmt.Sprintf("framed%d", i)
+		mustCreate(t, s, newRun(id, "t", "/t", t0, launch.StatusPending),
+			&launch.Payload{Body: body, Framed: framed, ContentType: c.ct, ExpiresAt: exp})
+		if !bytes.Equal(body, orig) {
+			t.Fatalf("%s: CreateRun changed the body", c.name)
+		}
+		body[0]++ // the store must have kept its own copy
+		p, err := s.GetPayload(ctx, id)
+		if err != nil {
+			t.Fatalf("%s: GetPayload: %v", c.name, err)
+		}
+		if !bytes.Equal(p.Body, orig) || p.ContentType != c.ct || !p.ExpiresAt.Equal(exp) || p.Framed != nil {
+			t.Fatalf("%s: payload %d bytes %q expiring %v (framed %d), want %d bytes %q expiring %v",
+				c.name, len(p.Body), p.ContentType, p.ExpiresAt, len(p.Framed), len(orig), c.ct, exp)
+		}
+	}
 }
 
 func claim(t *testing.T, s launch.Store, now time.Time, lease time.Duration) string {
