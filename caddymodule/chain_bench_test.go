@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -338,76 +339,113 @@ var benchLaunchRoute = "route /hook {" + benchChainConditions + `
 func BenchmarkLaunchServe(b *testing.B) {
 	body := benchPushBody(b)
 	for _, engine := range []string{"pebble", "bbolt"} {
-		b.Run(engine, func(b *testing.B) {
-			stall := make(chan struct{})
-			valohai := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				select {
-				case <-stall:
-				case <-r.Context().Done():
-				}
-				http.Error(w, "benchmark over", http.StatusServiceUnavailable)
-			}))
-			b.Cleanup(valohai.Close)
-			srv := benchLaunchServer(b, valohai.URL, engine)
-			// Cleanups run last first: the workers' calls end before
-			// Caddy stops, and the stand-in closes last.
-			b.Cleanup(func() { close(stall) })
-			header := benchSignedHeader(body)
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer l.Close()
-			// The server's ends of the connections, closed with the listener.
-			go func() {
-				var peers []net.Conn
-				defer func() {
-					for _, c := range peers {
-						c.Close()
-					}
-				}()
-				for {
-					c, err := l.Accept()
-					if err != nil {
-						return
-					}
-					peers = append(peers, c)
-				}
-			}()
-			b.SetParallelism(32)
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			cpu0 := processCPU(b)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				conn, err := net.Dial("tcp", l.Addr().String())
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				defer conn.Close()
-				w := &discardWriter{h: http.Header{}, conn: conn}
-				rd := bytes.NewReader(body)
-				for pb.Next() {
-					req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1/hook", nil)
-					req.Header = header.Clone()
-					req.ContentLength = int64(len(body))
-					req.RemoteAddr = "127.0.0.1:40000"
-					rd.Reset(body)
-					req.Body = io.NopCloser(eofReader{rd})
-					clear(w.h)
-					w.status = 0
-					srv.ServeHTTP(w, req)
-					if w.status != http.StatusAccepted {
-						b.Errorf("status %d", w.status)
-						return
-					}
-				}
-			})
-			b.StopTimer()
-			b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
-		})
+		b.Run(engine, func(b *testing.B) { benchLaunch(b, engine, body, 32) })
 	}
+}
+
+// BenchmarkLaunchServeLarge is BenchmarkLaunchServe with a 1 MiB push from
+// 8 goroutines, as bench/run.sh sends 1 MiB bodies over 8 connections: its
+// commits come before its ref and head_commit, as in the whole-server body
+// (keys in order) and in GitHub's own pushes.
+//
+//	go test -run '^$' -bench 'LaunchServeLarge' -benchmem -cpu 1 ./caddymodule
+func BenchmarkLaunchServeLarge(b *testing.B) {
+	body := benchLargePushBody(b, 1<<20)
+	for _, engine := range []string{"pebble", "bbolt"} {
+		b.Run(engine, func(b *testing.B) { benchLaunch(b, engine, body, 8) })
+	}
+}
+
+// benchLargePushBody is the 1 KiB push with commits added until it is
+// about size bytes, its keys in order (commits before head_commit and ref).
+func benchLargePushBody(b *testing.B, size int) []byte {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(benchPushBody(b), &doc); err != nil {
+		b.Fatal(err)
+	}
+	var commits []json.RawMessage
+	for i := 0; len(commits)*200 < size; i++ {
+		commits = append(commits, json.RawMessage(fmt.Sprintf(
+			`{"id":"%040x","message":"Train on batch %d","author":{"name":"Ada","email":"ada@example.com"},"added":["data/batch-%04d.csv"],"modified":["train.py"]}`, i, i, i)))
+	}
+	doc["commits"], _ = json.Marshal(commits)
+	body, err := json.Marshal(doc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return body
+}
+
+// benchLaunch sends body through benchLaunchRoute on engine from
+// parallelism goroutines per CPU, each on its own connection.
+func benchLaunch(b *testing.B, engine string, body []byte, parallelism int) {
+	stall := make(chan struct{})
+	valohai := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stall:
+		case <-r.Context().Done():
+		}
+		http.Error(w, "benchmark over", http.StatusServiceUnavailable)
+	}))
+	b.Cleanup(valohai.Close)
+	srv := benchLaunchServer(b, valohai.URL, engine)
+	// Cleanups run last first: the workers' calls end before
+	// Caddy stops, and the stand-in closes last.
+	b.Cleanup(func() { close(stall) })
+	header := benchSignedHeader(body)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	// The server's ends of the connections, closed with the listener.
+	go func() {
+		var peers []net.Conn
+		defer func() {
+			for _, c := range peers {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			peers = append(peers, c)
+		}
+	}()
+	b.SetParallelism(parallelism)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	cpu0 := processCPU(b)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		conn, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer conn.Close()
+		w := &discardWriter{h: http.Header{}, conn: conn}
+		rd := bytes.NewReader(body)
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1/hook", nil)
+			req.Header = header.Clone()
+			req.ContentLength = int64(len(body))
+			req.RemoteAddr = "127.0.0.1:40000"
+			rd.Reset(body)
+			req.Body = io.NopCloser(eofReader{rd})
+			clear(w.h)
+			w.status = 0
+			srv.ServeHTTP(w, req)
+			if w.status != http.StatusAccepted {
+				b.Errorf("status %d", w.status)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
 
 // benchLaunchServer loads benchLaunchRoute with the valohai app on Valohai
