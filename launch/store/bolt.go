@@ -977,7 +977,7 @@ func deletePayload(tx *bolt.Tx, id string) error {
 func encodePayload(p *launch.Payload) []byte {
 	head := 12 + len(p.ContentType)
 	if n := len(p.Body); n > 0 && len(p.Framed) >= head+n && &p.Framed[len(p.Framed)-n] == &p.Body[0] {
-		rec := p.Framed[len(p.Framed)-n-head:]
+		rec := p.Framed[len(p.Framed)-n-head : len(p.Framed) : len(p.Framed)]
 		binary.BigEndian.PutUint64(rec, stamp(p.ExpiresAt))
 		binary.BigEndian.PutUint32(rec[8:], uint32(len(p.ContentType)))
 		copy(rec[12:head], p.ContentType)
