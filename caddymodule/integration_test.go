@@ -82,6 +82,19 @@ func githubSign(body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
+// launchGitHubJSON posts body, signed, to foundationRoutes' /github and
+// returns the execution it launched and that execution's parameters.
+func launchGitHubJSON(t *testing.T, env *testEnv, body []byte) (execution, params map[string]any) {
+	t.Helper()
+	r := env.post("/github", body, map[string]string{"X-Hub-Signature-256": githubSign(body), "Content-Type": "application/json"})
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d %q", r.status, r.body)
+	}
+	calls := env.executionCalls()
+	execution = calls[len(calls)-1]
+	return execution, execution["parameters"].(map[string]any)
+}
+
 type launchResponse struct {
 	RunID  string `json:"run_id"`
 	Status string `json:"status"`
@@ -170,14 +183,7 @@ func TestFoundationThroughCaddy(t *testing.T) {
 	})
 
 	t.Run("JSON types reach Valohai: numbers stay numbers", func(t *testing.T) {
-		body := []byte(`{"ref":"refs/heads/main","epochs":7}`)
-		r := env.post("/github", body, map[string]string{"X-Hub-Signature-256": githubSign(body), "Content-Type": "application/json"})
-		if r.status != http.StatusOK {
-			t.Fatalf("status %d %q", r.status, r.body)
-		}
-		calls := env.executionCalls()
-		last := calls[len(calls)-1]
-		params := last["parameters"].(map[string]any)
+		last, params := launchGitHubJSON(t, env, []byte(`{"ref":"refs/heads/main","epochs":7}`))
 		if n, ok := params["epochs"].(json.Number); !ok || n.String() != "7" {
 			t.Fatalf("epochs = %#v, want the JSON number 7", params["epochs"])
 		}
@@ -212,13 +218,7 @@ func TestFoundationThroughCaddy(t *testing.T) {
 			fmt.Fprintf(&commits, `{"id":"%040d","message":"commit %d","ref":"refs/heads/decoy"}`, i, i)
 		}
 		body := []byte(`{"commits":[` + commits.String() + `],"ref":"refs/heads/late","epochs":11}`)
-		r := env.post("/github", body, map[string]string{"X-Hub-Signature-256": githubSign(body), "Content-Type": "application/json"})
-		if r.status != http.StatusOK {
-			t.Fatalf("status %d %q", r.status, r.body)
-		}
-		calls := env.executionCalls()
-		last := calls[len(calls)-1]
-		params := last["parameters"].(map[string]any)
+		last, params := launchGitHubJSON(t, env, body)
 		if n, ok := params["epochs"].(json.Number); !ok || n.String() != "11" || params["branch"] != "refs/heads/late" ||
 			last["title"] != "Push refs/heads/late" {
 			t.Fatalf("placeholders: params %v title %v", params, last["title"])
@@ -227,7 +227,7 @@ func TestFoundationThroughCaddy(t *testing.T) {
 		// The same body repeating a member is refused, large or not.
 		dup := append(body[:len(body)-1:len(body)-1], `,"ref":"refs/heads/main"}`...)
 		before := len(env.executionCalls())
-		r = env.post("/github", dup, map[string]string{"X-Hub-Signature-256": githubSign(dup), "Content-Type": "application/json"})
+		r := env.post("/github", dup, map[string]string{"X-Hub-Signature-256": githubSign(dup), "Content-Type": "application/json"})
 		if r.status != http.StatusBadRequest || len(env.executionCalls()) != before {
 			t.Fatalf("duplicate member: status %d %q, %d new executions", r.status, r.body, len(env.executionCalls())-before)
 		}

@@ -15,15 +15,7 @@ import (
 // body and path: the same type, raw text, string and number, or the same
 // absence. A body the scan refuses has no index.
 func FuzzJSONPathIndexed(f *testing.F) {
-	push, err := os.ReadFile("testdata/push-1k.json")
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, body := range indexSeedBodies(push) {
-		for _, path := range indexSeedPaths {
-			f.Add(body, path)
-		}
-	}
+	forIndexSeeds(f, func(body []byte, path string) { f.Add(body, path) })
 	f.Fuzz(func(t *testing.T, body []byte, path string) {
 		checkIndexedPath(t, body, path)
 	})
@@ -88,13 +80,18 @@ func checkIndexedPath(t *testing.T, body []byte, path string) {
 }
 
 func TestJSONPathIndexedSeeds(t *testing.T) {
+	forIndexSeeds(t, func(body []byte, path string) { checkIndexedPath(t, body, path) })
+}
+
+// forIndexSeeds calls fn with every seed body and every seed path.
+func forIndexSeeds(tb testing.TB, fn func(body []byte, path string)) {
 	push, err := os.ReadFile("testdata/push-1k.json")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	for _, body := range indexSeedBodies(push) {
 		for _, path := range indexSeedPaths {
-			checkIndexedPath(t, body, path)
+			fn(body, path)
 		}
 	}
 }
