@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,6 +14,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/hooklaunch/caddy-valohai/internal/freeport"
 )
 
 // The integration tests run a real Caddy in this process (caddy.Load of an
@@ -34,14 +35,15 @@ type testEnv struct {
 	dataDir string
 }
 
+// freePort is a loopback port nothing listens on, outside the kernel's
+// ephemeral range: a server restarted on it finds it free (internal/freeport).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Pick(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p[0]
 }
 
 // adapt turns a Caddyfile into Caddy's JSON config.

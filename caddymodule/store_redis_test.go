@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -123,13 +122,7 @@ func rawRedis(t *testing.T, redisURL string) *redis.Client {
 }
 
 func unreachableRedis(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	return fmt.Sprintf("127.0.0.1:%d", freePort(t))
 }
 
 func TestRedisStoreConfigErrors(t *testing.T) {

@@ -27,12 +27,27 @@ redis_topology_args=(${redis_topology_args[@]+"${redis_topology_args[@]}"})
 # must exec the server so the pid recorded is the server's.
 redis_topology_exec=(${redis_topology_exec[@]+"${redis_topology_exec[@]}"})
 
+# loopback_random_port prints a random port below the kernel's ephemeral
+# range (10000 up to its low end, or 20000-59999 when that leaves fewer
+# than 1000 ports): no connection takes such a port as its source port, and
+# no probe of it can connect to itself, while its server is down and about
+# to start again (internal/freeport/freeport.go says the same for Go).
+loopback_random_port() {
+	local low
+	low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+	if [[ "$low" =~ ^[0-9]+$ ]] && [ "$low" -ge 11000 ]; then
+		echo $((10000 + RANDOM % (low - 10000)))
+	else
+		echo $((20000 + RANDOM % 40000))
+	fi
+}
+
 # redis_topology_port prints a loopback port nothing listens on and this
 # file has not handed out yet.
 redis_topology_port() {
 	local port used p
 	for _ in $(seq 100); do
-		port=$((20000 + RANDOM % 40000))
+		port=$(loopback_random_port)
 		used=""
 		for p in ${redis_topology_ports[@]+"${redis_topology_ports[@]}"}; do
 			[ "$p" = "$port" ] && used=1

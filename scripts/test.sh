@@ -84,7 +84,7 @@ redis_ping() {
 # A port may be taken between choosing and binding it: retry on another.
 redis_port=""
 for _ in 1 2 3 4 5; do
-	port=$((20000 + RANDOM % 40000))
+	port=$(loopback_random_port)
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		continue # something listens there already
 	fi

@@ -10,11 +10,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hooklaunch/caddy-valohai/internal/freeport"
 )
 
 // pushBody builds a GitHub push event of exactly size bytes: the fields a
@@ -186,23 +187,24 @@ func cmdSign(args []string) error {
 	return nil
 }
 
-// cmdPorts prints n distinct free loopback ports, one a line. The listeners
-// are held until all are chosen so that no port is printed twice.
+// cmdPorts prints n distinct free loopback ports, one a line, outside the
+// kernel's ephemeral range: run.sh restarts a server on the same port for
+// every trial, and a port in that range may meanwhile become the source
+// port of some connection (internal/freeport).
 func cmdPorts(args []string) error {
 	fs := flag.NewFlagSet("ports", flag.ContinueOnError)
 	n := fs.Int("n", 1, "how many ports")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var out bytes.Buffer
-	for i := 0; i < *n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		defer l.Close()
-		fmt.Fprintln(&out, l.Addr().(*net.TCPAddr).Port)
+	ports, err := freeport.Pick(*n)
+	if err != nil {
+		return err
 	}
-	_, err := os.Stdout.Write(out.Bytes())
+	var out bytes.Buffer
+	for _, p := range ports {
+		fmt.Fprintln(&out, p)
+	}
+	_, err = os.Stdout.Write(out.Bytes())
 	return err
 }

@@ -17,9 +17,10 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"strconv"
+
+	"github.com/hooklaunch/caddy-valohai/internal/freeport"
 )
 
 func main() {
@@ -50,8 +51,9 @@ func usage() {
 	os.Exit(2)
 }
 
-// cmdPorts prints free loopback ports. They are held open together until
-// all are found, so the same port is never printed twice.
+// cmdPorts prints distinct free loopback ports outside the kernel's
+// ephemeral range: the soak kills and restarts the gateway on its port
+// (internal/freeport).
 func cmdPorts(args []string) error {
 	n := 3
 	if len(args) == 2 && args[0] == "-n" {
@@ -63,19 +65,12 @@ func cmdPorts(args []string) error {
 	} else if len(args) != 0 {
 		return fmt.Errorf("usage: soak ports -n N")
 	}
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		ls = append(ls, l)
-		fmt.Println(l.Addr().(*net.TCPAddr).Port)
+	ports, err := freeport.Pick(n)
+	if err != nil {
+		return err
+	}
+	for _, p := range ports {
+		fmt.Println(p)
 	}
 	return nil
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hooklaunch/caddy-valohai/internal/freeport"
 	"github.com/hooklaunch/caddy-valohai/launch"
 	"github.com/hooklaunch/caddy-valohai/launch/store/redistest"
 	"github.com/hooklaunch/caddy-valohai/launch/store/storetest"
@@ -401,14 +402,14 @@ func TestRedisCloseTwice(t *testing.T) {
 	}
 }
 
+// closedPort is a loopback address nothing listens on, outside the
+// kernel's ephemeral range so that no connection takes it meanwhile.
 func closedPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Pick(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	return "127.0.0.1:" + strconv.Itoa(p[0])
 }
 
 // The password of a redis URL appears in no error, whatever went wrong.

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hooklaunch/caddy-valohai/internal/freeport"
 )
 
 // The high-availability topologies of docs/redis.md, run from Debian's
@@ -170,21 +172,14 @@ func StartServer(tb testing.TB, args ...string) *Node {
 // FreePorts returns n distinct free loopback ports.
 func FreePorts(tb testing.TB, n int) []int { return ports(tb, n) }
 
-// ports returns n distinct free loopback ports.
+// ports returns n distinct free loopback ports, outside the kernel's
+// ephemeral range: a master killed and restarted on its port finds it
+// free (internal/freeport).
 func ports(tb testing.TB, n int) []int {
 	tb.Helper()
-	var out []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatalf("finding a free port: %v", err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
+	out, err := freeport.Pick(n)
+	if err != nil {
+		tb.Fatalf("finding a free port: %v", err)
 	}
 	return out
 }

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hooklaunch/caddy-valohai/internal/freeport"
 )
 
 // EnvURL names the environment variable holding the URL of a shared test
@@ -215,11 +217,12 @@ func stop(cmd *exec.Cmd, exited <-chan struct{}) {
 	}
 }
 
+// freePort is a loopback port outside the kernel's ephemeral range, so
+// that a server restarted on it finds it free (internal/freeport).
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Pick(1)
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return p[0], nil
 }
