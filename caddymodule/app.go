@@ -277,7 +277,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Workers:   a.Workers,
 		OnFinal:   a.onFinal,
 	}
-	a.metrics = newMetrics(ctx.GetMetricsRegistry(), queueDepthFunc(a))
+	_, embedded := a.store.(store.CommitObservable)
+	a.metrics = newMetrics(ctx.GetMetricsRegistry(), queueDepthFunc(a), embedded)
 	a.dispatcher.Observe = func(kind launch.ActionKind, result string, took time.Duration) {
 		a.metrics.launches.WithLabelValues(string(kind), result).Inc()
 		a.metrics.launchDuration.Observe(took.Seconds())
@@ -440,6 +441,12 @@ func storeConfig(repl *caddy.Replacer, sc *StoreConfig) (store.Config, error) {
 // Start starts the launch workers, the trigger-log writer and retention.
 func (a *App) Start() error {
 	a.stop = make(chan struct{})
+	// An embedded store's commits go to this config's metrics from now on
+	// (the store may be shared with the config this one replaces; Start
+	// runs only once the whole config is provisioned).
+	if o, ok := a.store.(store.CommitObservable); ok {
+		o.ObserveCommits(a.metrics.commit)
+	}
 	a.dispatcher.Start()
 	go a.background()
 	return nil

@@ -27,7 +27,7 @@ import (
 func exportedSeries(t *testing.T) map[string][]string {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	m := newMetrics(reg, func() float64 { return 0 })
+	m := newMetrics(reg, func() float64 { return 0 }, true)
 	// A vector is gathered once it has a child.
 	m.requests.WithLabelValues("t", "completed").Inc()
 	m.rejected("webhook_hmac", "signature mismatch")

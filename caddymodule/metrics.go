@@ -18,6 +18,10 @@ type metrics struct {
 	rejections     *prometheus.CounterVec
 	launches       *prometheus.CounterVec
 	launchDuration prometheus.Histogram
+	// The embedded store's group commits (nil for redis): how long each
+	// took until durable, and how many writes shared it.
+	commitDuration prometheus.Histogram
+	commitWrites   prometheus.Histogram
 	labels         boundedLabels
 
 	// The counters already looked up, by their two label values: a
@@ -75,7 +79,17 @@ func (m *metrics) cache(cache *map[[2]string]prometheus.Counter, key [2]string, 
 	(*cache)[key] = c
 }
 
-func newMetrics(reg *prometheus.Registry, queueDepth func() float64) *metrics {
+// commit records one durable commit of the embedded store
+// (store.CommitObserver).
+func (m *metrics) commit(writes int, took time.Duration) {
+	m.commitDuration.Observe(took.Seconds())
+	m.commitWrites.Observe(float64(writes))
+}
+
+// newMetrics registers the app's collectors on reg; the store commit
+// histograms only for an embedded store (embedded), whose writes share
+// group commits.
+func newMetrics(reg *prometheus.Registry, queueDepth func() float64, embedded bool) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{
@@ -95,6 +109,18 @@ func newMetrics(reg *prometheus.Registry, queueDepth func() float64) *metrics {
 			Help:    "Duration of one Valohai API call of an action.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
+	}
+	if embedded {
+		m.commitDuration = f.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "caddy", Subsystem: "valohai", Name: "store_commit_duration_seconds",
+			Help:    "Duration of one group commit of the embedded store, from the start of its transaction until it is durable (fsync included).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		})
+		m.commitWrites = f.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "caddy", Subsystem: "valohai", Name: "store_commit_writes",
+			Help:    "Writes (accepted webhooks, claims and results of launches) that shared one group commit of the embedded store.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		})
 	}
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "valohai", Name: "queue_depth",

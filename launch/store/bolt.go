@@ -192,6 +192,10 @@ func fillTimeOrdered(tx *bolt.Tx) {
 // Path returns the file the store lives in.
 func (b *Bolt) Path() string { return b.db.Path() }
 
+// ObserveCommits makes f hear of every later durable commit (nil: none).
+// A store shared across config reloads reports to the newest app's f.
+func (b *Bolt) ObserveCommits(f CommitObserver) { b.gc.setObserver(f) }
+
 // Close writes the quota counters and releases the file lock. Calling it
 // again is harmless.
 func (b *Bolt) Close() error {

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // groupCommit shares write transactions of type T (a bbolt transaction, a
@@ -36,6 +37,9 @@ type groupCommit[T any] struct {
 	// commits counts the transactions committed, hence fsyncs.
 	commits atomic.Int64
 
+	// observe, when set, hears of every durable commit (ObserveCommits).
+	observe atomic.Pointer[CommitObserver]
+
 	mu      sync.Mutex
 	pending []*write[T]
 	leading bool
@@ -54,6 +58,30 @@ type write[T any] struct {
 	// done receives the outcome, or nil on lead when this writer must
 	// lead the next commit.
 	done chan result
+}
+
+// CommitObserver hears of each durable commit of an embedded store: how
+// many writes it carried (writers that shared its fsync) and how long it
+// took from the start of its transaction until it was durable. It runs
+// before the commit's writers are answered, so it must be quick (a
+// histogram's Observe). The valohai app turns it into the store commit
+// metrics (README.md, "Operations").
+type CommitObserver func(writes int, took time.Duration)
+
+// CommitObservable is a store whose writes share group commits: the
+// embedded engines (bbolt and pebble). A redis store has no such commits
+// (one script per write) and does not implement it.
+type CommitObservable interface {
+	ObserveCommits(f CommitObserver)
+}
+
+// setObserver makes f hear of every later durable commit; nil stops it.
+func (g *groupCommit[T]) setObserver(f CommitObserver) {
+	if f == nil {
+		g.observe.Store(nil)
+		return
+	}
+	g.observe.Store(&f)
 }
 
 type result struct {
@@ -141,6 +169,7 @@ func (g *groupCommit[T]) handOver() {
 // answered by finish (nil when every writer is answered already), which
 // waits until the transaction is durable.
 func (g *groupCommit[T]) commit(batch []*write[T]) (finish func()) {
+	start := time.Now()
 	for len(batch) > 0 {
 		failed := -1
 		var ferr error
@@ -154,7 +183,7 @@ func (g *groupCommit[T]) commit(batch []*write[T]) (finish func()) {
 			return nil
 		})
 		if err == nil {
-			return func() { g.settle(batch, wait) }
+			return func() { g.settle(batch, wait, start) }
 		}
 		for _, w := range batch {
 			w.rollback()
@@ -173,10 +202,10 @@ func (g *groupCommit[T]) commit(batch []*write[T]) (finish func()) {
 	return nil
 }
 
-// settle waits until the transaction of batch is durable and answers its
-// writers: success, or the commit's failure (their in-memory effects
-// undone).
-func (g *groupCommit[T]) settle(batch []*write[T], wait func() error) {
+// settle waits until the transaction of batch, begun at start, is durable
+// and answers its writers: success, or the commit's failure (their
+// in-memory effects undone).
+func (g *groupCommit[T]) settle(batch []*write[T], wait func() error, start time.Time) {
 	var err error
 	if wait != nil {
 		err = wait()
@@ -189,6 +218,9 @@ func (g *groupCommit[T]) settle(batch []*write[T], wait func() error) {
 		return
 	}
 	g.commits.Add(1)
+	if f := g.observe.Load(); f != nil {
+		(*f)(len(batch), time.Since(start))
+	}
 	for _, w := range batch {
 		w.undo = nil
 		w.done <- result{}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -101,5 +102,98 @@ func TestGroupCommitPipelines(t *testing.T) {
 	close(stop)
 	if n := applied.Load(); n != 66 {
 		t.Fatalf("%d writes applied, want 66", n)
+	}
+}
+
+// TestGroupCommitObserver: the observer hears of each durable commit once,
+// with the writes that shared it and the time from the start of its
+// transaction until it was durable; a failed commit is not reported.
+func TestGroupCommitObserver(t *testing.T) {
+	release := make(chan struct{})
+	var fail atomic.Bool
+	g := &groupCommit[*fakeTx]{update: func(apply func(*fakeTx) error) (func() error, error) {
+		<-release
+		if err := apply(&fakeTx{}); err != nil {
+			return nil, err
+		}
+		if fail.Load() {
+			return nil, errors.New("fsync: input/output error")
+		}
+		return nil, nil
+	}}
+	type commit struct {
+		writes int
+		took   time.Duration
+	}
+	var mu sync.Mutex
+	var seen []commit
+	g.setObserver(func(writes int, took time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, commit{writes, took})
+	})
+	write := func() chan error {
+		out := make(chan error, 1)
+		go func() { out <- g.do(func(*fakeTx, *write[*fakeTx]) error { return nil }) }()
+		return out
+	}
+	pending := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			g.mu.Lock()
+			got := len(g.pending)
+			g.mu.Unlock()
+			if got == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d writers queued, want %d", got, n)
+			}
+		}
+	}
+	// The first writer leads and holds its transaction open while three
+	// more queue: they share the next commit.
+	first := write()
+	pending(0)
+	time.Sleep(20 * time.Millisecond) // the first transaction is open
+	rest := []chan error{write(), write(), write()}
+	pending(3)
+	release <- struct{}{}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	release <- struct{}{}
+	for _, c := range rest {
+		if err := <-c; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	got := slices.Clone(seen)
+	mu.Unlock()
+	if len(got) != 2 || got[0].writes != 1 || got[1].writes != 3 {
+		t.Fatalf("observed %v, want a commit of 1 write, then one of 3", got)
+	}
+	if got[0].took < 20*time.Millisecond {
+		t.Fatalf("first commit took %v, want at least the 20ms its transaction was held", got[0].took)
+	}
+	// A commit that fails is not a commit; with no observer nothing is told.
+	fail.Store(true)
+	c := write()
+	release <- struct{}{}
+	if err := <-c; err == nil {
+		t.Fatal("the failed commit succeeded")
+	}
+	g.setObserver(nil)
+	fail.Store(false)
+	c = write()
+	release <- struct{}{}
+	if err := <-c; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 {
+		t.Fatalf("observed %d commits, want the 2 before (a failed one and one after the observer was removed are not told)", len(seen))
 	}
 }

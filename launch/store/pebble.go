@@ -309,6 +309,10 @@ func isLocked(err error) bool {
 	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(err.Error(), "resource temporarily unavailable") || strings.Contains(err.Error(), "lock held by")
 }
 
+// ObserveCommits makes f hear of every later durable commit (nil: none).
+// A store shared across config reloads reports to the newest app's f.
+func (p *Pebble) ObserveCommits(f CommitObserver) { p.gc.setObserver(f) }
+
 // Close writes the quota counters and closes the directory.
 func (p *Pebble) Close() error {
 	p.closeOnce.Do(func() {
