@@ -458,11 +458,23 @@ probe() {
 jget() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
 
 TRIALS=$OUT/trials.tsv
-printf 'round\tpin\tsize\tscenario\tok\tnon2xx\tsockerr\tdur_us\tp50_us\tp99_us\tcpu_s\thwm_kb\taux_cpu_s\n' >"$TRIALS"
+printf 'round\tpin\tsize\tscenario\tok\tnon2xx\tsockerr\tdur_us\tp50_us\tp99_us\tcpu_s\thwm_kb\taux_cpu_s\tcommits\tcommit_writes\tcommit_s\n' >"$TRIALS"
 declare -A BROKEN=()
 
+# commit_counters prints the gateway's group commits so far, the writes
+# they carried and their seconds until durable (README.md, "Operations":
+# caddy_valohai_store_commit_*), or "0 0 0" when it has none to report (no
+# embedded store, or not a Caddy gateway).
+commit_counters() {
+	curl -fsS -m 5 "http://127.0.0.1:$BENCH_ADMIN_PORT/metrics" 2>/dev/null | awk '
+		$1 == "caddy_valohai_store_commit_writes_count" { n = $2 }
+		$1 == "caddy_valohai_store_commit_writes_sum" { w = $2 }
+		$1 == "caddy_valohai_store_commit_duration_seconds_sum" { d = $2 }
+		END { printf "%d %d %.6f\n", n, w, d }'
+}
+
 run_trial() { # round size scenario (in the current MODE)
-	local r=$1 z=$2 s=$3 name="$3-$2-$MODE-r$1" w j c0 c1 a0=0 a1=0
+	local r=$1 z=$2 s=$3 name="$3-$2-$MODE-r$1" w j c0 c1 a0=0 a1=0 k0=(0 0 0) k1=(0 0 0)
 	start_server "$s" "$name"
 	sign "$z"
 	# One request first: a configuration that rejects valid requests is
@@ -482,18 +494,23 @@ run_trial() { # round size scenario (in the current MODE)
 			return
 		fi
 	fi
+	# The commit counters are read outside the CPU window: the scrape is
+	# not the scenario's work.
+	if [ "${SC_STORE[$s]}" = file ]; then read -r -a k0 <<<"$(commit_counters)"; fi
 	c0=$(cpu_ticks "$SRV_PID")
 	[ -n "$REDIS_PID" ] && a0=$(cpu_ticks "$REDIS_PID")
 	j=$(load "$DURATION" "$z")
 	c1=$(cpu_ticks "$SRV_PID")
 	[ -n "$REDIS_PID" ] && a1=$(cpu_ticks "$REDIS_PID")
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$MODE" "$z" "$s" \
+	if [ "${SC_STORE[$s]}" = file ]; then read -r -a k1 <<<"$(commit_counters)"; fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$MODE" "$z" "$s" \
 		"$(jget "$j" ok)" "$(jget "$j" non2xx)" \
 		$(($(jget "$j" err_connect) + $(jget "$j" err_read) + $(jget "$j" err_write) + $(jget "$j" err_timeout))) \
 		"$(jget "$j" duration_us)" "$(jget "$j" lat_p50_us)" "$(jget "$j" lat_p99_us)" \
 		"$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN{printf "%.3f", (b-a)/t}')" \
 		"$(status_kb "$SRV_PID" VmHWM)" \
-		"$(awk -v a="$a0" -v b="$a1" -v t="$CLK_TCK" 'BEGIN{printf "%.3f", (b-a)/t}')" >>"$TRIALS"
+		"$(awk -v a="$a0" -v b="$a1" -v t="$CLK_TCK" 'BEGIN{printf "%.3f", (b-a)/t}')" \
+		$((k1[0] - k0[0])) $((k1[1] - k0[1])) "$(awk -v a="${k0[2]}" -v b="${k1[2]}" 'BEGIN{printf "%.6f", b-a}')" >>"$TRIALS"
 	log "$name: $(awk -v n="$(jget "$j" ok)" -v d="$(jget "$j" duration_us)" 'BEGIN{printf "%.0f", n/(d/1e6)}') req/s 2xx, non-2xx $(jget "$j" non2xx), server busy $(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" -v d="$(jget "$j" duration_us)" 'BEGIN{printf "%.0f", 100*(b-a)/t/(d/1e6)}')% of a core"
 	stop_server "$s"
 }

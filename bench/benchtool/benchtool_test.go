@@ -324,3 +324,54 @@ func TestReadMemWithoutStoreMap(t *testing.T) {
 		t.Fatal("a row of 14 fields was read")
 	}
 }
+
+// run.sh's commit columns become the group-commit table: per trial, the
+// accepted requests and writes over the commits, and a commit's mean
+// duration; a trials.tsv without them (or a scenario that has none)
+// gets no table.
+func TestReportTablesGroupCommits(t *testing.T) {
+	dir := t.TempDir()
+	header := strings.TrimSuffix(trialsHeader, "\n") + "\tcommits\tcommit_writes\tcommit_s\n"
+	var trials string
+	for r := 1; r <= 3; r++ {
+		p := fmt.Sprintf("%d\tpinned\t1k\t", r)
+		// 700 requests in 100 commits of 720 writes over 2 s: 50
+		// commits/s; the commit seconds vary by round (median 0.05 s).
+		trials += p + fmt.Sprintf("launch-bbolt\t700\t0\t0\t2000000\t15000\t19000\t0.85\t204800\t0\t100\t720\t%.2f\n", 0.04+0.01*float64(r-1)) +
+			p + "webhook\t300\t0\t0\t2000000\t45000\t900000\t1\t56320\t0\t0\t0\t0\n"
+	}
+	path := filepath.Join(dir, "trials.tsv")
+	if err := os.WriteFile(path, []byte(header+trials), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := cmdReport([]string{"-trials", path}, &out); err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(out.String(), "### Group commits of the embedded stores")
+	table, _, _ = strings.Cut(table, "\n### ")
+	want := "| chain + `valohai_launch` wait 0s, bbolt store | 1 KiB | pinned | 50 | 7.00 | 7.20 | 0.50 |"
+	if !ok || !strings.Contains(table, want) {
+		t.Fatalf("report lacks the group commits table row %q\n%s", want, out.String())
+	}
+	if strings.Contains(table, "webhook payload") {
+		t.Fatalf("a scenario without commits has a row:\n%s", table)
+	}
+
+	// The same trials without the columns, as run.sh wrote them before.
+	var old string
+	for _, line := range strings.Split(strings.TrimSpace(trials), "\n") {
+		f := strings.Split(line, "\t")
+		old += strings.Join(f[:13], "\t") + "\n"
+	}
+	if err := os.WriteFile(path, []byte(trialsHeader+old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := cmdReport([]string{"-trials", path}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "Group commits") {
+		t.Fatalf("an old trials.tsv got a group commits table\n%s", out.String())
+	}
+}

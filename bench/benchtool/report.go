@@ -32,6 +32,14 @@ type trial struct {
 	CPUS     float64 // server process user+system seconds (with reaped children)
 	HWMKB    float64 // server VmHWM at the end of the trial
 	AuxCPUS  float64 // redis-server seconds, for the redis store
+	// The embedded store's group commits over the trial, from the
+	// gateway's caddy_valohai_store_commit_* metrics (0 for other
+	// scenarios); HasCommits is false for a trials.tsv written before
+	// run.sh recorded them.
+	Commits      float64
+	CommitWrites float64
+	CommitS      float64
+	HasCommits   bool
 }
 
 // RPS is the rate of 2xx answers: rejected requests do not count as work done.
@@ -157,8 +165,9 @@ func median(xs []float64) float64 {
 	return (v[m-1] + v[m]) / 2
 }
 
-// trialFields is the number of columns of trials.tsv.
-const trialFields = 13
+// trialFields is the number of columns of trials.tsv; trialFieldsOld
+// that of one written before the commit columns.
+const trialFields, trialFieldsOld = 16, 13
 
 // readTrials parses run.sh's trials.tsv (a header line, then one line per
 // trial, tab-separated in the order of the trial struct).
@@ -177,10 +186,10 @@ func readTrials(path string) ([]trial, error) {
 		if line == 1 || len(fields) == 1 && fields[0] == "" {
 			continue
 		}
-		if len(fields) != trialFields {
+		if len(fields) != trialFields && len(fields) != trialFieldsOld {
 			return nil, fmt.Errorf("%s:%d: %d fields, want %d", path, line, len(fields), trialFields)
 		}
-		num := make([]float64, trialFields)
+		num := make([]float64, trialFields) // an old line leaves the commit columns 0
 		for i, s := range fields {
 			if i >= 1 && i <= 3 {
 				continue
@@ -193,6 +202,7 @@ func readTrials(path string) ([]trial, error) {
 			Round: int(num[0]), Pin: fields[1], Size: fields[2], Scenario: fields[3],
 			OK: int(num[4]), Non2xx: int(num[5]), SockErr: int(num[6]),
 			DurUS: num[7], P50US: num[8], P99US: num[9], CPUS: num[10], HWMKB: num[11], AuxCPUS: num[12],
+			Commits: num[13], CommitWrites: num[14], CommitS: num[15], HasCommits: len(fields) == trialFields,
 		})
 	}
 	return out, sc.Err()
@@ -217,6 +227,11 @@ type summary struct {
 	// round: the goals table shows their spread next to the median
 	roundsVsBare, roundsVsWebhook, roundsVsRespond []float64
 	rounds                                         int
+	// The embedded store's group commits, medians over the rounds that
+	// recorded any: commits a second, accepted requests and writes per
+	// commit, and a commit's mean duration until durable (ms).
+	commitsPerS, requestsPerCommit, writesPerCommit, commitMS float64
+	commitRounds                                              int
 }
 
 // valid is false when any trial saw a non-2xx answer, a socket error, or
@@ -260,6 +275,7 @@ func summarize(trials []trial) summaries {
 		for name, rounds := range scen {
 			var s summary
 			var rps, p50, p99, cpu, hwm, busy, aux, vb, vw, vbc, vwc, vr, vrc []float64
+			var cps, rpc, wpc, cms []float64
 			for r, t := range rounds {
 				s.trials++
 				s.non2xx += t.Non2xx
@@ -275,6 +291,12 @@ func summarize(trials []trial) summaries {
 				busy = append(busy, t.Busy())
 				if t.OK+t.Non2xx > 0 {
 					aux = append(aux, t.AuxCPUS/(float64(t.OK+t.Non2xx)/1000))
+				}
+				if t.HasCommits && t.Commits > 0 && t.DurUS > 0 {
+					cps = append(cps, t.Commits/(t.DurUS/1e6))
+					rpc = append(rpc, float64(t.OK)/t.Commits)
+					wpc = append(wpc, t.CommitWrites/t.Commits)
+					cms = append(cms, t.CommitS/t.Commits*1000)
 				}
 				if b, ok := scen["bare"][r]; ok && b.RPS() > 0 {
 					vb = append(vb, t.RPS()/b.RPS())
@@ -295,6 +317,8 @@ func summarize(trials []trial) summaries {
 			s.vsBareCPU, s.vsWebhookCPU = median(vbc), median(vwc)
 			s.vsRespond, s.vsRespondCPU = median(vr), median(vrc)
 			s.roundsVsBare, s.roundsVsWebhook, s.roundsVsRespond = vb, vw, vr
+			s.commitsPerS, s.requestsPerCommit, s.writesPerCommit, s.commitMS = median(cps), median(rpc), median(wpc), median(cms)
+			s.commitRounds = len(cps)
 			out[g.pin][g.size][name] = s
 		}
 	}
@@ -586,6 +610,8 @@ func writeReport(w io.Writer, sum summaries, o reportOptions) error {
 		}
 	}
 
+	writeCommits(w, sum, o.scenarios)
+
 	fmt.Fprintln(w, "\n### Goals")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "A goal holds only when it holds both pinned and unpinned, as medians of at least 3 interleaved rounds. Ratios are req/s, with the CPU-per-request ratio beside them.")
@@ -782,4 +808,33 @@ func verdict(ok bool) string {
 		return "met"
 	}
 	return "**missed**"
+}
+
+// writeCommits tables the embedded stores' group commits (README.md, "The
+// durable write path"): how many accepted requests and writes shared one
+// fsync, and how long a commit took until durable. Nothing is written for
+// a run without them (no embedded store measured, or an old trials.tsv).
+func writeCommits(w io.Writer, sum summaries, scenarios []scenarioDef) {
+	header := false
+	for _, size := range sizeOrder {
+		for _, pin := range pinOrder {
+			for _, si := range scenarios {
+				s, ok := sum.get(pin, size, si.key)
+				if !ok || s.commitRounds == 0 {
+					continue
+				}
+				if !header {
+					fmt.Fprintln(w, "\n### Group commits of the embedded stores")
+					fmt.Fprintln(w)
+					fmt.Fprintln(w, "From the gateway's `caddy_valohai_store_commit_*` metrics over each measured trial, medians over rounds. Writes count the launches' claims and results besides the accepted requests.")
+					fmt.Fprintln(w)
+					fmt.Fprintln(w, "| scenario | body | placement | commits/s | accepted requests per commit | writes per commit | mean commit ms (until durable) |")
+					fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|")
+					header = true
+				}
+				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", si.label, sizeLabel(size), pin,
+					f0(s.commitsPerS), f2(s.requestsPerCommit), f2(s.writesPerCommit), f2(s.commitMS))
+			}
+		}
+	}
 }
