@@ -612,12 +612,10 @@ func writeReport(w io.Writer, sum summaries, o reportOptions) error {
 
 	writeCommits(w, sum, o.scenarios)
 
-	fmt.Fprintln(w, "\n### Goals")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "A goal holds only when it holds both pinned and unpinned, as medians of at least 3 interleaved rounds. Ratios are req/s, with the CPU-per-request ratio beside them.")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| goal | pinned | unpinned | target | verdict |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---|")
+	heading(w, "Goals",
+		"A goal holds only when it holds both pinned and unpinned, as medians of at least 3 interleaved rounds. Ratios are req/s, with the CPU-per-request ratio beside them.",
+		"| goal | pinned | unpinned | target | verdict |",
+		"|---|---:|---:|---:|---|")
 	row := func(goal string, cells map[string]string, target, verdict string) {
 		get := func(m string) string {
 			if c, ok := cells[m]; ok {
@@ -780,10 +778,9 @@ func writeReport(w io.Writer, sum summaries, o reportOptions) error {
 	}
 
 	if len(memRows) > 0 {
-		fmt.Fprintln(w, "\n### Memory per 10,000 queued runs (1 KiB bodies, Valohai stalled)")
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| store | runs sent | queue depth after | gateway RSS growth / 10k | of which anonymous / 10k | of which the store's memory map / 10k | live heap growth / 10k | store growth / 10k | redis-server RSS growth / 10k |")
-		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+		heading(w, "Memory per 10,000 queued runs (1 KiB bodies, Valohai stalled)", "",
+			"| store | runs sent | queue depth after | gateway RSS growth / 10k | of which anonymous / 10k | of which the store's memory map / 10k | live heap growth / 10k | store growth / 10k | redis-server RSS growth / 10k |",
+			"|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 		for _, m := range memRows {
 			per := 10000 / m.Sent
 			mib := func(kib float64) string { return f2(kib / 1024 * per) }
@@ -824,12 +821,10 @@ func writeCommits(w io.Writer, sum summaries, scenarios []scenarioDef) {
 					continue
 				}
 				if !header {
-					fmt.Fprintln(w, "\n### Group commits of the embedded stores")
-					fmt.Fprintln(w)
-					fmt.Fprintln(w, "From the gateway's `caddy_valohai_store_commit_*` metrics over each measured trial, medians over rounds. Writes count the launches' claims and results besides the accepted requests.")
-					fmt.Fprintln(w)
-					fmt.Fprintln(w, "| scenario | body | placement | commits/s | accepted requests per commit | writes per commit | mean commit ms (until durable) |")
-					fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|")
+					heading(w, "Group commits of the embedded stores",
+						"From the gateway's `caddy_valohai_store_commit_*` metrics over each measured trial, medians over rounds. Writes count the launches' claims and results besides the accepted requests.",
+						"| scenario | body | placement | commits/s | accepted requests per commit | writes per commit | mean commit ms (until durable) |",
+						"|---|---|---|---:|---:|---:|---:|")
 					header = true
 				}
 				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", si.label, sizeLabel(size), pin,
@@ -837,4 +832,15 @@ func writeCommits(w io.Writer, sum summaries, scenarios []scenarioDef) {
 			}
 		}
 	}
+}
+
+// heading writes a section's title, its introduction (none when empty)
+// and its table's header and alignment rows.
+func heading(w io.Writer, title, intro, columns, align string) {
+	fmt.Fprintf(w, "\n### %s\n\n", title)
+	if intro != "" {
+		fmt.Fprintf(w, "%s\n\n", intro)
+	}
+	fmt.Fprintln(w, columns)
+	fmt.Fprintln(w, align)
 }
