@@ -109,7 +109,10 @@ type Bolt struct {
 	closeErr  error
 }
 
-var _ launch.Store = (*Bolt)(nil)
+var (
+	_ launch.Store     = (*Bolt)(nil)
+	_ CommitObservable = (*Bolt)(nil)
+)
 
 // OpenBolt opens (creating if needed) the bbolt store at path. The parent
 // directory is created with mode 0700 and the file with 0600: the file holds

@@ -197,3 +197,12 @@ func TestGroupCommitObserver(t *testing.T) {
 		t.Fatalf("observed %d commits, want the 2 before (a failed one and one after the observer was removed are not told)", len(seen))
 	}
 }
+
+// A redis store writes one script per request, with no group commits to
+// report: the app exports the commit metrics only for stores that are
+// CommitObservable (README.md, "Operations").
+func TestRedisIsNotCommitObservable(t *testing.T) {
+	if _, ok := any((*Redis)(nil)).(CommitObservable); ok {
+		t.Fatal("the redis store claims group commits")
+	}
+}

@@ -104,7 +104,10 @@ func (p *Pebble) exit() { p.life.RUnlock() }
 
 type pebbleWrite = write[*pebble.Batch]
 
-var _ launch.Store = (*Pebble)(nil)
+var (
+	_ launch.Store     = (*Pebble)(nil)
+	_ CommitObservable = (*Pebble)(nil)
+)
 
 const (
 	// pebbleMemTableSize is the size a memtable grows to.
