@@ -328,11 +328,25 @@ for s in "${SCEN_LIST[@]}"; do
 	ACTIVE+=("$s")
 done
 
-wait_port() { # port pid name: the port accepts connections within 20 s
+# listens pid port: pid holds a socket listening on TCP port, read from
+# /proc (the kernel's sockets, then pid's descriptors). A connection is no
+# proof: every server of a run takes the same port in turn, and a
+# connection to it could be taken by whatever still held it (it was,
+# twice in a full run, right after adnanh/webhook stopped: the probe then
+# met a refused or reset connection, and the scenario was dropped).
+listens() {
+	local pid=$1 hex sock
+	hex=$(printf ':%04X' "$2")
+	for sock in $(awk -v p="$hex" '$4 == "0A" && substr($2, length($2) - 4) == p {print $10}' /proc/net/tcp /proc/net/tcp6 2>/dev/null); do
+		find "/proc/$pid/fd" -lname "socket:\[$sock\]" 2>/dev/null | grep -q . && return 0
+	done
+	return 1
+}
+wait_port() { # port pid name: pid listens on the port within 20 s
 	local port=$1 pid=$2 name=$3 i
 	for i in $(seq 1 200); do
 		kill -0 "$pid" 2>/dev/null || die "$name exited at start (see $OUT/logs)"
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+		listens "$pid" "$port" && return 0
 		sleep 0.1
 	done
 	die "$name did not listen on $port within 20 s"
@@ -451,7 +465,8 @@ probe() {
 	local args=() line code
 	while IFS= read -r line; do [ -n "$line" ] && args+=(-H "$line"); done <"$WORK/headers"
 	code=$(curl -sS -m 60 -o "$WORK/probe-body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
-		"${args[@]}" --data-binary "@$WORK/body-$1.json" "$URL") || { echo "curl failed"; return 1; }
+		"${args[@]}" --data-binary "@$WORK/body-$1.json" "$URL" 2>"$WORK/probe-err") ||
+		{ echo "curl failed: $(head -c 200 "$WORK/probe-err")"; return 1; }
 	echo "$code $(head -c 200 "$WORK/probe-body")"
 	[[ $code == 2?? ]]
 }
