@@ -330,10 +330,11 @@ done
 
 # listens pid port: pid holds a socket listening on TCP port, read from
 # /proc (the kernel's sockets, then pid's descriptors). A connection is no
-# proof: every server of a run takes the same port in turn, and a
-# connection to it could be taken by whatever still held it (it was,
-# twice in a full run, right after adnanh/webhook stopped: the probe then
-# met a refused or reset connection, and the scenario was dropped).
+# proof: every server of a run takes the same port in turn, and right
+# after adnanh/webhook stopped a connection was taken by something else
+# still holding the port; the probe then met a refused or reset
+# connection and the scenario was dropped (bench/README.md, Method:
+# "Ready means listening").
 listens() {
 	local pid=$1 hex sock
 	hex=$(printf ':%04X' "$2")
