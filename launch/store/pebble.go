@@ -121,6 +121,9 @@ const (
 	// pebbleCacheSize is the block cache's size: the memtables it is
 	// charged for, plus pebbleBlockCache.
 	pebbleCacheSize = pebbleMemTables*pebbleMemTableSize + pebbleBlockCache
+	// pebbleSeparateValues is the size from which a stored webhook body
+	// goes to a blob file (pebble's own benchmark tool uses the same).
+	pebbleSeparateValues = 512
 )
 
 // pebbleOptions tunes pebble for this store's writes: every accepted
@@ -137,7 +140,57 @@ const (
 //     keeps no block at all. With pebble's default 8 MiB beside two 32 MiB
 //     memtables every lookup read its table's index and filter blocks
 //     from the file again (README.md, "The durable write path").
+//   - Webhook bodies (pPayloads) of at least pebbleSeparateValues bytes
+//     are written to blob files when a memtable is flushed, and
+//     compactions carry references to them instead of rewriting them: a
+//     body is written to the log and once more at its flush, however often
+//     the tables around it are compacted (README.md, "The durable write
+//     path"). Every other record (runs, queue, keys, counters) stays in
+//     its table, where a lookup finds it without a second read. Pebble
+//     needs its columnar table format for this; a store written at an
+//     older format is moved up to FormatValueSeparation when it opens.
 func pebbleOptions() *pebble.Options {
+	o := pebbleInlineOptions()
+	o.FormatMajorVersion = pebble.FormatValueSeparation
+	o.Experimental.EnableColumnarBlocks = func() bool { return true }
+	o.Experimental.SpanPolicyFunc = pebbleSpanPolicy
+	o.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{
+			Enabled:     true,
+			MinimumSize: pebbleSeparateValues,
+			// How many blob files one table may point into before a
+			// compaction copies the values into a new one (pebble's own
+			// benchmark tool uses 10).
+			MaxBlobReferenceDepth: 10,
+			// Bodies are deleted when their run's retention ends; a blob
+			// file whose bodies are mostly gone is rewritten, not kept
+			// whole for the few still referenced.
+			RewriteMinimumAge:  5 * time.Minute,
+			TargetGarbageRatio: 0.2,
+		}
+	}
+	return o
+}
+
+// pebbleSpanPolicy lets values be separated in the payloads' key range
+// only (pebbleOptions).
+func pebbleSpanPolicy(start []byte) (pebble.SpanPolicy, []byte, error) {
+	inline := pebble.SpanPolicy{ValueStoragePolicy: pebble.ValueStorageLowReadLatency}
+	switch {
+	case len(start) == 0 || start[0] < pPayloads:
+		return inline, []byte{pPayloads}, nil
+	case start[0] == pPayloads:
+		return pebble.SpanPolicy{}, []byte{pPayloads + 1}, nil
+	default:
+		return inline, nil, nil
+	}
+}
+
+// pebbleInlineOptions are pebbleOptions with every value kept in its table
+// (pebble's default), as stores were written before value separation: the
+// baseline of BenchmarkPebbleValueSeparation and the store an upgrade
+// opens in TestPebbleOpensStoreWithValuesInline.
+func pebbleInlineOptions() *pebble.Options {
 	o := &pebble.Options{
 		Logger:                      pebbleLogger{},
 		FS:                          privateFS{vfs.Default},
@@ -153,6 +206,11 @@ func pebbleOptions() *pebble.Options {
 
 // OpenPebble opens (creating if needed) the pebble store in dir.
 func OpenPebble(dir string, opts BoltOptions) (*Pebble, error) {
+	return openPebble(dir, opts, pebbleOptions)
+}
+
+// openPebble is OpenPebble with pebble's options from options.
+func openPebble(dir string, opts BoltOptions, options func() *pebble.Options) (*Pebble, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: creating %s: %w", dir, err)
 	}
@@ -163,7 +221,7 @@ func OpenPebble(dir string, opts BoltOptions) (*Pebble, error) {
 	var db *pebble.DB
 	var err error
 	for deadline := time.Now().Add(timeout); ; {
-		db, err = pebble.Open(dir, pebbleOptions())
+		db, err = pebble.Open(dir, options())
 		if err == nil {
 			break
 		}

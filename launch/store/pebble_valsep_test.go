@@ -1,0 +1,284 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/hooklaunch/caddy-valohai/launch"
+)
+
+// valsepRun is an accepted request as CreateRun stores it: a run whose
+// action body is actionSize bytes, and its payload.
+func valsepRun(i int, body []byte, actionSize int, now time.Time) (*launch.Run, *launch.Payload) {
+	id := fmt.Sprintf("run-%09d", i)
+	action := []byte(`{"step":"` + string(varied(max(0, actionSize-11), -i)) + `"}`)
+	run := &launch.Run{ID: id, Trigger: "bench", Path: "/hook", CreatedAt: now, NextAttemptAt: now, Status: launch.StatusPending,
+		Actions: []launch.Action{{Kind: launch.ActionRunExecution, Name: "train", Body: action}}}
+	return run, &launch.Payload{Body: body, ContentType: "application/json", ExpiresAt: now.Add(time.Hour)}
+}
+
+// varied is n bytes that snappy cannot shrink much, different for each seed.
+func varied(n, seed int) []byte {
+	b := make([]byte, n)
+	x := uint32(seed*2654435761 + 1)
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[i] = 'a' + byte(x%26)
+	}
+	return b
+}
+
+// Webhook bodies go to blob files at a flush; run records stay in their
+// tables however large they are; every body and run reads back exact
+// after the flush and after a reopen (README.md, "The durable write path").
+func TestPebbleSeparatesBodiesIntoBlobFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pebble")
+	p, err := OpenPebble(dir, BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, now := context.Background(), time.Now().UTC().Truncate(time.Millisecond)
+	const n = 200
+	var largeBodies, runBytes int
+	bodies := map[string][]byte{}
+	for i := range n {
+		size := 4 << 10 // separated
+		if i%4 == 0 {
+			size = 100 // under pebbleSeparateValues: stays in its table
+		}
+		body := varied(size, i)
+		// Run records of 3 KiB: above the separation size, but runs are
+		// looked up by the dispatcher on every step and stay inline.
+		run, payload := valsepRun(i, body, 3<<10, now)
+		if err := p.CreateRun(ctx, run, payload); err != nil {
+			t.Fatal(err)
+		}
+		bodies[run.ID] = body
+		if size >= pebbleSeparateValues {
+			largeBodies += size
+		}
+		runBytes += 3 << 10
+	}
+	if err := p.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	m := p.db.Metrics()
+	blob := m.Total().BlobBytesFlushed
+	if m.BlobFiles.LiveCount == 0 || blob < uint64(largeBodies) {
+		t.Fatalf("after a flush: %d blob files, %d bytes written to them; want the %d bytes of %d bodies of 4 KiB in blob files",
+			m.BlobFiles.LiveCount, blob, largeBodies, n-n/4)
+	}
+	if blob >= uint64(largeBodies+runBytes/2) {
+		t.Fatalf("%d bytes written to blob files for %d bytes of large bodies: run records (%d bytes) were separated too", blob, largeBodies, runBytes)
+	}
+	check := func(s *Pebble) {
+		t.Helper()
+		for id, want := range bodies {
+			got, err := s.GetPayload(ctx, id)
+			if err != nil || !bytes.Equal(got.Body, want) || got.ContentType != "application/json" {
+				t.Fatalf("payload of %s: %d bytes, %v; want the %d bytes stored", id, len(got.Body), err, len(want))
+			}
+			run, err := s.GetRun(ctx, id)
+			if err != nil || run.ID != id || len(run.Actions) != 1 || len(run.Actions[0].Body) != 3<<10 {
+				t.Fatalf("run %s after the flush: %+v, %v", id, run, err)
+			}
+		}
+	}
+	check(p)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p, err = OpenPebble(dir, BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	check(p)
+}
+
+// A store written before value separation (pebble's default format, every
+// value in its table) opens with everything it held, is moved up to
+// FormatValueSeparation, and separates the bodies written after; the
+// previous build still opens and reads it.
+func TestPebbleOpensStoreWithValuesInline(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pebble")
+	old, err := openPebble(dir, BoltOptions{}, pebbleInlineOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, now := context.Background(), time.Now().UTC().Truncate(time.Millisecond)
+	bodies := map[string][]byte{}
+	for i := range 50 {
+		run, payload := valsepRun(i, varied(2<<10, i), 200, now)
+		if err := old.CreateRun(ctx, run, payload); err != nil {
+			t.Fatal(err)
+		}
+		bodies[run.ID] = payload.Body
+	}
+	if err := old.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if v := old.db.FormatMajorVersion(); v >= pebble.FormatValueSeparation {
+		t.Fatalf("setup: the inline store is at format %v already", v)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	p, err := OpenPebble(dir, BoltOptions{})
+	if err != nil {
+		t.Fatalf("opening a store written with values inline: %v", err)
+	}
+	defer p.Close()
+	if v := p.db.FormatMajorVersion(); v != pebble.FormatValueSeparation {
+		t.Fatalf("format after open = %v, want %v", v, pebble.FormatValueSeparation)
+	}
+	for i := 50; i < 100; i++ {
+		run, payload := valsepRun(i, varied(2<<10, i), 200, now)
+		if err := p.CreateRun(ctx, run, payload); err != nil {
+			t.Fatal(err)
+		}
+		bodies[run.ID] = payload.Body
+	}
+	if err := p.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m := p.db.Metrics(); m.BlobFiles.LiveCount == 0 {
+		t.Fatal("no blob file after writing 50 bodies of 2 KiB to the upgraded store")
+	}
+	if err := p.db.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range bodies {
+		got, err := p.GetPayload(ctx, id)
+		if err != nil || !bytes.Equal(got.Body, want) {
+			t.Fatalf("payload of %s after the upgrade and a full compaction: %d bytes, %v", id, len(got.Body), err)
+		}
+	}
+	if depth, err := p.QueueDepth(ctx); err != nil || depth != 100 {
+		t.Fatalf("queue depth %d, %v; want the 100 runs", depth, err)
+	}
+
+	// Rolled back to a build without value separation, the gateway opens
+	// the upgraded store (same pebble) and reads the separated bodies.
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	back, err := openPebble(dir, BoltOptions{}, pebbleInlineOptions)
+	if err != nil {
+		t.Fatalf("opening the upgraded store with the options of before: %v", err)
+	}
+	defer back.Close()
+	for id, want := range bodies {
+		got, err := back.GetPayload(ctx, id)
+		if err != nil || !bytes.Equal(got.Body, want) {
+			t.Fatalf("payload of %s after rolling back: %d bytes, %v", id, len(got.Body), err)
+		}
+	}
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// processWritten is how many bytes the process has passed to write calls
+// (wchar in /proc/self/io): the log, tables and blob files pebble wrote.
+func processWritten(b *testing.B) int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		b.Skipf("no /proc/self/io: %v", err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Skip("no wchar in /proc/self/io")
+	return 0
+}
+
+// BenchmarkPebbleValueSeparation: 32 goroutines commit what accepted
+// requests commit (a run, its body, queue entry, quota unit and delivery
+// key) on pebble with the store's options ("separated") and with every
+// value in its table ("inline", the store before value separation), at
+// 1 KiB and 1 MiB bodies. Per accepted request it reports the whole
+// process's CPU, background flushes and compactions included (cpu-ns/run),
+// and the bytes pebble wrote: its log, and the tables and blob files of
+// flushes and compactions (written-B/run). Run it with a fixed count,
+// so both variants write the same amount (bench/README.md, "Webhook
+// bodies in blob files"):
+//
+//	go test -run '^$' -bench 'PebbleValueSeparation/.*/1KiB' -benchtime 200000x ./launch/store
+//	go test -run '^$' -bench 'PebbleValueSeparation/.*/1MiB' -benchtime 800x ./launch/store
+func BenchmarkPebbleValueSeparation(b *testing.B) {
+	variants := []struct {
+		name    string
+		options func() *pebble.Options
+	}{{"inline", pebbleInlineOptions}, {"separated", pebbleOptions}}
+	for _, v := range variants {
+		for _, size := range []int{1 << 10, 1 << 20} {
+			name := fmt.Sprintf("%s/%dKiB", v.name, size>>10)
+			if size >= 1<<20 {
+				name = fmt.Sprintf("%s/%dMiB", v.name, size>>20)
+			}
+			b.Run(name, func(b *testing.B) {
+				body := varied(size, 1)
+				p, err := openPebble(filepath.Join(b.TempDir(), "pebble"), BoltOptions{}, v.options)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer p.Close()
+				ctx, now := context.Background(), time.Now()
+				var n atomic.Int64
+				cpu, written := processCPU(), processWritten(b)
+				b.ResetTimer()
+				var wg sync.WaitGroup
+				for range 32 {
+					wg.Go(func() {
+						for {
+							i := n.Add(1)
+							if i > int64(b.N) {
+								return
+							}
+							run, payload := valsepRun(int(i), body, 300, now)
+							if err := p.CreateRun(ctx, run, payload,
+								launch.KeyClaim("scope#delivery-"+run.ID, 24*time.Hour, now),
+								launch.QuotaClaim("scope#1000000000/1h#", 1_000_000_000, time.Hour, now)); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				cpu = processCPU() - cpu
+				written = processWritten(b) - written
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/run")
+				b.ReportMetric(float64(written)/float64(b.N), "written-B/run")
+			})
+		}
+	}
+}
