@@ -343,6 +343,33 @@ listens() {
 	done
 	return 1
 }
+# port_held port: the sockets still bound to TCP port on this side, other
+# than TIME_WAIT (which a new listener may reuse): "state/owner" words, the
+# state as the kernel's hex code (0A listening) and the owner's pid:command
+# or "-" when no process holds it.
+port_held() {
+	local hex line st sock owner
+	hex=$(printf ':%04X' "$1")
+	awk -v p="$hex" '$4 != "06" && substr($2, length($2) - 4) == p {print $4, $10}' /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+		while read -r st sock; do
+			owner=$(find /proc/[0-9]*/fd -lname "socket:\[$sock\]" 2>/dev/null | head -1 | cut -d/ -f3)
+			[ -n "$owner" ] && owner="$owner:$(cat "/proc/$owner/comm" 2>/dev/null)"
+			echo "$st/${owner:--}"
+		done
+}
+# free_port port name: waits up to 10 s for the port to be released by the
+# server of the previous trial. In a run of 2026-12-07 adnanh/webhook could
+# not listen on the port right after it had stopped there ("address already
+# in use"): the log then names what still held it.
+free_port() {
+	local port=$1 name=$2 held i
+	for i in $(seq 1 100); do
+		held=$(port_held "$port" | tr '\n' ' ')
+		[[ " $held" == *" 0A/"* ]] || break
+		sleep 0.1
+	done
+	[ "$i" = 1 ] || log "$name: port $port was still held by a listener before its start; after $((i - 1)) tenths of a second: ${held:-free} (state/owner)"
+}
 wait_port() { # port pid name: pid listens on the port within 20 s
 	local port=$1 pid=$2 name=$3 i
 	for i in $(seq 1 200); do
@@ -422,6 +449,7 @@ start_server() {
 	[[ $scen == *-dedupe ]] && DELIVERY=1
 	store_env "$scen"
 	store_hook start "$scen"
+	free_port "$BENCH_PORT" "$name"
 	if [ "${SC_FILE[$scen]}" = - ]; then # adnanh/webhook
 		URL=http://127.0.0.1:$BENCH_PORT/hooks/bench
 		"${ON_SERVER[@]}" webhook -hooks "$REPO/bench/webhook-hooks.json" -template \
