@@ -110,6 +110,22 @@ func TestPebbleSeparatesBodiesIntoBlobFiles(t *testing.T) {
 	check(p)
 }
 
+// createFlushed stores runs from..to-1 with bodies of 2 KiB in s, notes
+// their bodies, and flushes the memtable to tables (and blob files).
+func createFlushed(t *testing.T, s *Pebble, bodies map[string][]byte, from, to int, now time.Time) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		run, payload := valsepRun(i, varied(2<<10, i), 200, now)
+		if err := s.CreateRun(context.Background(), run, payload); err != nil {
+			t.Fatal(err)
+		}
+		bodies[run.ID] = payload.Body
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A store written before value separation (pebble's default format, every
 // value in its table) opens with everything it held, is moved up to
 // FormatValueSeparation, and separates the bodies written after; the
@@ -122,16 +138,7 @@ func TestPebbleOpensStoreWithValuesInline(t *testing.T) {
 	}
 	ctx, now := context.Background(), time.Now().UTC().Truncate(time.Millisecond)
 	bodies := map[string][]byte{}
-	for i := range 50 {
-		run, payload := valsepRun(i, varied(2<<10, i), 200, now)
-		if err := old.CreateRun(ctx, run, payload); err != nil {
-			t.Fatal(err)
-		}
-		bodies[run.ID] = payload.Body
-	}
-	if err := old.db.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	createFlushed(t, old, bodies, 0, 50, now)
 	if v := old.db.FormatMajorVersion(); v >= pebble.FormatValueSeparation {
 		t.Fatalf("setup: the inline store is at format %v already", v)
 	}
@@ -147,16 +154,7 @@ func TestPebbleOpensStoreWithValuesInline(t *testing.T) {
 	if v := p.db.FormatMajorVersion(); v != pebble.FormatValueSeparation {
 		t.Fatalf("format after open = %v, want %v", v, pebble.FormatValueSeparation)
 	}
-	for i := 50; i < 100; i++ {
-		run, payload := valsepRun(i, varied(2<<10, i), 200, now)
-		if err := p.CreateRun(ctx, run, payload); err != nil {
-			t.Fatal(err)
-		}
-		bodies[run.ID] = payload.Body
-	}
-	if err := p.db.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	createFlushed(t, p, bodies, 50, 100, now)
 	if m := p.db.Metrics(); m.BlobFiles.LiveCount == 0 {
 		t.Fatal("no blob file after writing 50 bodies of 2 KiB to the upgraded store")
 	}
