@@ -362,13 +362,14 @@ port_held() {
 # not listen on the port right after it had stopped there ("address already
 # in use"): the log then names what still held it.
 free_port() {
-	local port=$1 name=$2 held i
+	local port=$1 name=$2 held first="" i
 	for i in $(seq 1 100); do
 		held=$(port_held "$port" | tr '\n' ' ')
 		[[ " $held" == *" 0A/"* ]] || break
+		[ -n "$first" ] || first=$held
 		sleep 0.1
 	done
-	[ "$i" = 1 ] || log "$name: port $port was still held by a listener before its start; after $((i - 1)) tenths of a second: ${held:-free} (state/owner)"
+	[ -z "$first" ] || log "$name: port $port was still held before its start by: ${first}(state/owner); after $((i - 1)) tenths of a second: ${held:-free}"
 }
 wait_port() { # port pid name: pid listens on the port within 20 s
 	local port=$1 pid=$2 name=$3 i
