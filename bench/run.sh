@@ -348,7 +348,7 @@ listens() {
 # state as the kernel's hex code (0A listening) and the owner's pid:command
 # or "-" when no process holds it.
 port_held() {
-	local hex line st sock owner
+	local hex st sock owner
 	hex=$(printf ':%04X' "$1")
 	awk -v p="$hex" '$4 != "06" && substr($2, length($2) - 4) == p {print $4, $10}' /proc/net/tcp /proc/net/tcp6 2>/dev/null |
 		while read -r st sock; do

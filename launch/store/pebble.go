@@ -143,9 +143,10 @@ const (
 //   - Webhook bodies (pPayloads) of at least pebbleSeparateValues bytes
 //     are written to blob files when a memtable is flushed, and
 //     compactions carry references to them instead of rewriting them: a
-//     body is written to the log and once more at its flush, however often
-//     the tables around it are compacted (README.md, "The durable write
-//     path"). Every other record (runs, queue, keys, counters) stays in
+//     body is written to the log and once more at its flush, and copied
+//     again only when a table would point into more than
+//     MaxBlobReferenceDepth blob files or its blob file is mostly garbage
+//     (README.md, "The durable write path"). Every other record (runs, queue, keys, counters) stays in
 //     its table, where a lookup finds it without a second read. Pebble
 //     needs its columnar table format for this; a store written at an
 //     older format is moved up to FormatValueSeparation when it opens.
@@ -162,9 +163,9 @@ func pebbleOptions() *pebble.Options {
 			// compaction copies the values into a new one (pebble's own
 			// benchmark tool uses 10).
 			MaxBlobReferenceDepth: 10,
-			// Bodies are deleted when their run's retention ends; a blob
-			// file whose bodies are mostly gone is rewritten, not kept
-			// whole for the few still referenced.
+			// Bodies are deleted when their payload_ttl or their run's
+			// retention ends; a blob file whose bodies are mostly gone is
+			// rewritten, not kept whole for the few still referenced.
 			RewriteMinimumAge:  5 * time.Minute,
 			TargetGarbageRatio: 0.2,
 		}
