@@ -122,7 +122,8 @@ const (
 	// charged for, plus pebbleBlockCache.
 	pebbleCacheSize = pebbleMemTables*pebbleMemTableSize + pebbleBlockCache
 	// pebbleSeparateValues is the size from which a stored webhook body
-	// goes to a blob file (pebble's own benchmark tool uses the same).
+	// or run record goes to a blob file (pebble's own benchmark tool uses
+	// the same).
 	pebbleSeparateValues = 512
 )
 
@@ -140,14 +141,17 @@ const (
 //     keeps no block at all. With pebble's default 8 MiB beside two 32 MiB
 //     memtables every lookup read its table's index and filter blocks
 //     from the file again (README.md, "The durable write path").
-//   - Webhook bodies (pPayloads) of at least pebbleSeparateValues bytes
-//     are written to blob files when a memtable is flushed, and
-//     compactions carry references to them instead of rewriting them: a
-//     body is written to the log and once more at its flush, and copied
-//     again only when a table would point into more than
-//     MaxBlobReferenceDepth blob files or its blob file is mostly garbage
-//     (README.md, "The durable write path"). Every other record (runs, queue, keys, counters) stays in
-//     its table, where a lookup finds it without a second read. Pebble
+//   - Webhook bodies (pPayloads) and run records (pRuns) of at least
+//     pebbleSeparateValues bytes are written to blob files when a memtable
+//     is flushed, and compactions carry references to them instead of
+//     rewriting them: a value is written to the log and once more at its
+//     flush, and copied again only when a table would point into more
+//     than MaxBlobReferenceDepth blob files or its blob file is mostly
+//     garbage (README.md, "The durable write path"). A run is read back
+//     once it is in a table only when its launch waited past a flush (a
+//     Valohai outage) or for the trigger log, so the second read costs
+//     little; the accept path's lookups (queue, delivery keys, counters)
+//     stay in their tables, where a lookup finds them without one. Pebble
 //     needs its columnar table format for this; a store written at an
 //     older format is moved up to FormatValueSeparation when it opens.
 func pebbleOptions() *pebble.Options {
@@ -164,8 +168,10 @@ func pebbleOptions() *pebble.Options {
 			// benchmark tool uses 10).
 			MaxBlobReferenceDepth: 10,
 			// Bodies are deleted when their payload_ttl or their run's
-			// retention ends; a blob file whose bodies are mostly gone is
-			// rewritten, not kept whole for the few still referenced.
+			// retention ends, and a run's record is written anew at each
+			// step of its launch; a blob file whose values are mostly
+			// gone is rewritten, not kept whole for the few still
+			// referenced.
 			RewriteMinimumAge:  5 * time.Minute,
 			TargetGarbageRatio: 0.2,
 		}
@@ -173,18 +179,27 @@ func pebbleOptions() *pebble.Options {
 	return o
 }
 
-// pebbleSpanPolicy lets values be separated in the payloads' key range
-// only (pebbleOptions).
+// pebbleSeparable are the key prefixes whose values may go to blob files,
+// in ascending order: the bodies and the run records, each about as large
+// as the webhook (pebbleOptions).
+var pebbleSeparable = []byte{pPayloads, pRuns}
+
+// pebbleSpanPolicy lets values be separated in the key ranges of
+// pebbleSeparable only; every other range keeps its values in its tables.
 func pebbleSpanPolicy(start []byte) (pebble.SpanPolicy, []byte, error) {
 	inline := pebble.SpanPolicy{ValueStoragePolicy: pebble.ValueStorageLowReadLatency}
-	switch {
-	case len(start) == 0 || start[0] < pPayloads:
-		return inline, []byte{pPayloads}, nil
-	case start[0] == pPayloads:
-		return pebble.SpanPolicy{}, []byte{pPayloads + 1}, nil
-	default:
-		return inline, nil, nil
+	if len(start) == 0 {
+		return inline, pebbleSeparable[:1], nil
 	}
+	for _, prefix := range pebbleSeparable {
+		switch {
+		case start[0] < prefix:
+			return inline, []byte{prefix}, nil
+		case start[0] == prefix:
+			return pebble.SpanPolicy{}, []byte{prefix + 1}, nil
+		}
+	}
+	return inline, nil, nil
 }
 
 // pebbleInlineOptions are pebbleOptions with every value kept in its table

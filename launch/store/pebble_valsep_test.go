@@ -42,10 +42,11 @@ func varied(n, seed int) []byte {
 	return b
 }
 
-// Webhook bodies go to blob files at a flush; run records stay in their
-// tables however large they are; every body and run reads back exact
-// after the flush and after a reopen (README.md, "The durable write path").
-func TestPebbleSeparatesBodiesIntoBlobFiles(t *testing.T) {
+// Webhook bodies and run records go to blob files at a flush; the other
+// records (here delivery keys with values as large) stay in their tables;
+// every body, run and key reads back exact after the flush and after a
+// reopen (README.md, "The durable write path").
+func TestPebbleSeparatesBodiesAndRunsIntoBlobFiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pebble")
 	p, err := OpenPebble(dir, BoltOptions{})
 	if err != nil {
@@ -53,7 +54,7 @@ func TestPebbleSeparatesBodiesIntoBlobFiles(t *testing.T) {
 	}
 	ctx, now := context.Background(), time.Now().UTC().Truncate(time.Millisecond)
 	const n = 200
-	var largeBodies, runBytes int
+	var separated, keyBytes int
 	bodies := map[string][]byte{}
 	for i := range n {
 		size := 4 << 10 // separated
@@ -61,40 +62,50 @@ func TestPebbleSeparatesBodiesIntoBlobFiles(t *testing.T) {
 			size = 100 // under pebbleSeparateValues: stays in its table
 		}
 		body := varied(size, i)
-		// Run records of 3 KiB: above the separation size, but runs are
-		// looked up by the dispatcher on every step and stay inline.
 		run, payload := valsepRun(i, body, 3<<10, now)
 		if err := p.CreateRun(ctx, run, payload); err != nil {
 			t.Fatal(err)
 		}
 		bodies[run.ID] = body
 		if size >= pebbleSeparateValues {
-			largeBodies += size
+			separated += size
 		}
-		runBytes += 3 << 10
+		separated += 3 << 10
+		// A delivery key whose value is as large as a body: above the
+		// separation size, but outside the separated ranges.
+		value := string(varied(2<<10, n+i))
+		if _, first, err := p.RememberKey(ctx, "delivery-"+run.ID, value, time.Hour, now); err != nil || !first {
+			t.Fatalf("delivery key of %s: first %v, %v", run.ID, first, err)
+		}
+		keyBytes += len(value)
 	}
 	if err := p.db.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	m := p.db.Metrics()
 	blob := m.Total().BlobBytesFlushed
-	if m.BlobFiles.LiveCount == 0 || blob < uint64(largeBodies) {
-		t.Fatalf("after a flush: %d blob files, %d bytes written to them; want the %d bytes of %d bodies of 4 KiB in blob files",
-			m.BlobFiles.LiveCount, blob, largeBodies, n-n/4)
+	if m.BlobFiles.LiveCount == 0 || blob < uint64(separated) {
+		t.Fatalf("after a flush: %d blob files, %d bytes written to them; want the %d bytes of %d bodies of 4 KiB and %d run records of 3 KiB in blob files",
+			m.BlobFiles.LiveCount, blob, separated, n-n/4, n)
 	}
-	if blob >= uint64(largeBodies+runBytes/2) {
-		t.Fatalf("%d bytes written to blob files for %d bytes of large bodies: run records (%d bytes) were separated too", blob, largeBodies, runBytes)
+	if blob >= uint64(separated+keyBytes/2) {
+		t.Fatalf("%d bytes written to blob files for %d bytes of bodies and runs: the delivery keys' values (%d bytes) were separated too", blob, separated, keyBytes)
 	}
 	check := func(s *Pebble) {
 		t.Helper()
-		for id, want := range bodies {
+		for i := range n {
+			id := fmt.Sprintf("run-%09d", i)
 			got, err := s.GetPayload(ctx, id)
-			if err != nil || !bytes.Equal(got.Body, want) || got.ContentType != "application/json" {
+			if want := bodies[id]; err != nil || !bytes.Equal(got.Body, want) || got.ContentType != "application/json" {
 				t.Fatalf("payload of %s: %d bytes, %v; want the %d bytes stored", id, len(got.Body), err, len(want))
 			}
 			run, err := s.GetRun(ctx, id)
 			if err != nil || run.ID != id || len(run.Actions) != 1 || len(run.Actions[0].Body) != 3<<10 {
 				t.Fatalf("run %s after the flush: %+v, %v", id, run, err)
+			}
+			want := string(varied(2<<10, n+i))
+			if held, first, err := s.RememberKey(ctx, "delivery-"+id, "again", time.Hour, now); err != nil || first || held != want {
+				t.Fatalf("delivery key of %s after the flush: first %v, %d bytes held, %v; want the %d bytes stored", id, first, len(held), err, len(want))
 			}
 		}
 	}
@@ -277,6 +288,40 @@ func BenchmarkPebbleValueSeparation(b *testing.B) {
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/run")
 				b.ReportMetric(float64(written)/float64(b.N), "written-B/run")
 			})
+		}
+	}
+}
+
+// pebbleSpanPolicy hands pebble spans that cover every prefix, each
+// separable exactly when it is in pebbleSeparable.
+func TestPebbleSpanPolicyCoversEveryPrefix(t *testing.T) {
+	separable := map[byte]bool{}
+	for _, p := range pebbleSeparable {
+		separable[p] = true
+	}
+	for _, prefix := range []byte{pDedupeExp, pRejectSeq, pQueueByRun, pDedupe, pPayloadExp, pRejections, pQuota, pPayloads, pQueue, pRuns, pSecrets, pRunsByTime} {
+		key := []byte{prefix, 0, 1}
+		// Pebble asks again from the end of each span it was given.
+		start := []byte{}
+		var policy pebble.SpanPolicy
+		for {
+			var end []byte
+			var err error
+			policy, end, err = pebbleSpanPolicy(start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if end == nil || bytes.Compare(key, end) < 0 {
+				break
+			}
+			if bytes.Compare(end, start) <= 0 {
+				t.Fatalf("span from %q ends at %q", start, end)
+			}
+			start = end
+		}
+		inline := policy.ValueStoragePolicy == pebble.ValueStorageLowReadLatency
+		if inline == separable[prefix] {
+			t.Errorf("prefix %q: values kept inline %v, want separable %v", prefix, inline, separable[prefix])
 		}
 	}
 }
