@@ -147,13 +147,14 @@ const (
 //     rewriting them: a value is written to the log and once more at its
 //     flush, and copied again only when a table would point into more
 //     than MaxBlobReferenceDepth blob files or its blob file is mostly
-//     garbage (README.md, "The durable write path"). A run is read back
-//     once it is in a table only when its launch waited past a flush (a
-//     Valohai outage) or for the trigger log, so the second read costs
-//     little; the accept path's lookups (queue, delivery keys, counters)
-//     stay in their tables, where a lookup finds them without one. Pebble
-//     needs its columnar table format for this; a store written at an
-//     older format is moved up to FormatValueSeparation when it opens.
+//     garbage (README.md, "The durable write path"). A run is read from a
+//     blob file only when it is read after its memtable's flush (a launch
+//     that waited out a Valohai outage, the trigger log, run-info), so the
+//     second read costs little; the accept path's lookups (queue, delivery
+//     keys, counters) stay in their tables, where a lookup finds them
+//     without one. Pebble needs its columnar table format for this; a
+//     store written at an older format is moved up to
+//     FormatValueSeparation when it opens.
 func pebbleOptions() *pebble.Options {
 	o := pebbleInlineOptions()
 	o.FormatMajorVersion = pebble.FormatValueSeparation

@@ -228,9 +228,15 @@ func processWritten(b *testing.B) int64 {
 	return 0
 }
 
+// valsepActionSize is the size of the action body in the benchmark's run
+// records, which makes them about as large as a run of bench/run.sh's
+// launch scenario (its execution body and payload URL): 990 bytes.
+const valsepActionSize = 712
+
 // BenchmarkPebbleValueSeparation: 32 goroutines commit what accepted
 // requests commit (a run, its body, queue entry, quota unit and delivery
-// key) on pebble with the store's options ("separated") and with every
+// key) on pebble with the store's options ("separated": bodies and run
+// records in blob files) and with every
 // value in its table ("inline", the store before value separation), at
 // 1 KiB and 1 MiB bodies. Per accepted request it reports the whole
 // process's CPU, background flushes and compactions included (cpu-ns/run),
@@ -271,7 +277,7 @@ func BenchmarkPebbleValueSeparation(b *testing.B) {
 							if i > int64(b.N) {
 								return
 							}
-							run, payload := valsepRun(int(i), body, 300, now)
+							run, payload := valsepRun(int(i), body, valsepActionSize, now)
 							if err := p.CreateRun(ctx, run, payload,
 								launch.KeyClaim("scope#delivery-"+run.ID, 24*time.Hour, now),
 								launch.QuotaClaim("scope#1000000000/1h#", 1_000_000_000, time.Hour, now)); err != nil {
