@@ -121,12 +121,13 @@ func TestPebbleSeparatesBodiesAndRunsIntoBlobFiles(t *testing.T) {
 	check(p)
 }
 
-// createFlushed stores runs from..to-1 with bodies of 2 KiB in s, notes
-// their bodies, and flushes the memtable to tables (and blob files).
+// createFlushed stores runs from..to-1 (records of 990 bytes) with bodies
+// of 2 KiB in s, notes their bodies, and flushes the memtable to tables
+// (and blob files).
 func createFlushed(t *testing.T, s *Pebble, bodies map[string][]byte, from, to int, now time.Time) {
 	t.Helper()
 	for i := from; i < to; i++ {
-		run, payload := valsepRun(i, varied(2<<10, i), 200, now)
+		run, payload := valsepRun(i, varied(2<<10, i), valsepActionSize, now)
 		if err := s.CreateRun(context.Background(), run, payload); err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +140,7 @@ func createFlushed(t *testing.T, s *Pebble, bodies map[string][]byte, from, to i
 
 // A store written before value separation (pebble's default format, every
 // value in its table) opens with everything it held, is moved up to
-// FormatValueSeparation, and separates the bodies written after; the
+// FormatValueSeparation, and separates the bodies and runs written after; the
 // previous build still opens and reads it.
 func TestPebbleOpensStoreWithValuesInline(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pebble")
@@ -196,6 +197,10 @@ func TestPebbleOpensStoreWithValuesInline(t *testing.T) {
 		got, err := back.GetPayload(ctx, id)
 		if err != nil || !bytes.Equal(got.Body, want) {
 			t.Fatalf("payload of %s after rolling back: %d bytes, %v", id, len(got.Body), err)
+		}
+		run, err := back.GetRun(ctx, id)
+		if err != nil || run.ID != id || len(run.Actions) != 1 || len(run.Actions[0].Body) != valsepActionSize {
+			t.Fatalf("run %s after rolling back: %v; want its one action of %d bytes", id, err, valsepActionSize)
 		}
 	}
 }
