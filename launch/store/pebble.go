@@ -187,20 +187,26 @@ var pebbleSeparable = []byte{pPayloads, pRuns}
 
 // pebbleSpanPolicy lets values be separated in the key ranges of
 // pebbleSeparable only; every other range keeps its values in its tables.
-func pebbleSpanPolicy(start []byte) (pebble.SpanPolicy, []byte, error) {
+var pebbleSpanPolicy = separateOnly(pebbleSeparable)
+
+// separateOnly is a span policy that lets values be separated in the key
+// ranges of prefixes (ascending) and keeps them inline everywhere else.
+func separateOnly(prefixes []byte) func(start []byte) (pebble.SpanPolicy, []byte, error) {
 	inline := pebble.SpanPolicy{ValueStoragePolicy: pebble.ValueStorageLowReadLatency}
-	if len(start) == 0 {
-		return inline, pebbleSeparable[:1], nil
-	}
-	for _, prefix := range pebbleSeparable {
-		switch {
-		case start[0] < prefix:
-			return inline, []byte{prefix}, nil
-		case start[0] == prefix:
-			return pebble.SpanPolicy{}, []byte{prefix + 1}, nil
+	return func(start []byte) (pebble.SpanPolicy, []byte, error) {
+		if len(start) == 0 {
+			return inline, prefixes[:1], nil
 		}
+		for _, prefix := range prefixes {
+			switch {
+			case start[0] < prefix:
+				return inline, []byte{prefix}, nil
+			case start[0] == prefix:
+				return pebble.SpanPolicy{}, []byte{prefix + 1}, nil
+			}
+		}
+		return inline, nil, nil
 	}
-	return inline, nil, nil
 }
 
 // pebbleInlineOptions are pebbleOptions with every value kept in its table

@@ -241,14 +241,16 @@ const valsepActionSize = 712
 // BenchmarkPebbleValueSeparation: 32 goroutines commit what accepted
 // requests commit (a run, its body, queue entry, quota unit and delivery
 // key) on pebble with the store's options ("separated": bodies and run
-// records in blob files) and with every
-// value in its table ("inline", the store before value separation), at
+// records in blob files), with the bodies alone in blob files ("bodies",
+// the store of bench/README.md's session 11) and with every value in its
+// table ("inline", the store before value separation), at
 // 1 KiB and 1 MiB bodies. Per accepted request it reports the whole
 // process's CPU, background flushes and compactions included (cpu-ns/run),
 // and the bytes pebble wrote: its log, and the tables and blob files of
 // flushes and compactions (written-B/run). Run it with a fixed count,
-// so both variants write the same amount (bench/README.md, "Webhook
-// bodies in blob files"):
+// so every variant writes the same amount (bench/README.md, "Webhook
+// bodies in blob files" and "Run records in blob files, and the trigger
+// without syncs"):
 //
 //	go test -run '^$' -bench 'PebbleValueSeparation/.*/1KiB' -benchtime 200000x ./launch/store
 //	go test -run '^$' -bench 'PebbleValueSeparation/.*/1MiB' -benchtime 800x ./launch/store
@@ -256,7 +258,12 @@ func BenchmarkPebbleValueSeparation(b *testing.B) {
 	variants := []struct {
 		name    string
 		options func() *pebble.Options
-	}{{"inline", pebbleInlineOptions}, {"separated", pebbleOptions}}
+	}{{"inline", pebbleInlineOptions}, {"bodies", func() *pebble.Options {
+		// Session 11's store: bodies in blob files, runs in their tables.
+		o := pebbleOptions()
+		o.Experimental.SpanPolicyFunc = separateOnly([]byte{pPayloads})
+		return o
+	}}, {"separated", pebbleOptions}}
 	for _, v := range variants {
 		for _, size := range []int{1 << 10, 1 << 20} {
 			name := fmt.Sprintf("%s/%dKiB", v.name, size>>10)
