@@ -8,6 +8,9 @@
 #   bench/run.sh -d 5 -r 5             # longer trials, more rounds
 #   bench/run.sh -s bare,chain -z 1k   # some scenarios, some sizes
 #   bench/run.sh --pin only            # pinned only (--pin none: unpinned only)
+#   bench/run.sh -s launch-pebble,webhook -z 1k --compare HEAD~1
+#                                      # this tree against another commit,
+#                                      # interleaved within every round
 #
 # Scenarios (-s, comma-separated; the table SCENARIOS_TABLE below defines them):
 #   bare          Caddy reads the body and answers `respond` (baseline)
@@ -55,6 +58,7 @@ SERVER_ENV=()       # NAME=VALUE settings for the Caddy servers under test (--se
 MEM_RUNS=10000
 OUT=""
 KEEP=0
+COMPARE=""          # a commit whose build every scenario also runs on (--compare)
 
 # The scenarios, one a line: name | Caddyfile in bench/caddyfiles/ ("-":
 # adnanh/webhook) | signing scheme | store of the valohai app: its kind
@@ -116,6 +120,10 @@ Options:
       --no-mem           skip the memory-per-10k-queued-runs measurement
       --no-profile       skip the CPU profiles
       --no-gobench       skip go test -bench VerifyGitHub|RawHMAC
+      --compare REV      also run every scenario but adnanh/webhook on the
+                         build of commit REV (as "<scenario>@<rev>"), right
+                         after the same scenario in every round, and table
+                         this tree against it (same-round ratios)
       --keep             keep the work folder (binaries, logs, stores)
 EOF
 }
@@ -143,6 +151,7 @@ while [ $# -gt 0 ]; do
 	--no-profile) PROFILE=0; shift ;;
 	--no-gobench) GOBENCH=0; shift ;;
 	--keep) KEEP=1; shift ;;
+	--compare) COMPARE=$2; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -172,6 +181,26 @@ done
 has_scen() { [[ ",$SCENARIOS," == *",$1,"* ]]; }
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# --compare: every scenario run by a Caddy also runs on the build of REV,
+# named "<scenario>@<short rev>", right after it in SCEN_LIST (so in every
+# round the two run back to back, in the other order the next round).
+declare -A SC_BIN=()
+if [ -n "$COMPARE" ]; then
+	COMPARE_REV=$(git -C "$REPO" rev-parse --verify --quiet "$COMPARE^{commit}") ||
+		{ echo "run.sh: --compare $COMPARE is not a commit of $REPO" >&2; exit 2; }
+	COMPARE_SHORT=$(git -C "$REPO" rev-parse --short "$COMPARE_REV")
+	with_compared=()
+	for s in "${SCEN_LIST[@]}"; do
+		with_compared+=("$s")
+		[ "${SC_FILE[$s]}" = - ] && continue
+		v="$s@$COMPARE_SHORT"
+		with_compared+=("$v")
+		SC_FILE[$v]=${SC_FILE[$s]} SC_SCHEME[$v]=${SC_SCHEME[$s]} SC_STORE[$v]=${SC_STORE[$s]}
+		SC_STORE_EXTRA[$v]=${SC_STORE_EXTRA[$s]} SC_KIND[$v]=info SC_LABEL[$v]="${SC_LABEL[$s]} (build $COMPARE_SHORT)"
+	done
+	SCEN_LIST=("${with_compared[@]}")
+	SCENARIOS=$(IFS=,; echo "${SCEN_LIST[*]}")
+fi
 WORK=$(mktemp -d /tmp/caddy-valohai-bench.XXXXXX)
 OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT" "$OUT/logs" "$WORK/data"
@@ -202,6 +231,7 @@ cleanup() {
 	local pid
 	for pid in "$LOAD_PID" "$SRV_PID" "$REDIS_PID" "$SIM_PID"; do stop_pid "$pid"; done
 	stop_redis_topology 2>/dev/null || true
+	[ -z "$COMPARE" ] || git -C "$REPO" worktree prune 2>/dev/null || true
 	if [ "$KEEP" = 0 ]; then # keep only the results
 		if [[ $OUT == "$WORK"/* ]]; then
 			find "$WORK" -mindepth 1 -maxdepth 1 ! -path "$OUT" -exec rm -rf {} +
@@ -271,6 +301,14 @@ log "building ./cmd/caddy and bench/benchtool once"
 (cd "$REPO" && go build -o "$WORK/caddy" ./cmd/caddy && go build -o "$WORK/benchtool" ./bench/benchtool) >>"$LOG" 2>&1 || die "build (see $LOG)"
 CADDY=$WORK/caddy
 BT=$WORK/benchtool
+if [ -n "$COMPARE" ]; then
+	log "building ./cmd/caddy of $COMPARE_SHORT (--compare) in a worktree"
+	git -C "$REPO" worktree add --detach --quiet "$WORK/compare-src" "$COMPARE_REV" >>"$LOG" 2>&1 || die "git worktree add $COMPARE_SHORT (see $LOG)"
+	if (cd "$WORK/compare-src" && go build -o "$WORK/caddy-$COMPARE_SHORT" ./cmd/caddy) >>"$LOG" 2>&1; then built=1; else built=0; fi
+	git -C "$REPO" worktree remove --force "$WORK/compare-src" >>"$LOG" 2>&1 || true
+	[ "$built" = 1 ] || die "build of $COMPARE_SHORT (see $LOG)"
+	for s in "${SCEN_LIST[@]}"; do [[ $s == *"@$COMPARE_SHORT" ]] && SC_BIN[$s]=$WORK/caddy-$COMPARE_SHORT; done
+fi
 
 SKIPPED=()
 skip() { SKIPPED+=("$1: $2"); log "skipping $1: $2"; }
@@ -319,7 +357,7 @@ for s in "${SCEN_LIST[@]}"; do
 	if [ "${SC_FILE[$s]}" != - ]; then
 		export BENCH_DATA=$WORK/data/adapt-$s
 		store_env "$s"
-		if ! why=$("$CADDY" adapt --adapter caddyfile --config "$REPO/bench/caddyfiles/${SC_FILE[$s]}.caddyfile" 2>&1 >/dev/null); then
+		if ! why=$("${SC_BIN[$s]:-$CADDY}" adapt --adapter caddyfile --config "$REPO/bench/caddyfiles/${SC_FILE[$s]}.caddyfile" 2>&1 >/dev/null); then
 			why=$(grep -m1 -i 'error' <<<"$why" || true)
 			skip "$s" "this build cannot load bench/caddyfiles/${SC_FILE[$s]}.caddyfile: $(sed -n 's/.*"msg":"\([^"]*\)".*/\1/p' <<<"$why" | grep . || head -c 300 <<<"$why")"
 			continue
@@ -459,7 +497,7 @@ start_server() {
 		wait_port "$BENCH_PORT" "$SRV_PID" "$name"
 		return
 	fi
-	env ${SERVER_ENV[@]+"${SERVER_ENV[@]}"} "${ON_SERVER[@]}" "$CADDY" run --adapter caddyfile --config "$REPO/bench/caddyfiles/${SC_FILE[$scen]}.caddyfile" \
+	env ${SERVER_ENV[@]+"${SERVER_ENV[@]}"} "${ON_SERVER[@]}" "${SC_BIN[$scen]:-$CADDY}" run --adapter caddyfile --config "$REPO/bench/caddyfiles/${SC_FILE[$scen]}.caddyfile" \
 		>"$OUT/logs/$name.log" 2>&1 &
 	SRV_PID=$!
 	wait_port "$BENCH_PORT" "$SRV_PID" "$name"
@@ -598,6 +636,7 @@ if [ "$PROFILE" = 1 ]; then
 	plist=(bare-respond:1k hmac:1k chain:1k chain-nolimit:1k)
 	first_embedded=""
 	for s in "${ACTIVE[@]}"; do
+		[[ $s == *@* ]] && continue # profiles and memory describe this tree only
 		[[ $s == launch-* ]] && plist+=("$s:1k")
 		[ -z "$first_embedded" ] && [ "${SC_KIND[$s]}" = launch-embedded ] && first_embedded=$s
 	done
@@ -656,7 +695,7 @@ if [ "$MEM" = 1 ] && [ -n "$SIM_PID" ]; then
 	}
 	for s in "${ACTIVE[@]}"; do
 		# memory per queued run: the embedded stores and the single redis
-		case $s in launch-sentinel | launch-cluster | *-dedupe) continue ;; esac
+		case $s in launch-sentinel | launch-cluster | *-dedupe | *@*) continue ;; esac
 		[[ $s == launch-* ]] && [ -z "${BROKEN[$s]:-}" ] || continue
 		name="mem-$s"
 		start_server "$s" "$name"
@@ -709,7 +748,7 @@ SUMMARY=$OUT/summary.md
 		"$((DURATION * 2))s after $((WARMUP * 2))s with $CONNS_1M connections for 1 MiB;" \
 		"pinned: server on CPU $SERVER_CPUS (GOMAXPROCS 1), wrk (1 thread), simulator and redis on CPU $CLIENT_CPUS;" \
 		"unpinned: no affinity, wrk with $NPROC threads;" \
-		"simulator delay $SIM_DELAY${SERVER_ENV[0]+; Caddy servers run with ${SERVER_ENV[*]}}. Figures are medians over rounds; ratios are medians of same-round, same-mode ratios." \
+		"simulator delay $SIM_DELAY${SERVER_ENV[0]+; Caddy servers run with ${SERVER_ENV[*]}}${COMPARE:+; every scenario also on the build of $COMPARE_SHORT (--compare $COMPARE)}. Figures are medians over rounds; ratios are medians of same-round, same-mode ratios." \
 		"Profiles, memory and the micro-benchmark: ${MODES[0]}."
 	"$BT" report -trials "$TRIALS" -scenarios "$OUT/scenarios.tsv" -conns "$CONNS" ${MEMTSV:+-mem "$MEMTSV"} ${GOBENCH_DIR:+-gobench "$GOBENCH_DIR"}
 	if [ ${#SKIPPED[@]} -gt 0 ]; then

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -373,5 +374,57 @@ func TestReportTablesGroupCommits(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "Group commits") {
 		t.Fatalf("an old trials.tsv got a group commits table\n%s", out.String())
+	}
+}
+
+// run.sh --compare REV runs each scenario also as "name@REV" on that
+// build: the report tables this build against it, as medians of
+// same-round ratios, so a slow phase of the host slows both sides.
+func TestReportComparesBuildsWithinRounds(t *testing.T) {
+	dir := t.TempDir()
+	var trials string
+	// this build: 1000, 100 (a slow round), 1000 req/s at 0.5 ms CPU per
+	// request; the compared build 800, 80, 900 req/s at 0.6 ms: ratios
+	// 1.25, 1.25, 1.11 (median 1.25) and a CPU ratio of 1.2 each round.
+	for r, rps := range []struct{ this, old int }{{1000, 800}, {100, 80}, {1000, 900}} {
+		p := fmt.Sprintf("%d\tpinned\t1k\t", r+1)
+		trials += p + fmt.Sprintf("launch-pebble\t%d\t0\t0\t1000000\t1000\t2000\t%g\t1024\t0\n", rps.this, float64(rps.this)*0.0005) +
+			p + fmt.Sprintf("launch-pebble@09be731\t%d\t0\t0\t1000000\t1000\t2000\t%g\t1024\t0\n", rps.old, float64(rps.old)*0.0006) +
+			p + "webhook\t300\t0\t0\t1000000\t45000\t900000\t1\t56320\t0\n"
+	}
+	path := filepath.Join(dir, "trials.tsv")
+	if err := os.WriteFile(path, []byte(trialsHeader+trials), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	scen := filepath.Join(dir, "scenarios.tsv")
+	if err := os.WriteFile(scen, []byte("launch-pebble\tlaunch-embedded\tthe pebble trigger\n"+
+		"launch-pebble@09be731\tinfo\tthe pebble trigger (build 09be731)\nwebhook\tbaseline\tadnanh/webhook\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := cmdReport([]string{"-trials", path, "-scenarios", scen}, &out); err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(out.String(), "### This build against the compared one")
+	table, _, _ = strings.Cut(table, "\n### ")
+	want := "| launch-pebble vs 09be731 | 1 KiB | pinned | 3 | 1.25× [1.11–1.25×] | 1.20× |"
+	if !ok || !strings.Contains(table, want) {
+		t.Fatalf("report lacks the comparison row %q\n%s", want, out.String())
+	}
+	if strings.Contains(table, "webhook |") {
+		t.Fatalf("a scenario without a compared build has a row:\n%s", table)
+	}
+
+	// Without compared scenarios there is no such table.
+	plain := strings.Join(slices.DeleteFunc(strings.Split(trials, "\n"), func(l string) bool { return strings.Contains(l, "@") }), "\n")
+	if err := os.WriteFile(path, []byte(trialsHeader+plain), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := cmdReport([]string{"-trials", path}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "against the compared one") {
+		t.Fatalf("a run without --compare got a comparison table\n%s", out.String())
 	}
 }

@@ -227,6 +227,13 @@ type summary struct {
 	// round: the goals table shows their spread next to the median
 	roundsVsBare, roundsVsWebhook, roundsVsRespond []float64
 	rounds                                         int
+	// For a scenario run on the build it is compared with ("name@rev",
+	// run.sh --compare): the same-round ratios of the scenario on this
+	// build to it, req/s and CPU per request (above 1: this build is
+	// faster, or cheaper), their medians and the rounds they came from.
+	vsCompared, vsComparedCPU float64
+	roundsVsCompared          []float64
+	comparedRounds            int
 	// The embedded store's group commits, medians over the rounds that
 	// recorded any: commits a second, accepted requests and writes per
 	// commit, and a commit's mean duration until durable (ms).
@@ -275,7 +282,8 @@ func summarize(trials []trial) summaries {
 		for name, rounds := range scen {
 			var s summary
 			var rps, p50, p99, cpu, hwm, busy, aux, vb, vw, vbc, vwc, vr, vrc []float64
-			var cps, rpc, wpc, cms []float64
+			var cps, rpc, wpc, cms, vc, vcc []float64
+			base, _, compared := strings.Cut(name, "@")
 			for r, t := range rounds {
 				s.trials++
 				s.non2xx += t.Non2xx
@@ -310,7 +318,12 @@ func summarize(trials []trial) summaries {
 					vw = append(vw, t.RPS()/w.RPS())
 					vwc = append(vwc, w.CPUPer1k()/t.CPUPer1k())
 				}
+				if b, ok := scen[base][r]; compared && ok && t.RPS() > 0 && b.CPUPer1k() > 0 {
+					vc = append(vc, b.RPS()/t.RPS())
+					vcc = append(vcc, t.CPUPer1k()/b.CPUPer1k())
+				}
 			}
+			s.vsCompared, s.vsComparedCPU, s.roundsVsCompared, s.comparedRounds = median(vc), median(vcc), vc, len(vc)
 			s.rps, s.p50, s.p99, s.cpu1k, s.hwm = median(rps), median(p50), median(p99), median(cpu), median(hwm)
 			s.busy, s.aux1k = median(busy), median(aux)
 			s.vsBare, s.vsWebhook, s.rounds = median(vb), median(vw), len(rounds)
@@ -611,6 +624,7 @@ func writeReport(w io.Writer, sum summaries, o reportOptions) error {
 	}
 
 	writeCommits(w, sum, o.scenarios)
+	writeComparison(w, sum, o.scenarios)
 
 	heading(w, "Goals",
 		"A goal holds only when it holds both pinned and unpinned, as medians of at least 3 interleaved rounds. Ratios are req/s, with the CPU-per-request ratio beside them.",
@@ -829,6 +843,41 @@ func writeCommits(w io.Writer, sum summaries, scenarios []scenarioDef) {
 				}
 				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", si.label, sizeLabel(size), pin,
 					f0(s.commitsPerS), f2(s.requestsPerCommit), f2(s.writesPerCommit), f2(s.commitMS))
+			}
+		}
+	}
+}
+
+// writeComparison tables each scenario against the same scenario on the
+// build run.sh --compare named ("name@rev" in scenarios): the medians of
+// same-round, same-mode ratios, this build ÷ that one, with their spread.
+// Nothing is written for a run without such scenarios.
+func writeComparison(w io.Writer, sum summaries, scenarios []scenarioDef) {
+	header := false
+	for _, size := range sizeOrder {
+		for _, pin := range pinOrder {
+			for _, si := range scenarios {
+				base, rev, ok := strings.Cut(si.key, "@")
+				if !ok {
+					continue
+				}
+				s, ok := sum.get(pin, size, si.key)
+				if !ok || s.comparedRounds == 0 {
+					continue
+				}
+				if !header {
+					heading(w, "This build against the compared one",
+						"Each scenario on this build against the same scenario on the build `run.sh --compare` named, within a round and a pin mode: medians of the same-round ratios, with their spread. Above 1 this build answered more requests per second, or spent less CPU per request.",
+						"| scenario | body | placement | rounds | req/s, this build ÷ compared | CPU per request, compared ÷ this build |",
+						"|---|---|---|---:|---:|---:|")
+					header = true
+				}
+				valid := "" // a trial that failed requests measures no work
+				if b, ok := sum.get(pin, size, base); !s.valid() || !ok || !b.valid() {
+					valid = " (failed requests)"
+				}
+				fmt.Fprintf(w, "| %s vs %s | %s | %s | %d | %s%s%s | %s |\n", base, rev, sizeLabel(size), pin, s.comparedRounds,
+					ratio(s.vsCompared), roundSpread(s.roundsVsCompared), valid, ratio(s.vsComparedCPU))
 			}
 		}
 	}
