@@ -345,15 +345,10 @@ func TestReportTablesGroupCommits(t *testing.T) {
 	if err := os.WriteFile(path, []byte(header+trials), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	if err := cmdReport([]string{"-trials", path}, &out); err != nil {
-		t.Fatal(err)
-	}
-	_, table, ok := strings.Cut(out.String(), "### Group commits of the embedded stores")
-	table, _, _ = strings.Cut(table, "\n### ")
+	table, report := reportSection(t, "Group commits of the embedded stores", "-trials", path)
 	want := "| chain + `valohai_launch` wait 0s, bbolt store | 1 KiB | pinned | 50 | 7.00 | 7.20 | 0.50 |"
-	if !ok || !strings.Contains(table, want) {
-		t.Fatalf("report lacks the group commits table row %q\n%s", want, out.String())
+	if !strings.Contains(table, want) {
+		t.Fatalf("report lacks the group commits table row %q\n%s", want, report)
 	}
 	if strings.Contains(table, "webhook payload") {
 		t.Fatalf("a scenario without commits has a row:\n%s", table)
@@ -368,13 +363,24 @@ func TestReportTablesGroupCommits(t *testing.T) {
 	if err := os.WriteFile(path, []byte(trialsHeader+old), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out.Reset()
-	if err := cmdReport([]string{"-trials", path}, &out); err != nil {
+	if _, report := reportSection(t, "", "-trials", path); strings.Contains(report, "Group commits") {
+		t.Fatalf("an old trials.tsv got a group commits table\n%s", report)
+	}
+}
+
+// reportSection runs benchtool report with args and returns the table
+// under the heading title ("" when it has none) and the whole report.
+func reportSection(t *testing.T, title string, args ...string) (table, report string) {
+	t.Helper()
+	var out bytes.Buffer
+	if err := cmdReport(args, &out); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(out.String(), "Group commits") {
-		t.Fatalf("an old trials.tsv got a group commits table\n%s", out.String())
+	report = out.String()
+	if _, after, ok := strings.Cut(report, "### "+title+"\n"); ok && title != "" {
+		table, _, _ = strings.Cut(after, "\n### ")
 	}
+	return table, report
 }
 
 // run.sh --compare REV runs each scenario also as "name@REV" on that
@@ -401,15 +407,10 @@ func TestReportComparesBuildsWithinRounds(t *testing.T) {
 		"launch-pebble@09be731\tinfo\tthe pebble trigger (build 09be731)\nwebhook\tbaseline\tadnanh/webhook\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	if err := cmdReport([]string{"-trials", path, "-scenarios", scen}, &out); err != nil {
-		t.Fatal(err)
-	}
-	_, table, ok := strings.Cut(out.String(), "### This build against the compared one")
-	table, _, _ = strings.Cut(table, "\n### ")
+	table, report := reportSection(t, "This build against the compared one", "-trials", path, "-scenarios", scen)
 	want := "| launch-pebble vs 09be731 | 1 KiB | pinned | 3 | 1.25× [1.11–1.25×] | 1.20× |"
-	if !ok || !strings.Contains(table, want) {
-		t.Fatalf("report lacks the comparison row %q\n%s", want, out.String())
+	if !strings.Contains(table, want) {
+		t.Fatalf("report lacks the comparison row %q\n%s", want, report)
 	}
 	if strings.Contains(table, "webhook |") {
 		t.Fatalf("a scenario without a compared build has a row:\n%s", table)
@@ -420,11 +421,7 @@ func TestReportComparesBuildsWithinRounds(t *testing.T) {
 	if err := os.WriteFile(path, []byte(trialsHeader+plain), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out.Reset()
-	if err := cmdReport([]string{"-trials", path}, &out); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(out.String(), "against the compared one") {
-		t.Fatalf("a run without --compare got a comparison table\n%s", out.String())
+	if _, report := reportSection(t, "", "-trials", path); strings.Contains(report, "against the compared one") {
+		t.Fatalf("a run without --compare got a comparison table\n%s", report)
 	}
 }

@@ -826,25 +826,17 @@ func verdict(ok bool) string {
 // fsync, and how long a commit took until durable. Nothing is written for
 // a run without them (no embedded store measured, or an old trials.tsv).
 func writeCommits(w io.Writer, sum summaries, scenarios []scenarioDef) {
-	header := false
-	for _, size := range sizeOrder {
-		for _, pin := range pinOrder {
-			for _, si := range scenarios {
-				s, ok := sum.get(pin, size, si.key)
-				if !ok || s.commitRounds == 0 {
-					continue
-				}
-				if !header {
-					heading(w, "Group commits of the embedded stores",
-						"From the gateway's `caddy_valohai_store_commit_*` metrics over each measured trial, medians over rounds. Writes count the launches' claims and results besides the accepted requests.",
-						"| scenario | body | placement | commits/s | accepted requests per commit | writes per commit | mean commit ms (until durable) |",
-						"|---|---|---|---:|---:|---:|---:|")
-					header = true
-				}
-				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", si.label, sizeLabel(size), pin,
-					f0(s.commitsPerS), f2(s.requestsPerCommit), f2(s.writesPerCommit), f2(s.commitMS))
-			}
-		}
+	rows := reportRows(sum, scenarios, func(_ scenarioDef, s summary) bool { return s.commitRounds > 0 })
+	if len(rows) == 0 {
+		return
+	}
+	heading(w, "Group commits of the embedded stores",
+		"From the gateway's `caddy_valohai_store_commit_*` metrics over each measured trial, medians over rounds. Writes count the launches' claims and results besides the accepted requests.",
+		"| scenario | body | placement | commits/s | accepted requests per commit | writes per commit | mean commit ms (until durable) |",
+		"|---|---|---|---:|---:|---:|---:|")
+	for _, r := range rows {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", r.si.label, sizeLabel(r.size), r.pin,
+			f0(r.s.commitsPerS), f2(r.s.requestsPerCommit), f2(r.s.writesPerCommit), f2(r.s.commitMS))
 	}
 }
 
@@ -853,34 +845,48 @@ func writeCommits(w io.Writer, sum summaries, scenarios []scenarioDef) {
 // same-round, same-mode ratios, this build ÷ that one, with their spread.
 // Nothing is written for a run without such scenarios.
 func writeComparison(w io.Writer, sum summaries, scenarios []scenarioDef) {
-	header := false
+	rows := reportRows(sum, scenarios, func(si scenarioDef, s summary) bool {
+		return strings.Contains(si.key, "@") && s.comparedRounds > 0
+	})
+	if len(rows) == 0 {
+		return
+	}
+	heading(w, "This build against the compared one",
+		"Each scenario on this build against the same scenario on the build `run.sh --compare` named, within a round and a pin mode: medians of the same-round ratios, with their spread. Above 1 this build answered more requests per second, or spent less CPU per request.",
+		"| scenario | body | placement | rounds | req/s, this build ÷ compared | CPU per request, compared ÷ this build |",
+		"|---|---|---|---:|---:|---:|")
+	for _, r := range rows {
+		base, rev, _ := strings.Cut(r.si.key, "@")
+		valid := "" // a trial that failed requests measures no work
+		if b, ok := sum.get(r.pin, r.size, base); !r.s.valid() || !ok || !b.valid() {
+			valid = " (failed requests)"
+		}
+		fmt.Fprintf(w, "| %s vs %s | %s | %s | %d | %s%s%s | %s |\n", base, rev, sizeLabel(r.size), r.pin, r.s.comparedRounds,
+			ratio(r.s.vsCompared), roundSpread(r.s.roundsVsCompared), valid, ratio(r.s.vsComparedCPU))
+	}
+}
+
+// reportRow is one scenario's summary at one size in one pin mode.
+type reportRow struct {
+	size, pin string
+	si        scenarioDef
+	s         summary
+}
+
+// reportRows are the measured summaries that keep accepts, by size, then
+// pin mode, then the scenarios' order: the rows of a table.
+func reportRows(sum summaries, scenarios []scenarioDef, keep func(scenarioDef, summary) bool) []reportRow {
+	var rows []reportRow
 	for _, size := range sizeOrder {
 		for _, pin := range pinOrder {
 			for _, si := range scenarios {
-				base, rev, ok := strings.Cut(si.key, "@")
-				if !ok {
-					continue
+				if s, ok := sum.get(pin, size, si.key); ok && keep(si, s) {
+					rows = append(rows, reportRow{size, pin, si, s})
 				}
-				s, ok := sum.get(pin, size, si.key)
-				if !ok || s.comparedRounds == 0 {
-					continue
-				}
-				if !header {
-					heading(w, "This build against the compared one",
-						"Each scenario on this build against the same scenario on the build `run.sh --compare` named, within a round and a pin mode: medians of the same-round ratios, with their spread. Above 1 this build answered more requests per second, or spent less CPU per request.",
-						"| scenario | body | placement | rounds | req/s, this build ÷ compared | CPU per request, compared ÷ this build |",
-						"|---|---|---|---:|---:|---:|")
-					header = true
-				}
-				valid := "" // a trial that failed requests measures no work
-				if b, ok := sum.get(pin, size, base); !s.valid() || !ok || !b.valid() {
-					valid = " (failed requests)"
-				}
-				fmt.Fprintf(w, "| %s vs %s | %s | %s | %d | %s%s%s | %s |\n", base, rev, sizeLabel(size), pin, s.comparedRounds,
-					ratio(s.vsCompared), roundSpread(s.roundsVsCompared), valid, ratio(s.vsComparedCPU))
 			}
 		}
 	}
+	return rows
 }
 
 // heading writes a section's title, its introduction (none when empty)
