@@ -121,9 +121,10 @@ Options:
       --no-profile       skip the CPU profiles
       --no-gobench       skip go test -bench VerifyGitHub|RawHMAC
       --compare REV      also run every scenario but adnanh/webhook on the
-                         build of commit REV (as "<scenario>@<rev>"), right
-                         after the same scenario in every round, and table
-                         this tree against it (same-round ratios)
+                         build of commit REV (as "<scenario>@<rev>"), next
+                         to the same scenario in every round, and table
+                         this tree against it (same-round ratios; use an
+                         even number of rounds)
       --keep             keep the work folder (binaries, logs, stores)
 EOF
 }
