@@ -133,9 +133,10 @@ const (
 //   - Bloom filters on every level answer such a lookup from memory instead
 //     of reading an index and data block of each table (20% of the full
 //     trigger's CPU without them; bench/README.md).
-//   - A 32 MiB memtable (pebble's default is 4 MiB) holds about 20,000
-//     accepted 1 KiB requests before a flush, so a burst is not turned into
-//     a stream of small flushes and compactions.
+//   - A 32 MiB memtable (pebble's default is 4 MiB) holds about 15,000
+//     accepted 1 KiB requests (with their 1 KiB run records) before a
+//     flush, so a burst is not turned into a stream of small flushes and
+//     compactions.
 //   - The block cache is sized above the memtables: pebble charges every
 //     live memtable to it (Cache.Reserve), and a cache no larger than them
 //     keeps no block at all. With pebble's default 8 MiB beside two 32 MiB
