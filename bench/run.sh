@@ -486,7 +486,7 @@ start_server() {
 	URL=http://127.0.0.1:$BENCH_PORT/hook
 	SCHEME=${SC_SCHEME[$scen]}
 	DELIVERY=""
-	[[ $scen == *-dedupe ]] && DELIVERY=1
+	[[ ${scen%@*} == *-dedupe ]] && DELIVERY=1 # "@rev": the same on another build (--compare)
 	store_env "$scen"
 	store_hook start "$scen"
 	free_port "$BENCH_PORT" "$name"
@@ -617,7 +617,7 @@ for r in $(seq 1 "$ROUNDS"); do
 		for z in "${SIZE_LIST[@]}"; do
 			for s in "${order[@]}"; do
 				[ -n "${BROKEN[$s]:-}" ] && continue
-				[ "$s" = bare-respond ] && [ "$z" = 1m ] && continue
+				[ "${s%@*}" = bare-respond ] && [ "$z" = 1m ] && continue
 				run_trial "$r" "$z" "$s"
 			done
 		done
