@@ -33,6 +33,11 @@
 #                 sentinels started here), min_replicas_ack 1
 #   launch-cluster   the same on a 3-master Redis Cluster started here
 #   webhook       adnanh/webhook: payload-hmac-sha256 -> /bin/true (peer)
+#   step-route, step-app, step-route-app, step-hmac, step-timestamp
+#                 the chain built up one step at a time from bare-respond
+#                 (route, app, hmac, timestamp; chain-nolimit adds the
+#                 filter, chain the rate limit): diagnostics, run only when
+#                 named with -s
 # Sizes (-z): 1k, 1m.
 #
 # Every request is valid (signed at the start of its trial, timestamp
@@ -74,6 +79,11 @@ SCENARIOS_TABLE='
 bare|bare|github|-|baseline|bare Caddy `respond` (body read)
 bare-respond|bare-respond|github|-|baseline|bare Caddy `respond`, body left unread
 hmac|hmac|github|-|info|`webhook_hmac github` → respond
+step-route|step-route|slack|-|info|step: `respond` in `route /hook` as the chains, no app
+step-app|step-app|slack|file|info|step: `respond`, the valohai app loaded
+step-route-app|step-route-app|slack|file|info|step: `respond` in `route /hook`, the app loaded
+step-hmac|step-hmac|slack|file|info|step: + `webhook_hmac slack`
+step-timestamp|step-timestamp|slack|file|info|step: + `webhook_timestamp` (chain-nolimit adds the filter)
 chain|chain|slack|file|chain|hmac slack + timestamp + filter + rate_limit → respond
 chain-nolimit|chain-nolimit|slack|file|info|the chain without rate_limit (diagnostic)
 launch-bbolt|launch|slack|file bbolt|launch-embedded|chain + `valohai_launch` wait 0s, bbolt store
@@ -86,18 +96,20 @@ launch-cluster|launch-cluster|slack|cluster|launch-remote|the same on a 3-master
 webhook|-|github|-|baseline|adnanh/webhook payload-hmac-sha256 → /bin/true
 '
 declare -A SC_FILE=() SC_SCHEME=() SC_STORE=() SC_STORE_EXTRA=() SC_KIND=() SC_LABEL=()
-ALL_SCENARIOS=()
+ALL_SCENARIOS=() DEFAULT_SCENARIOS=()
 while IFS='|' read -r name file scheme store kind label; do
 	[ -n "$name" ] || continue
 	ALL_SCENARIOS+=("$name")
+	# the chain's steps are diagnostics: run when named (-s), not by default
+	[[ $name == step-* ]] || DEFAULT_SCENARIOS+=("$name")
 	SC_FILE[$name]=$file SC_SCHEME[$name]=$scheme SC_KIND[$name]=$kind SC_LABEL[$name]=$label
 	SC_STORE[$name]=${store%% *} SC_STORE_EXTRA[$name]=""
 	[[ $store == *" "* ]] && SC_STORE_EXTRA[$name]=" ${store#* }"
 done <<<"$SCENARIOS_TABLE"
-SCENARIOS=$(IFS=,; echo "${ALL_SCENARIOS[*]}")
+SCENARIOS=$(IFS=,; echo "${DEFAULT_SCENARIOS[*]}")
 
 usage() {
-	sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'
 	cat <<EOF
 
 Options:
