@@ -63,5 +63,5 @@ for case in cases:
     print(case["name"], "error" if "error" in expected[case["name"]] else "ok", file=sys.stderr)
 
 with open("expected.json", "w") as f:
-    json.dump({"valohai_cli": "git 3f5c191 (1.4.0)", "commit": COMMIT, "project": PROJECT, "cases": expected}, f, indent=2)
+    json.dump({"valohai_cli": "git a8abade (0.35.0)", "commit": COMMIT, "project": PROJECT, "cases": expected}, f, indent=2)
     f.write("\n")
